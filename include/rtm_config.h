@@ -1,0 +1,67 @@
+/*
+ * Plugin options (`plugin_opt_<name>` in mosquitto.conf), parsed and
+ * validated once at load. Pure: no Mosquitto calls; errors come back as a
+ * message that names the option.
+ */
+#ifndef RTM_CONFIG_H
+#define RTM_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RTM_PREFIX_MAX 128
+#define RTM_UID_MAX    64
+#define RTM_ID_MAX     64
+
+enum rtm_identity {
+    RTM_IDENTITY_AUTO,     /* username when there is one, else client id */
+    RTM_IDENTITY_USERNAME, /* username only */
+    RTM_IDENTITY_CLIENTID, /* client id only */
+};
+
+enum rtm_auth_mode {
+    RTM_AUTH_NONE,  /* accept every client */
+    RTM_AUTH_DEFER, /* another source authenticates; only observe */
+};
+
+enum rtm_other_topics {
+    RTM_OTHER_DEFER, /* another ACL source decides topics outside the prefix */
+    RTM_OTHER_ALLOW, /* allow every topic outside the prefix */
+};
+
+struct rtm_config {
+    char topic_prefix[RTM_PREFIX_MAX + 1]; /* no trailing slash */
+    size_t prefix_len;
+    enum rtm_identity identity;
+    enum rtm_auth_mode auth;
+    enum rtm_other_topics other_topics;
+    int64_t invite_timeout_ms;
+    int64_t ring_timeout_ms;
+    int64_t caller_grace_ms;
+    uint32_t max_invite_timeout_s;
+    uint32_t busy_limit;
+    uint32_t invite_rate; /* invitations a caller may start per minute */
+    uint32_t max_payload; /* bytes */
+    char **admin_users;
+    size_t admin_count;
+};
+
+struct rtm_option {
+    const char *key; /* without the plugin_opt_ prefix */
+    const char *value;
+};
+
+/* Fills every field with its documented default. */
+void rtm_config_defaults(struct rtm_config *cfg);
+
+/* Applies `opts` over the defaults. Returns 0, or -1 with `err` naming the
+ * offending option and why; on error `cfg` holds nothing to free. */
+int rtm_config_parse(struct rtm_config *cfg, const struct rtm_option *opts, size_t count,
+                     char *err, size_t err_len);
+
+void rtm_config_free(struct rtm_config *cfg);
+
+bool rtm_config_is_admin(const struct rtm_config *cfg, const char *uid);
+
+#endif

@@ -1,0 +1,133 @@
+/*
+ * The functional core of mosquitto-rtm: presence, call invitations and their
+ * timers. It never calls Mosquitto and never reads a clock. The adapter
+ * (plugin/plugin.c) passes `now_ms` (milliseconds since the epoch, derived
+ * from a monotonic clock) into every call and carries out what the core
+ * emits through the sink: publish this, log that. The unit tests drive the
+ * same functions with a fake clock and a recording sink.
+ */
+#ifndef RTM_CORE_H
+#define RTM_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rtm_config.h"
+
+enum rtm_log_level {
+    RTM_LOG_DEBUG,
+    RTM_LOG_INFO,
+    RTM_LOG_NOTICE,
+    RTM_LOG_WARNING,
+    RTM_LOG_ERR,
+};
+
+/* One message the core wants published. Every pointer is valid only for the
+ * duration of the sink call: the sink copies what it keeps. */
+struct rtm_publish {
+    const char *client_id; /* NULL: to every subscriber; else to that session only */
+    const char *topic;
+    const char *payload;
+    size_t payload_len;
+    int qos;
+    bool retain;
+};
+
+struct rtm_sink {
+    void *ud;
+    void (*publish)(void *ud, const struct rtm_publish *msg);
+    void (*log)(void *ud, enum rtm_log_level level, const char *line);
+};
+
+/* Who is speaking, as the adapter read it off the connection. `handle` is
+ * the broker's client pointer: sessions are keyed by it, never by client id,
+ * because a takeover authenticates the new connection before the old one
+ * disconnects. `uid` is the identity chosen by rtm_identity_uid(). */
+struct rtm_client {
+    const void *handle;
+    const char *uid;
+    const char *client_id;
+};
+
+enum rtm_access {
+    RTM_ACCESS_READ,
+    RTM_ACCESS_WRITE,
+    RTM_ACCESS_SUBSCRIBE,
+    RTM_ACCESS_UNSUBSCRIBE,
+};
+
+enum rtm_acl {
+    RTM_ACL_ALLOW,
+    RTM_ACL_DENY,
+    RTM_ACL_DEFER,
+};
+
+enum rtm_verdict {
+    RTM_PASS,    /* not ours or unchanged: let the broker deliver it as sent */
+    RTM_REPLACE, /* deliver with `payload` (stamped) instead of what was sent */
+    RTM_DENY,    /* drop it; the sender has been told why */
+};
+
+/* Result of rtm_core_message(). `payload` is malloc'd and owned by the
+ * caller when verdict is RTM_REPLACE, NULL otherwise. */
+struct rtm_message_result {
+    enum rtm_verdict verdict;
+    char *payload;
+    size_t payload_len;
+};
+
+struct rtm_core_stats {
+    size_t users;            /* uids the core holds state for */
+    size_t sessions;         /* tracked connections, confirmed or not */
+    size_t calls_live;       /* pending or ringing invitations */
+    size_t calls_remembered; /* ended invitations kept to answer late messages */
+    size_t timers;           /* armed timers */
+};
+
+struct rtm_core;
+
+/* Returns NULL when out of memory. `cfg` and `sink` must outlive the core. */
+struct rtm_core *rtm_core_new(const struct rtm_config *cfg, const struct rtm_sink *sink);
+
+/* Frees everything; publishes nothing. */
+void rtm_core_free(struct rtm_core *core);
+
+/* The uid a connection speaks as (SPEC 2): its username or client id as
+ * cfg->identity says, or NULL when that is missing or not a valid uid. */
+const char *rtm_identity_uid(const struct rtm_config *cfg, const char *username,
+                             const char *client_id);
+
+/* A connection passed our authentication step. It is tracked as unconfirmed
+ * until the next rtm_core_tick() (or its first publish or subscribe), because
+ * a later authentication source may still refuse it. Clients without a valid
+ * uid are not tracked. */
+void rtm_core_connect(struct rtm_core *core, const struct rtm_client *client, int64_t now_ms);
+
+/* A connection ended (clean, keepalive timeout, takeover, or refused). */
+void rtm_core_disconnect(struct rtm_core *core, const void *handle, int64_t now_ms);
+
+/* Once per broker loop iteration: confirms connections, publishes presence
+ * changes, delivers pending invitations to new sessions, fires due timers. */
+void rtm_core_tick(struct rtm_core *core, int64_t now_ms);
+
+/* A client published `topic` (already known to be under the prefix). */
+struct rtm_message_result rtm_core_message(struct rtm_core *core, const struct rtm_client *client,
+                                           const char *topic, const void *payload,
+                                           size_t payload_len, bool retain, int64_t now_ms);
+
+/* Access check for a topic or subscription filter under the prefix. */
+enum rtm_acl rtm_core_acl(struct rtm_core *core, const struct rtm_client *client,
+                          enum rtm_access access, const char *topic, const void *payload,
+                          size_t payload_len, int64_t now_ms);
+
+/* True when `topic` is under the configured prefix: the one comparison the
+ * hot path makes before deciding a topic is not ours. */
+bool rtm_core_owns_topic(const struct rtm_core *core, const char *topic);
+
+/* Milliseconds until the earliest armed timer, or -1 when none is armed. */
+int64_t rtm_core_next_due(const struct rtm_core *core, int64_t now_ms);
+
+void rtm_core_stats(const struct rtm_core *core, struct rtm_core_stats *out);
+
+#endif
