@@ -57,8 +57,8 @@ void rtm_config_defaults(struct rtm_config *cfg);
 
 /* Applies `opts` over the defaults. Returns 0, or -1 with `err` naming the
  * offending option and why; on error `cfg` holds nothing to free. */
-int rtm_config_parse(struct rtm_config *cfg, const struct rtm_option *opts, size_t count,
-                     char *err, size_t err_len);
+int rtm_config_parse(struct rtm_config *cfg, const struct rtm_option *opts, size_t count, char *err,
+                     size_t err_len);
 
 void rtm_config_free(struct rtm_config *cfg);
 

@@ -1,0 +1,100 @@
+/*
+ * Call messages as JSON: validating what clients send, and writing what the
+ * plugin delivers (stamped events, errors, presence). Pure, built on cJSON.
+ */
+#ifndef RTM_MESSAGE_H
+#define RTM_MESSAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rtm_config.h"
+
+#define RTM_CONTENT_MAX  4096
+#define RTM_RESPONSE_MAX 4096
+#define RTM_CHANNEL_MAX  64
+
+enum rtm_msg_type {
+    RTM_MSG_INVITE,
+    RTM_MSG_RINGING,
+    RTM_MSG_ACCEPT,
+    RTM_MSG_REFUSE,
+    RTM_MSG_CANCEL,
+    RTM_MSG_FAILURE, /* generated only */
+    RTM_MSG_NONE,    /* unknown: the request had no valid type */
+};
+
+enum rtm_err {
+    RTM_OK,
+    RTM_ERR_BAD_REQUEST,
+    RTM_ERR_UNKNOWN_INVITATION,
+    RTM_ERR_NOT_PARTY,
+    RTM_ERR_INVALID_STATE,
+    RTM_ERR_DUPLICATE_ID,
+    RTM_ERR_SELF_CALL,
+    RTM_ERR_RATE_LIMITED,
+    RTM_ERR_BUSY_LIMIT,
+};
+
+enum rtm_fail_reason {
+    RTM_FAIL_NONE,
+    RTM_FAIL_PEER_OFFLINE,
+    RTM_FAIL_NO_RESPONSE,
+    RTM_FAIL_EXPIRED,
+    RTM_FAIL_CALLER_OFFLINE,
+};
+
+/* A validated client request. String fields point into `json`, which the
+ * request owns; they are NULL when absent. */
+struct rtm_request {
+    enum rtm_msg_type type;
+    char id[RTM_ID_MAX + 1]; /* "" when the id was missing or invalid */
+    const char *content;
+    const char *channel;
+    const char *response;
+    uint32_t timeout_s; /* 0 when absent */
+    void *json;         /* cJSON * */
+};
+
+const char *rtm_msg_type_name(enum rtm_msg_type type);
+const char *rtm_err_code(enum rtm_err err);
+const char *rtm_fail_reason_name(enum rtm_fail_reason reason);
+
+bool rtm_utf8_valid(const char *s, size_t len);
+
+/* Parses and validates `payload`. On RTM_ERR_BAD_REQUEST, `*why` says what
+ * is wrong (a static string) and `out->type`/`out->id` hold whatever was
+ * valid. Always call rtm_request_free() afterwards. */
+enum rtm_err rtm_request_parse(const char *payload, size_t len, const struct rtm_config *cfg,
+                               struct rtm_request *out, const char **why);
+
+void rtm_request_free(struct rtm_request *req);
+
+/* Everything a delivered call event carries. NULL strings are left out,
+ * except content/channel on invites, which are written as "". */
+struct rtm_event {
+    enum rtm_msg_type type;
+    const char *id;
+    const char *caller;
+    const char *callee;
+    const char *by; /* NULL: "server" */
+    int64_t ts;
+    const char *content;
+    const char *channel;
+    int64_t expires_at; /* invites only */
+    const char *response;
+    enum rtm_fail_reason reason;
+};
+
+/* Each returns a malloc'd NUL-terminated JSON text and its length in `*len`,
+ * or NULL when out of memory. */
+char *rtm_event_json(const struct rtm_event *ev, size_t *len);
+char *rtm_error_json(enum rtm_err err, const char *message, const char *id,
+                     enum rtm_msg_type request, int64_t ts, size_t *len);
+char *rtm_presence_json(const char *uid, bool online, unsigned sessions, int64_t ts, size_t *len);
+
+/* Does a retained presence payload claim the user is online? */
+bool rtm_presence_payload_online(const void *payload, size_t len);
+
+#endif

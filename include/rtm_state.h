@@ -1,0 +1,156 @@
+/*
+ * The core's state and the functions its modules share. Only core modules
+ * include this; the adapter sees rtm_core.h alone.
+ *
+ * Ownership: the core owns users, sessions and calls. A user lives while a
+ * session, a call (live or remembered) or a timer needs it (`refs`), and is
+ * freed by rtm_user_release() when the last of them lets go.
+ */
+#ifndef RTM_STATE_H
+#define RTM_STATE_H
+
+#include <stdarg.h>
+
+#include "rtm_core.h"
+#include "rtm_hash.h"
+#include "rtm_heap.h"
+#include "rtm_list.h"
+#include "rtm_message.h"
+
+enum rtm_timer_kind {
+    RTM_TIMER_CALL,         /* struct rtm_call.timer */
+    RTM_TIMER_CALLER_GRACE, /* struct rtm_user.grace */
+};
+
+enum rtm_call_state {
+    RTM_CALL_PENDING,
+    RTM_CALL_RINGING,
+    RTM_CALL_ACCEPTED,
+    RTM_CALL_REFUSED,
+    RTM_CALL_CANCELED,
+    RTM_CALL_FAILED,
+};
+
+struct rtm_user {
+    struct rtm_hnode node;     /* core->users, keyed by uid */
+    struct rtm_timer grace;    /* caller_grace, armed while offline with live calls */
+    struct rtm_list sessions;  /* struct rtm_session.by_user */
+    struct rtm_list calls_out; /* live calls placed: struct rtm_call.out_link */
+    struct rtm_list calls_in;  /* live calls received: struct rtm_call.in_link */
+    struct rtm_list dirty;     /* in core->dirty while presence may need publishing */
+    int64_t rate_tokens;       /* invite bucket, in 1/60000 of an invitation */
+    int64_t rate_at;           /* when the bucket was last refilled */
+    uint32_t refs;             /* sessions + calls naming this user */
+    uint32_t confirmed;        /* confirmed sessions */
+    uint32_t unconfirmed;      /* sessions a later auth source may still refuse */
+    uint32_t busy;             /* live calls placed */
+    uint32_t shown_sessions;   /* what the last presence message said */
+    bool shown_online;
+    bool shown_known; /* a presence message was published this run */
+    char uid[];
+};
+
+struct rtm_session {
+    struct rtm_hnode node;       /* core->sessions, keyed by client handle */
+    struct rtm_list by_user;     /* user->sessions */
+    struct rtm_list unconfirmed; /* core->unconfirmed while not confirmed */
+    const void *handle;
+    struct rtm_user *user;
+    bool confirmed;
+    char client_id[];
+};
+
+struct rtm_call {
+    struct rtm_hnode node;    /* core->calls, keyed by id */
+    struct rtm_timer timer;   /* next deadline: invite, ring, or forget */
+    struct rtm_list out_link; /* caller->calls_out while live */
+    struct rtm_list in_link;  /* callee->calls_in while live */
+    struct rtm_user *caller;
+    struct rtm_user *callee;
+    struct rtm_user *ended_by; /* NULL: ended by the server (or live) */
+    char *content;             /* NULL once ended */
+    char *channel;
+    int64_t created_at;
+    int64_t invite_deadline; /* ringing must come by then (expires_at) */
+    int64_t ring_deadline;
+    uint8_t state;    /* enum rtm_call_state */
+    uint8_t reason;   /* enum rtm_fail_reason when failed */
+    bool callee_seen; /* the callee had a live session while pending */
+    char id[RTM_ID_MAX + 1];
+};
+
+struct rtm_core {
+    const struct rtm_config *cfg;
+    const struct rtm_sink *sink;
+    struct rtm_hash users;
+    struct rtm_hash sessions;
+    struct rtm_hash calls;
+    struct rtm_heap timers;
+    struct rtm_list dirty;       /* users whose presence may have changed */
+    struct rtm_list unconfirmed; /* sessions to confirm at the next tick */
+    size_t calls_live;
+};
+
+/* --- core.c: emitting ------------------------------------------------- */
+void rtm_core_log(struct rtm_core *core, enum rtm_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Publishes `payload` at QoS 1, not retained, to `uid`'s inbox: to every
+ * subscriber, or only to `client_id` when it is not NULL. */
+void rtm_core_to_inbox(struct rtm_core *core, const char *uid, const char *client_id,
+                       const char *payload, size_t len);
+/* Formats `{prefix}/{a}/{b}...` into buf; returns buf, or NULL if too long. */
+char *rtm_core_topic(const struct rtm_core *core, char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* --- users.c ------------------------------------------------------------ */
+struct rtm_user *rtm_user_find(struct rtm_core *core, const char *uid);
+/* Finds or creates; takes a reference. NULL when out of memory. */
+struct rtm_user *rtm_user_acquire(struct rtm_core *core, const char *uid);
+void rtm_user_hold(struct rtm_user *user);
+/* Drops a reference; frees the user when nothing needs it any more. */
+void rtm_user_release(struct rtm_core *core, struct rtm_user *user);
+/* Frees the user if nothing refers to it and no presence update is due. */
+void rtm_user_gc(struct rtm_core *core, struct rtm_user *user);
+/* True while the user has a confirmed or unconfirmed session. */
+bool rtm_user_live(const struct rtm_user *user);
+/* Takes one invitation from the user's bucket; false when it is empty. */
+bool rtm_user_take_invite_token(struct rtm_core *core, struct rtm_user *user, int64_t now);
+void rtm_users_free_all(struct rtm_core *core);
+
+/* --- presence.c ---------------------------------------------------------- */
+void rtm_presence_connect(struct rtm_core *core, const struct rtm_client *client, int64_t now);
+void rtm_presence_disconnect(struct rtm_core *core, const void *handle, int64_t now);
+/* Confirms the session of `handle` if it is unconfirmed (it has published or
+ * subscribed, so authentication has accepted it). */
+void rtm_presence_confirm_handle(struct rtm_core *core, const void *handle, int64_t now);
+/* Confirms every unconfirmed session and publishes presence changes. */
+void rtm_presence_tick(struct rtm_core *core, int64_t now);
+/* Called for READ of a retained presence message: false (and a corrected
+ * offline message published) when it claims online for a user who is not. */
+bool rtm_presence_read_ok(struct rtm_core *core, const char *uid, const void *payload, size_t len,
+                          int64_t now);
+void rtm_presence_free_all(struct rtm_core *core);
+
+/* --- invite.c ------------------------------------------------------------ */
+/* Applies a validated request from `sender` published to `peer`'s inbox.
+ * On RTM_OK, `*out`/`*out_len` is the stamped message to deliver in place of
+ * the original (malloc'd). On an error, `*why` explains it. */
+enum rtm_err rtm_invite_request(struct rtm_core *core, const char *sender, const char *peer,
+                                const struct rtm_request *req, int64_t now, char **out,
+                                size_t *out_len, char *why, size_t why_len);
+void rtm_invite_timer(struct rtm_core *core, struct rtm_call *call, int64_t now);
+/* The caller_grace of `user` ran out: fail every live call it placed. */
+void rtm_invite_caller_gone(struct rtm_core *core, struct rtm_user *user, int64_t now);
+/* A session of `user` became confirmed: mark its incoming calls as seen and
+ * deliver each pending invite to `client_id` alone. */
+void rtm_invite_session_up(struct rtm_core *core, struct rtm_user *user, const char *client_id,
+                           int64_t now);
+/* The user's live-session count went to zero or back above it. */
+void rtm_invite_user_offline(struct rtm_core *core, struct rtm_user *user, int64_t now);
+void rtm_invite_user_online(struct rtm_core *core, struct rtm_user *user);
+/* Re-delivers every pending invite to `client_id` (it subscribed to its inbox). */
+void rtm_invite_redeliver(struct rtm_core *core, struct rtm_user *user, const char *client_id,
+                          int64_t now);
+void rtm_invite_free_all(struct rtm_core *core);
+
+#endif

@@ -1,0 +1,51 @@
+/*
+ * Topic names and subscription filters under the prefix, and the rules of
+ * who may publish or read what (PROTOCOL.md section 2). Pure string work.
+ */
+#ifndef RTM_TOPIC_H
+#define RTM_TOPIC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum rtm_topic_kind {
+    RTM_TOPIC_OUTSIDE,  /* not under the prefix */
+    RTM_TOPIC_CALL,     /* {prefix}/u/{uid}/call */
+    RTM_TOPIC_PRESENCE, /* {prefix}/presence/{uid} */
+    RTM_TOPIC_DEVICE,   /* {prefix}/u/{uid}/devices/{device} */
+    RTM_TOPIC_INVALID,  /* under the prefix, but not one of the above */
+};
+
+struct rtm_topic {
+    enum rtm_topic_kind kind;
+    const char *uid; /* points into the topic; not NUL-terminated */
+    size_t uid_len;
+    const char *device;
+    size_t device_len;
+};
+
+/* 1-64 of A-Z a-z 0-9 _ . @ - */
+bool rtm_uid_valid(const char *s, size_t len);
+
+/* 1-64 of A-Z a-z 0-9 _ - (invitation ids and device ids) */
+bool rtm_id_valid(const char *s, size_t len);
+
+/* True when `topic` equals the prefix or starts with prefix + '/'. */
+bool rtm_topic_under_prefix(const char *prefix, size_t prefix_len, const char *topic);
+
+/* Classifies a concrete topic. Components with invalid uids or device ids
+ * make the topic RTM_TOPIC_INVALID. */
+enum rtm_topic_kind rtm_topic_parse(const char *prefix, size_t prefix_len, const char *topic,
+                                    struct rtm_topic *out);
+
+/* May `uid` subscribe to `filter` (under the prefix)? Only when every topic
+ * the filter can match is one `uid` may read; admins may read everything. */
+bool rtm_topic_filter_allowed(const char *prefix, size_t prefix_len, const char *filter,
+                              const char *uid, bool admin);
+
+/* Does `filter` match `uid`'s call inbox? (to deliver pending invitations
+ * when a session subscribes) */
+bool rtm_topic_filter_covers_inbox(const char *prefix, size_t prefix_len, const char *filter,
+                                   const char *uid);
+
+#endif

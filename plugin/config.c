@@ -1,0 +1,281 @@
+/*
+ * Plugin options. One table lists every option with its parser and limits;
+ * parsing walks the options Mosquitto hands over, finds each in the table,
+ * and stops at the first bad one with a message that names it.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rtm_config.h"
+#include "rtm_topic.h"
+
+enum opt_kind { OPT_SECONDS, OPT_UINT, OPT_ENUM, OPT_PREFIX, OPT_UID_LIST };
+
+struct opt_def {
+    const char *name;
+    enum opt_kind kind;
+    size_t offset;
+    uint64_t min;
+    uint64_t max;
+    const char *const *choices; /* OPT_ENUM: index = enum value */
+};
+
+static const char *const identity_choices[] = {"auto", "username", "clientid", NULL};
+static const char *const auth_choices[] = {"none", "defer", NULL};
+static const char *const other_choices[] = {"defer", "allow", NULL};
+
+#define FIELD(f) offsetof(struct rtm_config, f)
+#define DAY_S    86400
+
+static const struct opt_def opt_defs[] = {
+    {"topic_prefix", OPT_PREFIX, FIELD(topic_prefix), 0, 0, NULL},
+    {"identity", OPT_ENUM, FIELD(identity), 0, 0, identity_choices},
+    {"auth", OPT_ENUM, FIELD(auth), 0, 0, auth_choices},
+    {"other_topics", OPT_ENUM, FIELD(other_topics), 0, 0, other_choices},
+    {"invite_timeout", OPT_SECONDS, FIELD(invite_timeout_ms), 1, DAY_S, NULL},
+    {"ring_timeout", OPT_SECONDS, FIELD(ring_timeout_ms), 1, DAY_S, NULL},
+    {"caller_grace", OPT_SECONDS, FIELD(caller_grace_ms), 1, DAY_S, NULL},
+    {"max_invite_timeout", OPT_UINT, FIELD(max_invite_timeout_s), 1, DAY_S, NULL},
+    {"busy_limit", OPT_UINT, FIELD(busy_limit), 1, 1000000, NULL},
+    {"invite_rate", OPT_UINT, FIELD(invite_rate), 1, 1000000, NULL},
+    {"max_payload", OPT_UINT, FIELD(max_payload), 256, 268435455, NULL},
+    {"admin_users", OPT_UID_LIST, FIELD(admin_users), 0, 0, NULL},
+};
+
+void rtm_config_defaults(struct rtm_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    strcpy(cfg->topic_prefix, "rtm");
+    cfg->prefix_len = 3;
+    cfg->identity = RTM_IDENTITY_AUTO;
+    cfg->auth = RTM_AUTH_NONE;
+    cfg->other_topics = RTM_OTHER_DEFER;
+    cfg->invite_timeout_ms = 30 * 1000;
+    cfg->ring_timeout_ms = 60 * 1000;
+    cfg->caller_grace_ms = 10 * 1000;
+    cfg->max_invite_timeout_s = 120;
+    cfg->busy_limit = 16;
+    cfg->invite_rate = 60;
+    cfg->max_payload = 8192;
+}
+
+/* Mosquitto passes the rest of the line: trim it into `buf`. */
+static const char *trimmed(const char *value, char *buf, size_t size)
+{
+    while (isspace((unsigned char)*value))
+        value++;
+    size_t len = strlen(value);
+    while (len > 0 && isspace((unsigned char)value[len - 1]))
+        len--;
+    if (len >= size)
+        return NULL;
+    memcpy(buf, value, len);
+    buf[len] = '\0';
+    return buf;
+}
+
+static int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    if (!isdigit((unsigned char)*s))
+        return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_prefix(struct rtm_config *cfg, const char *s)
+{
+    size_t len = strlen(s);
+    while (len > 0 && s[len - 1] == '/')
+        len--;
+    if (len == 0 || len > RTM_PREFIX_MAX || s[0] == '/' || s[0] == '$')
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '+' || s[i] == '#' || (s[i] == '/' && s[i + 1] == '/'))
+            return -1;
+    }
+    memcpy(cfg->topic_prefix, s, len);
+    cfg->topic_prefix[len] = '\0';
+    cfg->prefix_len = len;
+    return 0;
+}
+
+static void free_list(char **list, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        free(list[i]);
+    free(list);
+}
+
+/* Copies the list item p[0..len) into `item`, trimmed; false if invalid. */
+static bool list_item(const char *p, size_t len, char *item, size_t size)
+{
+    char raw[RTM_UID_MAX + 64];
+    if (len >= sizeof(raw))
+        return false;
+    memcpy(raw, p, len);
+    raw[len] = '\0';
+    return trimmed(raw, item, size) && rtm_uid_valid(item, strlen(item));
+}
+
+static int parse_uid_list(struct rtm_config *cfg, const char *s)
+{
+    char **list = NULL;
+    size_t count = 0;
+    for (const char *p = s; *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char item[RTM_UID_MAX + 2];
+        if (!list_item(p, len, item, sizeof(item)))
+            goto fail;
+        char **grown = realloc(list, (count + 1) * sizeof(*list));
+        if (!grown)
+            goto fail;
+        list = grown;
+        if (!(list[count] = strdup(item)))
+            goto fail;
+        count++;
+        p += len + (comma ? 1 : 0);
+    }
+    free_list(cfg->admin_users, cfg->admin_count);
+    cfg->admin_users = list;
+    cfg->admin_count = count;
+    return 0;
+fail:
+    free_list(list, count);
+    return -1;
+}
+
+static int parse_enum(const char *const *choices, const char *s, int *out)
+{
+    for (int i = 0; choices[i]; i++) {
+        if (strcmp(choices[i], s) == 0) {
+            *out = i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int apply(struct rtm_config *cfg, const struct opt_def *def, const char *s)
+{
+    char *field = (char *)cfg + def->offset;
+    uint64_t v;
+    int e;
+    switch (def->kind) {
+    case OPT_SECONDS:
+        if (parse_uint(s, def->min, def->max, &v))
+            return -1;
+        *(int64_t *)(void *)field = (int64_t)v * 1000;
+        return 0;
+    case OPT_UINT:
+        if (parse_uint(s, def->min, def->max, &v))
+            return -1;
+        *(uint32_t *)(void *)field = (uint32_t)v;
+        return 0;
+    case OPT_ENUM:
+        if (parse_enum(def->choices, s, &e))
+            return -1;
+        memcpy(field, &e, sizeof(e)); /* every option enum is int-sized */
+        return 0;
+    case OPT_PREFIX:
+        return parse_prefix(cfg, s);
+    case OPT_UID_LIST:
+        return parse_uid_list(cfg, s);
+    }
+    return -1;
+}
+
+static void describe(const struct opt_def *def, char *err, size_t err_len)
+{
+    switch (def->kind) {
+    case OPT_SECONDS:
+    case OPT_UINT:
+        snprintf(err, err_len, "plugin_opt_%s must be a whole number from %llu to %llu", def->name,
+                 (unsigned long long)def->min, (unsigned long long)def->max);
+        break;
+    case OPT_ENUM: {
+        size_t used = (size_t)snprintf(err, err_len, "plugin_opt_%s must be one of:", def->name);
+        for (int i = 0; def->choices[i] && used < err_len; i++)
+            used += (size_t)snprintf(err + used, err_len - used, " %s", def->choices[i]);
+        break;
+    }
+    case OPT_PREFIX:
+        snprintf(err, err_len,
+                 "plugin_opt_%s must be 1-%d characters of topic levels, without '+', '#', "
+                 "a leading '/' or '$', or empty levels",
+                 def->name, RTM_PREFIX_MAX);
+        break;
+    case OPT_UID_LIST:
+        snprintf(
+            err, err_len,
+            "plugin_opt_%s must be a comma separated list of uids (1-64 of A-Z a-z 0-9 _ . @ -)",
+            def->name);
+        break;
+    }
+}
+
+static const struct opt_def *find_def(const char *name)
+{
+    for (size_t i = 0; i < sizeof(opt_defs) / sizeof(opt_defs[0]); i++) {
+        if (strcmp(opt_defs[i].name, name) == 0)
+            return &opt_defs[i];
+    }
+    return NULL;
+}
+
+static int check_consistency(const struct rtm_config *cfg, char *err, size_t err_len)
+{
+    if (cfg->invite_timeout_ms > (int64_t)cfg->max_invite_timeout_s * 1000) {
+        snprintf(err, err_len,
+                 "plugin_opt_invite_timeout must not exceed plugin_opt_max_invite_timeout");
+        return -1;
+    }
+    return 0;
+}
+
+int rtm_config_parse(struct rtm_config *cfg, const struct rtm_option *opts, size_t count, char *err,
+                     size_t err_len)
+{
+    char value[4096];
+    for (size_t i = 0; i < count; i++) {
+        const struct opt_def *def = find_def(opts[i].key);
+        if (!def) {
+            snprintf(err, err_len, "unknown option plugin_opt_%s", opts[i].key);
+            goto fail;
+        }
+        const char *v = trimmed(opts[i].value ? opts[i].value : "", value, sizeof(value));
+        if (!v || apply(cfg, def, v) != 0) {
+            describe(def, err, err_len);
+            goto fail;
+        }
+    }
+    if (check_consistency(cfg, err, err_len) == 0)
+        return 0;
+fail:
+    rtm_config_free(cfg);
+    return -1;
+}
+
+void rtm_config_free(struct rtm_config *cfg)
+{
+    free_list(cfg->admin_users, cfg->admin_count);
+    cfg->admin_users = NULL;
+    cfg->admin_count = 0;
+}
+
+bool rtm_config_is_admin(const struct rtm_config *cfg, const char *uid)
+{
+    for (size_t i = 0; uid && i < cfg->admin_count; i++) {
+        if (strcmp(cfg->admin_users[i], uid) == 0)
+            return true;
+    }
+    return false;
+}

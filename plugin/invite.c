@@ -1,0 +1,381 @@
+/*
+ * The call-invitation lifecycle (PROTOCOL.md section 4):
+ *
+ *   pending -> ringing -> accepted | refused | canceled | failed
+ *
+ * Each call has one timer armed for its next deadline: the invite deadline
+ * while pending, the ring deadline while ringing, and, once ended, the time
+ * it is forgotten. Ended calls are kept that long so late messages about
+ * them get invalid_state rather than unknown_invitation.
+ *
+ * Requests arrive validated (message.c); this file decides what they do,
+ * builds the stamped event that replaces the request, and publishes the
+ * copies that go to the other inbox.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rtm_state.h"
+
+#define REMEMBER_MIN_MS 60000
+
+static const char *const state_names[] = {"pending", "ringing",  "accepted",
+                                          "refused", "canceled", "failed"};
+
+static bool call_eq(const struct rtm_hnode *node, const void *key)
+{
+    return strcmp(rtm_container_of(node, struct rtm_call, node)->id, key) == 0;
+}
+
+static struct rtm_call *call_find(struct rtm_core *core, const char *id)
+{
+    struct rtm_hnode *n = rtm_hash_find(&core->calls, rtm_hash_bytes(id, strlen(id)), call_eq, id);
+    return n ? rtm_container_of(n, struct rtm_call, node) : NULL;
+}
+
+static bool call_live(const struct rtm_call *call)
+{
+    return call->state == RTM_CALL_PENDING || call->state == RTM_CALL_RINGING;
+}
+
+static void arm(struct rtm_core *core, struct rtm_call *call, int64_t due)
+{
+    if (rtm_heap_arm(&core->timers, &call->timer, due) != 0)
+        rtm_core_log(core, RTM_LOG_ERR, "rtm: out of memory arming the timer of call %s", call->id);
+}
+
+/* The stamped event for `call`. `by` NULL means the server. */
+static char *call_event(const struct rtm_call *call, enum rtm_msg_type type, const char *by,
+                        const char *response, int64_t ts, size_t *len)
+{
+    struct rtm_event ev = {
+        .type = type,
+        .id = call->id,
+        .caller = call->caller->uid,
+        .callee = call->callee->uid,
+        .by = by,
+        .ts = ts,
+        .content = call->content,
+        .channel = call->channel,
+        .expires_at = call->invite_deadline,
+        .response = response,
+        .reason = (enum rtm_fail_reason)call->reason,
+    };
+    return rtm_event_json(&ev, len);
+}
+
+static void to_inbox(struct rtm_core *core, const char *uid, const char *client_id,
+                     const char *json, size_t len)
+{
+    if (json)
+        rtm_core_to_inbox(core, uid, client_id, json, len);
+    else
+        rtm_core_log(core, RTM_LOG_ERR, "rtm: out of memory delivering to %s", uid);
+}
+
+/* Moves `call` into an ending state and starts the time it is remembered. */
+static void end_call(struct rtm_core *core, struct rtm_call *call, enum rtm_call_state state,
+                     enum rtm_fail_reason reason, struct rtm_user *by, int64_t now)
+{
+    call->state = (uint8_t)state;
+    call->reason = (uint8_t)reason;
+    if (by) {
+        rtm_user_hold(by);
+        call->ended_by = by;
+    }
+    rtm_list_remove(&call->out_link);
+    rtm_list_remove(&call->in_link);
+    call->caller->busy--;
+    core->calls_live--;
+    free(call->content);
+    free(call->channel);
+    call->content = call->channel = NULL;
+    if (rtm_list_empty(&call->caller->calls_out))
+        rtm_heap_disarm(&core->timers, &call->caller->grace);
+    int64_t remember = core->cfg->ring_timeout_ms;
+    arm(core, call, now + (remember > REMEMBER_MIN_MS ? remember : REMEMBER_MIN_MS));
+    rtm_core_log(core, RTM_LOG_INFO, "rtm: call %s %s -> %s %s%s%s by %s after %lld ms", call->id,
+                 call->caller->uid, call->callee->uid, state_names[state], reason ? ": " : "",
+                 rtm_fail_reason_name(reason), by ? by->uid : "server",
+                 (long long)(now - call->created_at));
+}
+
+static void forget_call(struct rtm_core *core, struct rtm_call *call)
+{
+    rtm_hash_remove(&core->calls, &call->node);
+    rtm_heap_disarm(&core->timers, &call->timer);
+    rtm_user_release(core, call->caller);
+    rtm_user_release(core, call->callee);
+    if (call->ended_by)
+        rtm_user_release(core, call->ended_by);
+    free(call->content);
+    free(call->channel);
+    free(call);
+}
+
+static void fail_call(struct rtm_core *core, struct rtm_call *call, enum rtm_fail_reason reason,
+                      int64_t now)
+{
+    end_call(core, call, RTM_CALL_FAILED, reason, NULL, now);
+    size_t len;
+    char *json = call_event(call, RTM_MSG_FAILURE, NULL, NULL, now, &len);
+    to_inbox(core, call->caller->uid, NULL, json, len);
+    to_inbox(core, call->callee->uid, NULL, json, len);
+    free(json);
+}
+
+void rtm_invite_timer(struct rtm_core *core, struct rtm_call *call, int64_t now)
+{
+    switch (call->state) {
+    case RTM_CALL_PENDING:
+        fail_call(core, call, call->callee_seen ? RTM_FAIL_NO_RESPONSE : RTM_FAIL_PEER_OFFLINE,
+                  now);
+        break;
+    case RTM_CALL_RINGING:
+        fail_call(core, call, RTM_FAIL_EXPIRED, now);
+        break;
+    default:
+        forget_call(core, call);
+        break;
+    }
+}
+
+static enum rtm_err refuse(enum rtm_err err, char *why, size_t why_len, const char *fmt,
+                           const char *arg)
+{
+    snprintf(why, why_len, fmt, arg);
+    return err;
+}
+
+static struct rtm_call *call_new(struct rtm_core *core, const struct rtm_request *req,
+                                 struct rtm_user *caller, struct rtm_user *callee, int64_t now)
+{
+    struct rtm_call *call = calloc(1, sizeof(*call));
+    if (!call)
+        return NULL;
+    call->content = req->content ? strdup(req->content) : NULL;
+    call->channel = req->channel ? strdup(req->channel) : NULL;
+    if ((req->content && !call->content) || (req->channel && !call->channel)) {
+        free(call->content);
+        free(call->channel);
+        free(call);
+        return NULL;
+    }
+    strcpy(call->id, req->id);
+    call->timer.kind = RTM_TIMER_CALL;
+    call->caller = caller;
+    call->callee = callee;
+    call->created_at = now;
+    int64_t wait = req->timeout_s ? (int64_t)req->timeout_s * 1000 : core->cfg->invite_timeout_ms;
+    call->invite_deadline = now + wait;
+    int64_t ring = now + core->cfg->ring_timeout_ms;
+    call->ring_deadline = ring > call->invite_deadline ? ring : call->invite_deadline;
+    call->callee_seen = callee->confirmed > 0;
+    return call;
+}
+
+/* An invite whose id is already known: a re-send, or a refusal. */
+static enum rtm_err known_invite(const struct rtm_call *call, const char *sender, const char *peer,
+                                 char **out, size_t *out_len, char *why, size_t why_len)
+{
+    if (strcmp(call->caller->uid, sender) != 0 ||
+        (call_live(call) && strcmp(call->callee->uid, peer) != 0))
+        return refuse(RTM_ERR_DUPLICATE_ID, why, why_len, "id %s belongs to another invitation",
+                      call->id);
+    if (!call_live(call))
+        return refuse(RTM_ERR_INVALID_STATE, why, why_len, "invitation %s has already ended",
+                      call->id);
+    *out = call_event(call, RTM_MSG_INVITE, sender, NULL, call->created_at, out_len);
+    return RTM_OK;
+}
+
+static enum rtm_err handle_invite(struct rtm_core *core, const char *sender, const char *peer,
+                                  const struct rtm_request *req, int64_t now, char **out,
+                                  size_t *out_len, char *why, size_t why_len)
+{
+    if (strcmp(sender, peer) == 0)
+        return refuse(RTM_ERR_SELF_CALL, why, why_len, "%s cannot invite itself", sender);
+    struct rtm_call *known = call_find(core, req->id);
+    if (known)
+        return known_invite(known, sender, peer, out, out_len, why, why_len);
+    struct rtm_user *caller = rtm_user_acquire(core, sender);
+    struct rtm_user *callee = caller ? rtm_user_acquire(core, peer) : NULL;
+    enum rtm_err err = RTM_OK;
+    if (!callee)
+        err = refuse(RTM_ERR_BAD_REQUEST, why, why_len, "%s", "server out of memory");
+    else if (caller->busy >= core->cfg->busy_limit)
+        err = refuse(RTM_ERR_BUSY_LIMIT, why, why_len,
+                     "%s already has busy_limit pending invitations", sender);
+    else if (!rtm_user_take_invite_token(core, caller, now))
+        err = refuse(RTM_ERR_RATE_LIMITED, why, why_len,
+                     "%s started more than invite_rate invitations in a minute", sender);
+    struct rtm_call *call = err == RTM_OK ? call_new(core, req, caller, callee, now) : NULL;
+    if (err == RTM_OK && !call)
+        err = refuse(RTM_ERR_BAD_REQUEST, why, why_len, "%s", "server out of memory");
+    if (err != RTM_OK) {
+        if (callee)
+            rtm_user_release(core, callee);
+        if (caller)
+            rtm_user_release(core, caller);
+        return err;
+    }
+    rtm_hash_insert(&core->calls, &call->node, rtm_hash_bytes(call->id, strlen(call->id)));
+    rtm_list_add_tail(&caller->calls_out, &call->out_link);
+    rtm_list_add_tail(&callee->calls_in, &call->in_link);
+    caller->busy++;
+    core->calls_live++;
+    arm(core, call, call->invite_deadline);
+    if (!rtm_user_live(caller)) /* e.g. a client the broker authenticated by certificate */
+        rtm_invite_user_offline(core, caller, now);
+    rtm_core_log(core, RTM_LOG_DEBUG, "rtm: call %s %s -> %s invited, ring by %lld", call->id,
+                 sender, peer, (long long)call->invite_deadline);
+    *out = call_event(call, RTM_MSG_INVITE, sender, NULL, now, out_len);
+    return RTM_OK;
+}
+
+static enum rtm_call_state ending_of(enum rtm_msg_type type)
+{
+    switch (type) {
+    case RTM_MSG_ACCEPT:
+        return RTM_CALL_ACCEPTED;
+    case RTM_MSG_REFUSE:
+        return RTM_CALL_REFUSED;
+    default:
+        return RTM_CALL_CANCELED;
+    }
+}
+
+/* ringing from the callee. */
+static enum rtm_err handle_ringing(struct rtm_core *core, struct rtm_call *call, int64_t now,
+                                   char **out, size_t *out_len, char *why, size_t why_len)
+{
+    if (!call_live(call))
+        return refuse(RTM_ERR_INVALID_STATE, why, why_len, "invitation %s has already ended",
+                      call->id);
+    if (call->state == RTM_CALL_PENDING) {
+        call->state = RTM_CALL_RINGING;
+        arm(core, call, call->ring_deadline);
+        rtm_core_log(core, RTM_LOG_DEBUG, "rtm: call %s ringing at %s", call->id,
+                     call->callee->uid);
+    }
+    *out = call_event(call, RTM_MSG_RINGING, call->callee->uid, NULL, now, out_len);
+    return RTM_OK;
+}
+
+/* accept, refuse or cancel, sent by `by`. The request itself reaches the
+ * other party's inbox; the sender's own inbox gets a copy, so its other
+ * devices learn the outcome too. */
+static enum rtm_err handle_ending(struct rtm_core *core, struct rtm_call *call,
+                                  const struct rtm_request *req, struct rtm_user *by, int64_t now,
+                                  char **out, size_t *out_len, char *why, size_t why_len)
+{
+    enum rtm_call_state ending = ending_of(req->type);
+    if (!call_live(call)) {
+        if (call->state != ending || call->ended_by != by)
+            return refuse(RTM_ERR_INVALID_STATE, why, why_len, "invitation %s has already ended",
+                          call->id);
+        /* The same request again (a QoS 1 retry): forward it again. */
+        *out = call_event(call, req->type, by->uid, req->response, now, out_len);
+        return RTM_OK;
+    }
+    end_call(core, call, ending, RTM_FAIL_NONE, by, now);
+    *out = call_event(call, req->type, by->uid, req->response, now, out_len);
+    if (*out)
+        to_inbox(core, by->uid, NULL, *out, *out_len);
+    return RTM_OK;
+}
+
+static enum rtm_err handle_party(struct rtm_core *core, const char *sender, const char *peer,
+                                 const struct rtm_request *req, int64_t now, char **out,
+                                 size_t *out_len, char *why, size_t why_len)
+{
+    struct rtm_call *call = call_find(core, req->id);
+    if (!call)
+        return refuse(RTM_ERR_UNKNOWN_INVITATION, why, why_len, "no invitation with id %s",
+                      req->id);
+    bool from_caller = req->type == RTM_MSG_CANCEL;
+    struct rtm_user *party = from_caller ? call->caller : call->callee;
+    struct rtm_user *other = from_caller ? call->callee : call->caller;
+    if (strcmp(party->uid, sender) != 0)
+        return refuse(RTM_ERR_NOT_PARTY, why, why_len,
+                      from_caller ? "only the caller of %s may cancel it"
+                                  : "only the callee of %s may answer it",
+                      call->id);
+    if (strcmp(other->uid, peer) != 0)
+        return refuse(RTM_ERR_BAD_REQUEST, why, why_len,
+                      from_caller ? "cancel must be published to the callee's inbox (%s)"
+                                  : "answers must be published to the caller's inbox (%s)",
+                      other->uid);
+    if (req->type == RTM_MSG_RINGING)
+        return handle_ringing(core, call, now, out, out_len, why, why_len);
+    return handle_ending(core, call, req, party, now, out, out_len, why, why_len);
+}
+
+enum rtm_err rtm_invite_request(struct rtm_core *core, const char *sender, const char *peer,
+                                const struct rtm_request *req, int64_t now, char **out,
+                                size_t *out_len, char *why, size_t why_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    enum rtm_err err = req->type == RTM_MSG_INVITE
+                           ? handle_invite(core, sender, peer, req, now, out, out_len, why, why_len)
+                           : handle_party(core, sender, peer, req, now, out, out_len, why, why_len);
+    if (err == RTM_OK && !*out)
+        err = refuse(RTM_ERR_BAD_REQUEST, why, why_len, "%s", "server out of memory");
+    return err;
+}
+
+void rtm_invite_caller_gone(struct rtm_core *core, struct rtm_user *user, int64_t now)
+{
+    while (!rtm_list_empty(&user->calls_out)) {
+        struct rtm_call *call = rtm_container_of(user->calls_out.next, struct rtm_call, out_link);
+        fail_call(core, call, RTM_FAIL_CALLER_OFFLINE, now);
+    }
+}
+
+void rtm_invite_redeliver(struct rtm_core *core, struct rtm_user *user, const char *client_id,
+                          int64_t now)
+{
+    (void)now;
+    for (struct rtm_list *l = user->calls_in.next; l != &user->calls_in; l = l->next) {
+        struct rtm_call *call = rtm_container_of(l, struct rtm_call, in_link);
+        size_t len;
+        char *json =
+            call_event(call, RTM_MSG_INVITE, call->caller->uid, NULL, call->created_at, &len);
+        to_inbox(core, user->uid, client_id, json, len);
+        free(json);
+    }
+}
+
+void rtm_invite_session_up(struct rtm_core *core, struct rtm_user *user, const char *client_id,
+                           int64_t now)
+{
+    for (struct rtm_list *l = user->calls_in.next; l != &user->calls_in; l = l->next)
+        rtm_container_of(l, struct rtm_call, in_link)->callee_seen = true;
+    rtm_invite_redeliver(core, user, client_id, now);
+}
+
+void rtm_invite_user_offline(struct rtm_core *core, struct rtm_user *user, int64_t now)
+{
+    if (!rtm_list_empty(&user->calls_out) && !rtm_timer_armed(&user->grace) &&
+        rtm_heap_arm(&core->timers, &user->grace, now + core->cfg->caller_grace_ms) != 0)
+        rtm_core_log(core, RTM_LOG_ERR, "rtm: out of memory arming caller_grace of %s", user->uid);
+}
+
+void rtm_invite_user_online(struct rtm_core *core, struct rtm_user *user)
+{
+    rtm_heap_disarm(&core->timers, &user->grace);
+}
+
+void rtm_invite_free_all(struct rtm_core *core)
+{
+    struct rtm_hnode *n;
+    while ((n = rtm_hash_pop(&core->calls)) != NULL) {
+        struct rtm_call *call = rtm_container_of(n, struct rtm_call, node);
+        free(call->content);
+        free(call->channel);
+        free(call);
+    }
+    core->calls_live = 0;
+}

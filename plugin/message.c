@@ -1,0 +1,327 @@
+/*
+ * Call messages as JSON. Requests are validated field by field before they
+ * touch any state; events are rebuilt from validated fields only, so nothing
+ * a client adds is ever forwarded and every stamped field is the server's.
+ */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rtm_message.h"
+#include "rtm_topic.h"
+
+static const char *const type_names[] = {
+    [RTM_MSG_INVITE] = "invite", [RTM_MSG_RINGING] = "ringing", [RTM_MSG_ACCEPT] = "accept",
+    [RTM_MSG_REFUSE] = "refuse", [RTM_MSG_CANCEL] = "cancel",   [RTM_MSG_FAILURE] = "failure",
+};
+
+static const char *const err_codes[] = {
+    [RTM_OK] = "ok",
+    [RTM_ERR_BAD_REQUEST] = "bad_request",
+    [RTM_ERR_UNKNOWN_INVITATION] = "unknown_invitation",
+    [RTM_ERR_NOT_PARTY] = "not_party",
+    [RTM_ERR_INVALID_STATE] = "invalid_state",
+    [RTM_ERR_DUPLICATE_ID] = "duplicate_id",
+    [RTM_ERR_SELF_CALL] = "self_call",
+    [RTM_ERR_RATE_LIMITED] = "rate_limited",
+    [RTM_ERR_BUSY_LIMIT] = "busy_limit",
+};
+
+static const char *const reason_names[] = {
+    [RTM_FAIL_NONE] = "",
+    [RTM_FAIL_PEER_OFFLINE] = "peer_offline",
+    [RTM_FAIL_NO_RESPONSE] = "no_response",
+    [RTM_FAIL_EXPIRED] = "expired",
+    [RTM_FAIL_CALLER_OFFLINE] = "caller_offline",
+};
+
+const char *rtm_msg_type_name(enum rtm_msg_type type)
+{
+    return type < RTM_MSG_NONE ? type_names[type] : "";
+}
+
+const char *rtm_err_code(enum rtm_err err)
+{
+    return err <= RTM_ERR_BUSY_LIMIT ? err_codes[err] : "internal";
+}
+
+const char *rtm_fail_reason_name(enum rtm_fail_reason reason)
+{
+    return reason <= RTM_FAIL_CALLER_OFFLINE ? reason_names[reason] : "";
+}
+
+/* Length of the UTF-8 sequence starting with byte c, 0 when c cannot start one. */
+static size_t utf8_seq_len(unsigned char c)
+{
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        return 2;
+    if (c >= 0xe0 && c <= 0xef)
+        return 3;
+    if (c >= 0xf0 && c <= 0xf4)
+        return 4;
+    return 0;
+}
+
+bool rtm_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq_len(p[i]);
+        if (n == 0 || i + n > len)
+            return false;
+        for (size_t k = 1; k < n; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                return false;
+        }
+        /* Reject overlongs, surrogates and code points above U+10FFFF. */
+        if ((p[i] == 0xe0 && p[i + 1] < 0xa0) || (p[i] == 0xed && p[i + 1] > 0x9f) ||
+            (p[i] == 0xf0 && p[i + 1] < 0x90) || (p[i] == 0xf4 && p[i + 1] > 0x8f))
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+static enum rtm_msg_type type_from_name(const char *name)
+{
+    for (int t = RTM_MSG_INVITE; t <= RTM_MSG_CANCEL; t++) {
+        if (strcmp(type_names[t], name) == 0)
+            return (enum rtm_msg_type)t;
+    }
+    return RTM_MSG_NONE;
+}
+
+/* An optional string field: absent is fine; present must be a string of at
+ * most `max` bytes. */
+static bool optional_string(const cJSON *obj, const char *name, size_t max, const char **out)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+    *out = NULL;
+    if (!item)
+        return true;
+    if (!cJSON_IsString(item) || strlen(item->valuestring) > max)
+        return false;
+    *out = item->valuestring;
+    return true;
+}
+
+static bool optional_timeout(const cJSON *obj, uint32_t max, uint32_t *out)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, "timeout");
+    *out = 0;
+    if (!item)
+        return true;
+    if (!cJSON_IsNumber(item))
+        return false;
+    double v = item->valuedouble;
+    if (!(v >= 1 && v <= (double)max) || floor(v) != v)
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+static bool only_whitespace(const char *p, const char *end)
+{
+    for (; p < end; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+            return false;
+    }
+    return true;
+}
+
+static cJSON *parse_object(const char *payload, size_t len, const char **why)
+{
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(payload, len, &end, 0);
+    if (!root || !only_whitespace(end, payload + len)) {
+        cJSON_Delete(root);
+        *why = "payload is not JSON";
+        return NULL;
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        *why = "payload is not a JSON object";
+        return NULL;
+    }
+    return root;
+}
+
+static enum rtm_err parse_type_and_id(const cJSON *root, struct rtm_request *out, const char **why)
+{
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(root, "type");
+    if (!cJSON_IsString(type)) {
+        *why = "missing or non-string field: type";
+        return RTM_ERR_BAD_REQUEST;
+    }
+    out->type = type_from_name(type->valuestring);
+    if (out->type == RTM_MSG_NONE) {
+        *why = "unknown type (expected invite, ringing, accept, refuse or cancel)";
+        return RTM_ERR_BAD_REQUEST;
+    }
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
+    if (!cJSON_IsString(id)) {
+        *why = "missing or non-string field: id";
+        return RTM_ERR_BAD_REQUEST;
+    }
+    if (!rtm_id_valid(id->valuestring, strlen(id->valuestring))) {
+        *why = "id must be 1-64 characters of A-Z a-z 0-9 _ -";
+        return RTM_ERR_BAD_REQUEST;
+    }
+    strcpy(out->id, id->valuestring);
+    return RTM_OK;
+}
+
+static enum rtm_err parse_fields(const cJSON *root, const struct rtm_config *cfg,
+                                 struct rtm_request *out, const char **why)
+{
+    switch (out->type) {
+    case RTM_MSG_INVITE:
+        if (!optional_string(root, "content", RTM_CONTENT_MAX, &out->content)) {
+            *why = "content must be a string of at most 4096 bytes";
+            return RTM_ERR_BAD_REQUEST;
+        }
+        if (!optional_string(root, "channel", RTM_CHANNEL_MAX, &out->channel)) {
+            *why = "channel must be a string of at most 64 bytes";
+            return RTM_ERR_BAD_REQUEST;
+        }
+        if (!optional_timeout(root, cfg->max_invite_timeout_s, &out->timeout_s)) {
+            *why = "timeout must be a whole number of seconds from 1 to max_invite_timeout";
+            return RTM_ERR_BAD_REQUEST;
+        }
+        return RTM_OK;
+    case RTM_MSG_ACCEPT:
+    case RTM_MSG_REFUSE:
+        if (!optional_string(root, "response", RTM_RESPONSE_MAX, &out->response)) {
+            *why = "response must be a string of at most 4096 bytes";
+            return RTM_ERR_BAD_REQUEST;
+        }
+        return RTM_OK;
+    default:
+        return RTM_OK;
+    }
+}
+
+enum rtm_err rtm_request_parse(const char *payload, size_t len, const struct rtm_config *cfg,
+                               struct rtm_request *out, const char **why)
+{
+    memset(out, 0, sizeof(*out));
+    out->type = RTM_MSG_NONE;
+    if (len > cfg->max_payload) {
+        *why = "payload larger than max_payload";
+        return RTM_ERR_BAD_REQUEST;
+    }
+    if (!rtm_utf8_valid(payload, len)) {
+        *why = "payload is not valid UTF-8";
+        return RTM_ERR_BAD_REQUEST;
+    }
+    cJSON *root = parse_object(payload, len, why);
+    if (!root)
+        return RTM_ERR_BAD_REQUEST;
+    out->json = root;
+    enum rtm_err err = parse_type_and_id(root, out, why);
+    if (err == RTM_OK)
+        err = parse_fields(root, cfg, out, why);
+    return err;
+}
+
+void rtm_request_free(struct rtm_request *req)
+{
+    cJSON_Delete(req->json);
+    req->json = NULL;
+}
+
+/* Prints `obj` (consumed) into a malloc'd string, unless building it failed. */
+static char *finish(cJSON *obj, bool ok, size_t *len)
+{
+    char *text = obj && ok ? cJSON_PrintUnformatted(obj) : NULL;
+    cJSON_Delete(obj);
+    *len = text ? strlen(text) : 0;
+    return text;
+}
+
+static void add_string(cJSON *obj, const char *name, const char *value, bool *ok)
+{
+    if (!cJSON_AddStringToObject(obj, name, value))
+        *ok = false;
+}
+
+static void add_number(cJSON *obj, const char *name, double value, bool *ok)
+{
+    if (!cJSON_AddNumberToObject(obj, name, value))
+        *ok = false;
+}
+
+char *rtm_event_json(const struct rtm_event *ev, size_t *len)
+{
+    cJSON *obj = cJSON_CreateObject();
+    bool ok = obj != NULL;
+    if (ok) {
+        add_string(obj, "type", rtm_msg_type_name(ev->type), &ok);
+        add_string(obj, "id", ev->id, &ok);
+        add_string(obj, "caller", ev->caller, &ok);
+        add_string(obj, "callee", ev->callee, &ok);
+        add_string(obj, "by", ev->by ? ev->by : "server", &ok);
+        add_number(obj, "ts", (double)ev->ts, &ok);
+    }
+    if (ok && ev->type == RTM_MSG_INVITE) {
+        add_string(obj, "content", ev->content ? ev->content : "", &ok);
+        add_string(obj, "channel", ev->channel ? ev->channel : "", &ok);
+        add_number(obj, "expires_at", (double)ev->expires_at, &ok);
+    }
+    if (ok && ev->response)
+        add_string(obj, "response", ev->response, &ok);
+    if (ok && ev->type == RTM_MSG_FAILURE)
+        add_string(obj, "reason", rtm_fail_reason_name(ev->reason), &ok);
+    return finish(obj, ok, len);
+}
+
+char *rtm_error_json(enum rtm_err err, const char *message, const char *id,
+                     enum rtm_msg_type request, int64_t ts, size_t *len)
+{
+    cJSON *obj = cJSON_CreateObject();
+    bool ok = obj != NULL;
+    if (ok) {
+        add_string(obj, "type", "error", &ok);
+        add_string(obj, "code", rtm_err_code(err), &ok);
+        add_string(obj, "message", message, &ok);
+    }
+    if (ok && id && *id)
+        add_string(obj, "id", id, &ok);
+    if (ok && request < RTM_MSG_FAILURE)
+        add_string(obj, "request", rtm_msg_type_name(request), &ok);
+    if (ok)
+        add_number(obj, "ts", (double)ts, &ok);
+    return finish(obj, ok, len);
+}
+
+char *rtm_presence_json(const char *uid, bool online, unsigned sessions, int64_t ts, size_t *len)
+{
+    cJSON *obj = cJSON_CreateObject();
+    bool ok = obj != NULL;
+    if (ok) {
+        add_string(obj, "uid", uid, &ok);
+        if (!cJSON_AddBoolToObject(obj, "online", online))
+            ok = false;
+    }
+    if (ok && online)
+        add_number(obj, "sessions", sessions, &ok);
+    if (ok)
+        add_number(obj, "ts", (double)ts, &ok);
+    return finish(obj, ok, len);
+}
+
+bool rtm_presence_payload_online(const void *payload, size_t len)
+{
+    /* The plugin wrote every retained presence payload itself, compactly. */
+    static const char needle[] = "\"online\":true";
+    const size_t n = sizeof(needle) - 1;
+    const char *p = payload;
+    for (size_t i = 0; p && i + n <= len; i++) {
+        if (p[i] == '"' && memcmp(p + i, needle, n) == 0)
+            return true;
+    }
+    return false;
+}

@@ -1,0 +1,323 @@
+/*
+ * The Mosquitto adapter: the only file that calls the broker. It parses the
+ * options, registers one table of callbacks, turns each broker event into a
+ * core call with the current time, and carries out what the core emits
+ * (publish, log). Everything it owns hangs off one struct rtm_plugin, the
+ * userdata of every callback.
+ */
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rtm_core.h"
+
+#define RTM_EXPORT __attribute__((visibility("default")))
+
+/* Without a TICK for this long (per_listener_settings true in 2.0.11 never
+ * sends one), other events run the tick work themselves. */
+#define TICK_STALL_MS 1000
+
+struct rtm_plugin {
+    mosquitto_plugin_id_t *id;
+    struct rtm_config cfg;
+    struct rtm_sink sink;
+    struct rtm_core *core;
+    int64_t epoch_offset_ms; /* wall clock minus monotonic clock, at load */
+    int64_t last_tick_ms;
+    bool stall_reported;
+};
+
+static int64_t clock_ms(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Epoch milliseconds that never jump: wall time at load, advanced by the
+ * monotonic clock. */
+static int64_t now_ms(const struct rtm_plugin *p)
+{
+    return p->epoch_offset_ms + clock_ms(CLOCK_MONOTONIC);
+}
+
+static void sink_publish(void *ud, const struct rtm_publish *m)
+{
+    (void)ud;
+    int rc = mosquitto_broker_publish_copy(m->client_id, m->topic, (int)m->payload_len, m->payload,
+                                           m->qos, m->retain, NULL);
+    if (rc != MOSQ_ERR_SUCCESS)
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "rtm: could not publish to %s: %s", m->topic,
+                             mosquitto_strerror(rc));
+}
+
+static void sink_log(void *ud, enum rtm_log_level level, const char *line)
+{
+    static const int levels[] = {
+        [RTM_LOG_DEBUG] = MOSQ_LOG_DEBUG,   [RTM_LOG_INFO] = MOSQ_LOG_INFO,
+        [RTM_LOG_NOTICE] = MOSQ_LOG_NOTICE, [RTM_LOG_WARNING] = MOSQ_LOG_WARNING,
+        [RTM_LOG_ERR] = MOSQ_LOG_ERR,
+    };
+    (void)ud;
+    mosquitto_log_printf(levels[level], "%s", line);
+}
+
+static struct rtm_client client_of(const struct rtm_plugin *p, struct mosquitto *client)
+{
+    struct rtm_client c = {
+        .handle = client,
+        .uid = rtm_identity_uid(&p->cfg, mosquitto_client_username(client),
+                                mosquitto_client_id(client)),
+        .client_id = mosquitto_client_id(client),
+    };
+    return c;
+}
+
+static void tick(struct rtm_plugin *p, int64_t now)
+{
+    p->last_tick_ms = now;
+    rtm_core_tick(p->core, now);
+}
+
+/* Runs the tick work from another event when the broker stopped ticking. */
+static int64_t event_now(struct rtm_plugin *p)
+{
+    int64_t now = now_ms(p);
+    if (now - p->last_tick_ms > TICK_STALL_MS) {
+        if (!p->stall_reported)
+            mosquitto_log_printf(MOSQ_LOG_WARNING,
+                                 "rtm: no TICK event for %d ms; is per_listener_settings true? "
+                                 "timers now run only when clients are active",
+                                 TICK_STALL_MS);
+        p->stall_reported = true;
+        tick(p, now);
+    }
+    return now;
+}
+
+static int on_basic_auth(int event, void *event_data, void *userdata)
+{
+    struct rtm_plugin *p = userdata;
+    struct mosquitto_evt_basic_auth *ed = event_data;
+    (void)event;
+    struct rtm_client c = client_of(p, ed->client);
+    rtm_core_connect(p->core, &c, event_now(p));
+    return p->cfg.auth == RTM_AUTH_NONE ? MOSQ_ERR_SUCCESS : MOSQ_ERR_PLUGIN_DEFER;
+}
+
+static int on_disconnect(int event, void *event_data, void *userdata)
+{
+    struct rtm_plugin *p = userdata;
+    struct mosquitto_evt_disconnect *ed = event_data;
+    (void)event;
+    rtm_core_disconnect(p->core, ed->client, event_now(p));
+    return MOSQ_ERR_SUCCESS;
+}
+
+static int on_tick(int event, void *event_data, void *userdata)
+{
+    struct rtm_plugin *p = userdata;
+    (void)event;
+    (void)event_data;
+    tick(p, now_ms(p));
+    return MOSQ_ERR_SUCCESS;
+}
+
+static enum rtm_access access_of(int access)
+{
+    switch (access) {
+    case MOSQ_ACL_WRITE:
+        return RTM_ACCESS_WRITE;
+    case MOSQ_ACL_SUBSCRIBE:
+        return RTM_ACCESS_SUBSCRIBE;
+    case MOSQ_ACL_UNSUBSCRIBE:
+        return RTM_ACCESS_UNSUBSCRIBE;
+    default:
+        return RTM_ACCESS_READ;
+    }
+}
+
+/* The hottest path of the plugin: every publish and every delivery. Topics
+ * outside the prefix cost one prefix comparison. */
+static int on_acl_check(int event, void *event_data, void *userdata)
+{
+    struct rtm_plugin *p = userdata;
+    struct mosquitto_evt_acl_check *ed = event_data;
+    (void)event;
+    if (!rtm_core_owns_topic(p->core, ed->topic))
+        return p->cfg.other_topics == RTM_OTHER_ALLOW ? MOSQ_ERR_SUCCESS : MOSQ_ERR_PLUGIN_DEFER;
+    struct rtm_client c = client_of(p, ed->client);
+    switch (rtm_core_acl(p->core, &c, access_of(ed->access), ed->topic, ed->payload, ed->payloadlen,
+                         event_now(p))) {
+    case RTM_ACL_ALLOW:
+        return MOSQ_ERR_SUCCESS;
+    case RTM_ACL_DEFER:
+        return MOSQ_ERR_PLUGIN_DEFER;
+    default:
+        return MOSQ_ERR_ACL_DENIED;
+    }
+}
+
+/* Hands the stamped payload to the broker in place of the client's. */
+static int replace_payload(struct mosquitto_evt_message *ed, struct rtm_message_result *res)
+{
+    char *buf = mosquitto_malloc(res->payload_len + 1);
+    if (!buf) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "rtm: out of memory; dropped message to %s", ed->topic);
+        free(res->payload);
+        return MOSQ_ERR_ACL_DENIED; /* any other error would disconnect the client */
+    }
+    memcpy(buf, res->payload, res->payload_len);
+    buf[res->payload_len] = '\0';
+    free(res->payload);
+    ed->payload = buf; /* the broker frees the old payload */
+    ed->payloadlen = (uint32_t)res->payload_len;
+    return MOSQ_ERR_SUCCESS;
+}
+
+static int on_message(int event, void *event_data, void *userdata)
+{
+    struct rtm_plugin *p = userdata;
+    struct mosquitto_evt_message *ed = event_data;
+    (void)event;
+    if (!rtm_core_owns_topic(p->core, ed->topic))
+        return MOSQ_ERR_SUCCESS;
+    struct rtm_client c = client_of(p, ed->client);
+    struct rtm_message_result res = rtm_core_message(p->core, &c, ed->topic, ed->payload,
+                                                     ed->payloadlen, ed->retain, event_now(p));
+    switch (res.verdict) {
+    case RTM_PASS:
+        return MOSQ_ERR_SUCCESS;
+    case RTM_REPLACE:
+        return replace_payload(ed, &res);
+    default:
+        return MOSQ_ERR_ACL_DENIED;
+    }
+}
+
+/* One table for registering and unregistering, so the two never drift. */
+static const struct {
+    int event;
+    MOSQ_FUNC_generic_callback fn;
+} callbacks[] = {
+    {MOSQ_EVT_BASIC_AUTH, on_basic_auth}, {MOSQ_EVT_ACL_CHECK, on_acl_check},
+    {MOSQ_EVT_MESSAGE, on_message},       {MOSQ_EVT_TICK, on_tick},
+    {MOSQ_EVT_DISCONNECT, on_disconnect},
+};
+#define CALLBACK_COUNT (sizeof(callbacks) / sizeof(callbacks[0]))
+
+static void unregister_callbacks(struct rtm_plugin *p, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        mosquitto_callback_unregister(p->id, callbacks[i].event, callbacks[i].fn, NULL);
+}
+
+static int register_callbacks(struct rtm_plugin *p)
+{
+    for (size_t i = 0; i < CALLBACK_COUNT; i++) {
+        int rc = mosquitto_callback_register(p->id, callbacks[i].event, callbacks[i].fn, NULL, p);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            mosquitto_log_printf(MOSQ_LOG_ERR, "rtm: could not register callback for event %d: %s",
+                                 callbacks[i].event, mosquitto_strerror(rc));
+            unregister_callbacks(p, i);
+            return rc;
+        }
+    }
+    return MOSQ_ERR_SUCCESS;
+}
+
+static int parse_options(struct rtm_config *cfg, struct mosquitto_opt *options, int count)
+{
+    struct rtm_option *opts = calloc(count > 0 ? (size_t)count : 1, sizeof(*opts));
+    if (!opts)
+        return MOSQ_ERR_NOMEM;
+    for (int i = 0; i < count; i++) {
+        opts[i].key = options[i].key;
+        opts[i].value = options[i].value;
+    }
+    char err[256];
+    rtm_config_defaults(cfg);
+    int rc = rtm_config_parse(cfg, opts, (size_t)count, err, sizeof(err));
+    free(opts);
+    if (rc != 0) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "rtm: not loaded: %s", err);
+        return MOSQ_ERR_INVAL;
+    }
+    return MOSQ_ERR_SUCCESS;
+}
+
+static void log_started(const struct rtm_config *cfg)
+{
+    mosquitto_log_printf(MOSQ_LOG_INFO,
+                         "rtm: mosquitto-rtm loaded: prefix %s/, auth %s, other topics %s "
+                         "(needs per_listener_settings false)",
+                         cfg->topic_prefix, cfg->auth == RTM_AUTH_NONE ? "none" : "defer",
+                         cfg->other_topics == RTM_OTHER_ALLOW ? "allow" : "defer");
+    if (cfg->other_topics == RTM_OTHER_DEFER)
+        mosquitto_log_printf(MOSQ_LOG_INFO,
+                             "rtm: topics outside %s/ are left to other ACL sources; "
+                             "without one the broker denies them",
+                             cfg->topic_prefix);
+}
+
+static void plugin_free(struct rtm_plugin *p)
+{
+    rtm_core_free(p->core);
+    rtm_config_free(&p->cfg);
+    free(p);
+}
+
+RTM_EXPORT int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
+{
+    for (int i = 0; i < supported_version_count; i++) {
+        if (supported_versions[i] == 5)
+            return 5;
+    }
+    return -1;
+}
+
+RTM_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
+                                     struct mosquitto_opt *options, int option_count)
+{
+    struct rtm_plugin *p = calloc(1, sizeof(*p));
+    if (!p)
+        return MOSQ_ERR_NOMEM;
+    p->id = identifier;
+    int rc = parse_options(&p->cfg, options, option_count);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        free(p);
+        return rc;
+    }
+    p->sink = (struct rtm_sink){.ud = p, .publish = sink_publish, .log = sink_log};
+    p->epoch_offset_ms = clock_ms(CLOCK_REALTIME) - clock_ms(CLOCK_MONOTONIC);
+    p->last_tick_ms = now_ms(p);
+    p->core = rtm_core_new(&p->cfg, &p->sink);
+    if (!p->core) {
+        plugin_free(p);
+        return MOSQ_ERR_NOMEM;
+    }
+    rc = register_callbacks(p);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        plugin_free(p);
+        return rc;
+    }
+    *userdata = p;
+    log_started(&p->cfg);
+    return MOSQ_ERR_SUCCESS;
+}
+
+RTM_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options,
+                                        int option_count)
+{
+    struct rtm_plugin *p = userdata;
+    (void)options;
+    (void)option_count;
+    if (!p)
+        return MOSQ_ERR_SUCCESS;
+    unregister_callbacks(p, CALLBACK_COUNT);
+    plugin_free(p);
+    return MOSQ_ERR_SUCCESS;
+}

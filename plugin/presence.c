@@ -1,0 +1,170 @@
+/*
+ * Sessions and presence. Sessions are keyed by the broker's client handle:
+ * on a takeover the new connection authenticates before the old one
+ * disconnects, so the client id cannot tell them apart.
+ *
+ * A session starts unconfirmed, because an authentication source after ours
+ * may still refuse it; the broker then reports the disconnect in the same
+ * loop iteration. The next tick confirms whatever is left. Presence is
+ * published from the tick too, only for users whose state changed, so a
+ * takeover (new session in, old one out, same iteration) never shows the
+ * user offline and a refused connection never shows it online.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "rtm_state.h"
+
+static bool session_eq(const struct rtm_hnode *node, const void *key)
+{
+    return rtm_container_of(node, struct rtm_session, node)->handle == key;
+}
+
+static struct rtm_session *session_find(struct rtm_core *core, const void *handle)
+{
+    struct rtm_hnode *n = rtm_hash_find(&core->sessions, rtm_hash_ptr(handle), session_eq, handle);
+    return n ? rtm_container_of(n, struct rtm_session, node) : NULL;
+}
+
+static void mark_dirty(struct rtm_core *core, struct rtm_user *user)
+{
+    if (!rtm_list_linked(&user->dirty))
+        rtm_list_add_tail(&core->dirty, &user->dirty);
+}
+
+void rtm_presence_connect(struct rtm_core *core, const struct rtm_client *client, int64_t now)
+{
+    if (!client->uid)
+        return;
+    if (session_find(core, client->handle)) /* the handle authenticated again */
+        rtm_presence_disconnect(core, client->handle, now);
+    const char *cid = client->client_id ? client->client_id : "";
+    size_t cid_len = strlen(cid);
+    struct rtm_session *s = calloc(1, sizeof(*s) + cid_len + 1);
+    struct rtm_user *user = s ? rtm_user_acquire(core, client->uid) : NULL;
+    if (!user) {
+        free(s);
+        rtm_core_log(core, RTM_LOG_ERR, "rtm: out of memory tracking session of %s", client->uid);
+        return;
+    }
+    memcpy(s->client_id, cid, cid_len + 1);
+    s->handle = client->handle;
+    s->user = user;
+    rtm_hash_insert(&core->sessions, &s->node, rtm_hash_ptr(client->handle));
+    rtm_list_add_tail(&user->sessions, &s->by_user);
+    rtm_list_add_tail(&core->unconfirmed, &s->unconfirmed);
+    user->unconfirmed++;
+}
+
+static void confirm(struct rtm_core *core, struct rtm_session *s, int64_t now)
+{
+    struct rtm_user *user = s->user;
+    s->confirmed = true;
+    rtm_list_remove(&s->unconfirmed);
+    user->unconfirmed--;
+    user->confirmed++;
+    if (user->confirmed == 1)
+        rtm_invite_user_online(core, user);
+    mark_dirty(core, user);
+    rtm_invite_session_up(core, user, s->client_id, now);
+}
+
+void rtm_presence_confirm_handle(struct rtm_core *core, const void *handle, int64_t now)
+{
+    struct rtm_session *s = session_find(core, handle);
+    if (s && !s->confirmed)
+        confirm(core, s, now);
+}
+
+void rtm_presence_disconnect(struct rtm_core *core, const void *handle, int64_t now)
+{
+    struct rtm_session *s = session_find(core, handle);
+    if (!s)
+        return;
+    struct rtm_user *user = s->user;
+    rtm_hash_remove(&core->sessions, &s->node);
+    rtm_list_remove(&s->by_user);
+    if (s->confirmed) {
+        user->confirmed--;
+        mark_dirty(core, user);
+    } else {
+        rtm_list_remove(&s->unconfirmed);
+        user->unconfirmed--;
+    }
+    free(s);
+    if (!rtm_user_live(user))
+        rtm_invite_user_offline(core, user, now);
+    rtm_user_release(core, user);
+}
+
+static void publish_presence(struct rtm_core *core, const char *uid, bool online, unsigned sessions,
+                             int64_t now)
+{
+    char topic[RTM_PREFIX_MAX + RTM_UID_MAX + 16];
+    size_t len;
+    char *json = rtm_presence_json(uid, online, sessions, now, &len);
+    if (!json || !rtm_core_topic(core, topic, sizeof(topic), "presence/%s", uid)) {
+        free(json);
+        rtm_core_log(core, RTM_LOG_ERR, "rtm: out of memory publishing presence of %s", uid);
+        return;
+    }
+    struct rtm_publish msg = {NULL, topic, json, len, 1, true};
+    core->sink->publish(core->sink->ud, &msg);
+    free(json);
+}
+
+/* Publishes the user's presence if it differs from what was last shown. */
+static void flush_user(struct rtm_core *core, struct rtm_user *user, int64_t now)
+{
+    bool online = user->confirmed > 0;
+    if (user->shown_known && user->shown_online == online &&
+        (!online || user->shown_sessions == user->confirmed))
+        return;
+    publish_presence(core, user->uid, online, user->confirmed, now);
+    user->shown_known = true;
+    user->shown_online = online;
+    user->shown_sessions = user->confirmed;
+    rtm_core_log(core, RTM_LOG_DEBUG, "rtm: presence %s %s sessions=%u", user->uid,
+                 online ? "online" : "offline", user->confirmed);
+}
+
+void rtm_presence_tick(struct rtm_core *core, int64_t now)
+{
+    while (!rtm_list_empty(&core->unconfirmed)) {
+        struct rtm_session *s =
+            rtm_container_of(core->unconfirmed.next, struct rtm_session, unconfirmed);
+        confirm(core, s, now);
+    }
+    while (!rtm_list_empty(&core->dirty)) {
+        struct rtm_user *user = rtm_container_of(core->dirty.next, struct rtm_user, dirty);
+        rtm_list_remove(&user->dirty);
+        flush_user(core, user, now);
+        rtm_user_gc(core, user);
+    }
+}
+
+bool rtm_presence_read_ok(struct rtm_core *core, const char *uid, const void *payload, size_t len,
+                          int64_t now)
+{
+    if (!rtm_presence_payload_online(payload, len))
+        return true;
+    struct rtm_user *user = rtm_user_find(core, uid);
+    if (user && rtm_user_live(user))
+        return true;
+    /* Left over from before a restart (or overtaken by a disconnect whose
+     * offline message is already queued): never show it. */
+    if (!user || !rtm_list_linked(&user->dirty)) {
+        publish_presence(core, uid, false, 0, now);
+        rtm_core_log(core, RTM_LOG_INFO, "rtm: presence %s was stale online; now offline", uid);
+    }
+    return false;
+}
+
+void rtm_presence_free_all(struct rtm_core *core)
+{
+    struct rtm_hnode *n;
+    while ((n = rtm_hash_pop(&core->sessions)) != NULL)
+        free(rtm_container_of(n, struct rtm_session, node));
+    rtm_list_init(&core->unconfirmed);
+    rtm_list_init(&core->dirty);
+}

@@ -1,0 +1,161 @@
+/*
+ * Topics under the prefix and who may use them. A topic is split into its
+ * levels after the prefix and matched against the three shapes of the
+ * topic table; filters are allowed only when every topic they can match
+ * belongs to the subscriber (or is a presence topic).
+ */
+#include <string.h>
+
+#include "rtm_config.h"
+#include "rtm_topic.h"
+
+static bool uid_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.' || c == '@';
+}
+
+bool rtm_uid_valid(const char *s, size_t len)
+{
+    if (!s || len == 0 || len > RTM_UID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (!uid_char(s[i]))
+            return false;
+    }
+    return true;
+}
+
+bool rtm_id_valid(const char *s, size_t len)
+{
+    if (!s || len == 0 || len > RTM_ID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (!uid_char(s[i]) || s[i] == '.' || s[i] == '@')
+            return false;
+    }
+    return true;
+}
+
+bool rtm_topic_under_prefix(const char *prefix, size_t prefix_len, const char *topic)
+{
+    return strncmp(topic, prefix, prefix_len) == 0 &&
+           (topic[prefix_len] == '\0' || topic[prefix_len] == '/');
+}
+
+/* The next level of a topic: [*p, end of level). Advances *p past the '/'. */
+struct level {
+    const char *s;
+    size_t len;
+};
+
+static bool next_level(const char **p, struct level *out)
+{
+    if (!*p)
+        return false;
+    const char *slash = strchr(*p, '/');
+    out->s = *p;
+    out->len = slash ? (size_t)(slash - *p) : strlen(*p);
+    *p = slash ? slash + 1 : NULL;
+    return true;
+}
+
+static bool level_is(const struct level *l, const char *word)
+{
+    return l->len == strlen(word) && memcmp(l->s, word, l->len) == 0;
+}
+
+/* Splits what follows the prefix into at most `max` levels; returns the
+ * count, or max + 1 when there are more. */
+static size_t split(size_t prefix_len, const char *topic, struct level *lv, size_t max)
+{
+    if (topic[prefix_len] != '/')
+        return 0;
+    const char *p = topic + prefix_len + 1;
+    size_t n = 0;
+    struct level l;
+    while (next_level(&p, &l)) {
+        if (n == max)
+            return max + 1;
+        lv[n++] = l;
+    }
+    return n;
+}
+
+enum rtm_topic_kind rtm_topic_parse(const char *prefix, size_t prefix_len, const char *topic,
+                                    struct rtm_topic *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->kind = RTM_TOPIC_OUTSIDE;
+    if (!rtm_topic_under_prefix(prefix, prefix_len, topic))
+        return out->kind;
+    out->kind = RTM_TOPIC_INVALID;
+    struct level lv[4];
+    size_t n = split(prefix_len, topic, lv, 4);
+    if (n == 2 && level_is(&lv[0], "presence") && rtm_uid_valid(lv[1].s, lv[1].len)) {
+        out->kind = RTM_TOPIC_PRESENCE;
+    } else if (n == 3 && level_is(&lv[0], "u") && level_is(&lv[2], "call") &&
+               rtm_uid_valid(lv[1].s, lv[1].len)) {
+        out->kind = RTM_TOPIC_CALL;
+    } else if (n == 4 && level_is(&lv[0], "u") && level_is(&lv[2], "devices") &&
+               rtm_uid_valid(lv[1].s, lv[1].len) && rtm_id_valid(lv[3].s, lv[3].len)) {
+        out->kind = RTM_TOPIC_DEVICE;
+        out->device = lv[3].s;
+        out->device_len = lv[3].len;
+    }
+    if (out->kind != RTM_TOPIC_INVALID) {
+        out->uid = lv[1].s;
+        out->uid_len = lv[1].len;
+    }
+    return out->kind;
+}
+
+bool rtm_topic_filter_allowed(const char *prefix, size_t prefix_len, const char *filter,
+                              const char *uid, bool admin)
+{
+    if (admin)
+        return true;
+    if (!uid || !rtm_uid_valid(uid, strlen(uid)))
+        return false;
+    struct level lv[8];
+    if (!rtm_topic_under_prefix(prefix, prefix_len, filter))
+        return false;
+    size_t n = split(prefix_len, filter, lv, 7);
+    if (n < 2 || n > 7)
+        return false;
+    if (level_is(&lv[0], "presence"))
+        return n == 2;
+    /* Everything under u/{uid}/ is the user's own: its inbox and devices. */
+    return level_is(&lv[0], "u") && level_is(&lv[1], uid);
+}
+
+/* MQTT topic matching of a filter against a concrete topic. */
+static bool filter_matches(const char *filter, const char *topic)
+{
+    struct level f, t;
+    const char *fp = filter, *tp = topic;
+    for (;;) {
+        bool has_f = next_level(&fp, &f);
+        if (has_f && level_is(&f, "#"))
+            return true;
+        bool has_t = next_level(&tp, &t);
+        if (!has_f || !has_t)
+            return has_f == has_t;
+        if (!level_is(&f, "+") && (f.len != t.len || memcmp(f.s, t.s, f.len) != 0))
+            return false;
+    }
+}
+
+bool rtm_topic_filter_covers_inbox(const char *prefix, size_t prefix_len, const char *filter,
+                                   const char *uid)
+{
+    char inbox[RTM_PREFIX_MAX + RTM_UID_MAX + 16];
+    size_t uid_len = strlen(uid);
+    if (prefix_len > RTM_PREFIX_MAX || uid_len > RTM_UID_MAX)
+        return false;
+    memcpy(inbox, prefix, prefix_len);
+    memcpy(inbox + prefix_len, "/u/", 3);
+    memcpy(inbox + prefix_len + 3, uid, uid_len);
+    memcpy(inbox + prefix_len + 3 + uid_len, "/call", 6);
+    return filter_matches(filter, inbox);
+}
