@@ -121,8 +121,9 @@ void rtm_users_free_all(struct rtm_core *core);
 void rtm_presence_connect(struct rtm_core *core, const struct rtm_client *client, int64_t now);
 void rtm_presence_disconnect(struct rtm_core *core, const void *handle, int64_t now);
 /* Confirms the session of `handle` if it is unconfirmed (it has published or
- * subscribed, so authentication has accepted it). */
-void rtm_presence_confirm_handle(struct rtm_core *core, const void *handle, int64_t now);
+ * subscribed, so authentication has accepted it). True when it was confirmed
+ * just now, which also delivered its pending invitations. */
+bool rtm_presence_confirm_handle(struct rtm_core *core, const void *handle, int64_t now);
 /* Confirms every unconfirmed session and publishes presence changes. */
 void rtm_presence_tick(struct rtm_core *core, int64_t now);
 /* Called for READ of a retained presence message: false (and a corrected

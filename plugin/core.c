@@ -214,9 +214,11 @@ static enum rtm_acl check_subscribe(struct rtm_core *core, const struct rtm_clie
                      client->uid ? client->uid : "a client without a valid uid");
         return RTM_ACL_DENY;
     }
-    rtm_presence_confirm_handle(core, client->handle, now);
-    /* Whatever rang while this session was not yet subscribed rings now. */
-    if (rtm_topic_filter_covers_inbox(cfg->topic_prefix, cfg->prefix_len, filter, client->uid)) {
+    bool just_confirmed = rtm_presence_confirm_handle(core, client->handle, now);
+    /* Whatever rang while this session was not yet subscribed rings now
+     * (confirming it just now has already delivered it). */
+    if (!just_confirmed &&
+        rtm_topic_filter_covers_inbox(cfg->topic_prefix, cfg->prefix_len, filter, client->uid)) {
         struct rtm_user *user = rtm_user_find(core, client->uid);
         if (user)
             rtm_invite_redeliver(core, user, client->client_id, now);

@@ -69,11 +69,13 @@ static void confirm(struct rtm_core *core, struct rtm_session *s, int64_t now)
     rtm_invite_session_up(core, user, s->client_id, now);
 }
 
-void rtm_presence_confirm_handle(struct rtm_core *core, const void *handle, int64_t now)
+bool rtm_presence_confirm_handle(struct rtm_core *core, const void *handle, int64_t now)
 {
     struct rtm_session *s = session_find(core, handle);
-    if (s && !s->confirmed)
-        confirm(core, s, now);
+    if (!s || s->confirmed)
+        return false;
+    confirm(core, s, now);
+    return true;
 }
 
 void rtm_presence_disconnect(struct rtm_core *core, const void *handle, int64_t now)
