@@ -19,6 +19,7 @@ struct rtm_hash {
     struct rtm_hnode **buckets;
     size_t mask; /* bucket count - 1; the count is a power of two */
     size_t count;
+    size_t low; /* no bucket below this one is in use: keeps draining O(n) */
 };
 
 typedef bool (*rtm_hash_eq_fn)(const struct rtm_hnode *node, const void *key);

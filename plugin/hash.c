@@ -47,6 +47,7 @@ int rtm_hash_init(struct rtm_hash *h, size_t initial_buckets)
         return -1;
     h->mask = n - 1;
     h->count = 0;
+    h->low = 0;
     return 0;
 }
 
@@ -78,6 +79,7 @@ static void grow(struct rtm_hash *h)
     free(h->buckets);
     h->buckets = nb;
     h->mask = n - 1;
+    h->low = 0;
 }
 
 void rtm_hash_insert(struct rtm_hash *h, struct rtm_hnode *node, uint64_t hash)
@@ -89,6 +91,8 @@ void rtm_hash_insert(struct rtm_hash *h, struct rtm_hnode *node, uint64_t hash)
     node->next = h->buckets[b];
     h->buckets[b] = node;
     h->count++;
+    if (b < h->low)
+        h->low = b;
 }
 
 struct rtm_hnode *rtm_hash_find(const struct rtm_hash *h, uint64_t hash, rtm_hash_eq_fn eq,
@@ -117,12 +121,13 @@ struct rtm_hnode *rtm_hash_pop(struct rtm_hash *h)
 {
     if (h->count == 0)
         return NULL;
-    for (size_t i = 0; i <= h->mask; i++) {
+    for (size_t i = h->low; i <= h->mask; i++) {
         struct rtm_hnode *n = h->buckets[i];
         if (n) {
             h->buckets[i] = n->next;
             n->next = NULL;
             h->count--;
+            h->low = i;
             return n;
         }
     }
