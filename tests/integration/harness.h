@@ -1,0 +1,264 @@
+/*
+ * Integration test harness: a real /usr/sbin/mosquitto with the built plugin
+ * on a free 127.0.0.1 port, real MQTT clients through libmosquitto, and a raw
+ * MQTT 3.1.1 socket client for abrupt drops and silent keepalive timeouts.
+ *
+ * Every test case runs in its own forked process (run_tests), so a failing
+ * assertion ends only that case: it prints why, prints the broker logs, kills
+ * its brokers and exits non-zero. Nothing here sleeps and hopes: every wait is
+ * for an event, bounded by a deadline on CLOCK_MONOTONIC.
+ */
+#ifndef RTM_IT_HARNESS_H
+#define RTM_IT_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+/* --- failing ------------------------------------------------------------- */
+
+/* Prints the failure, the logs of every running broker, kills them and exits
+ * the test case. Call it from the test's own thread only. */
+_Noreturn void rt_fail(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define FAIL(...) rt_fail(__FILE__, __LINE__, __VA_ARGS__)
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            rt_fail(__FILE__, __LINE__, "check failed: %s", #cond);                                \
+    } while (0)
+#define CHECKF(cond, ...)                                                                          \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            rt_fail(__FILE__, __LINE__, __VA_ARGS__);                                              \
+    } while (0)
+#define CHECK_EQ_INT(a, b)                                                                         \
+    do {                                                                                           \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
+        if (a_ != b_)                                                                              \
+            rt_fail(__FILE__, __LINE__, "%s == %lld, expected %s == %lld", #a, a_, #b, b_);        \
+    } while (0)
+
+/* Field assertions on a received JSON object; on failure the whole object is
+ * printed. */
+void rt_expect_str(const char *file, int line, const cJSON *obj, const char *key,
+                   const char *expected);
+void rt_expect_bool(const char *file, int line, const cJSON *obj, const char *key, bool expected);
+void rt_expect_int(const char *file, int line, const cJSON *obj, const char *key,
+                   long long expected);
+void rt_expect_absent(const char *file, int line, const cJSON *obj, const char *key);
+long long rt_get_int(const char *file, int line, const cJSON *obj, const char *key);
+/* Checks that `obj` has exactly the listed keys (NULL-terminated), no more. */
+void rt_expect_keys(const char *file, int line, const cJSON *obj, ...) __attribute__((sentinel));
+
+#define EXPECT_STR(o, k, v)  rt_expect_str(__FILE__, __LINE__, (o), (k), (v))
+#define EXPECT_BOOL(o, k, v) rt_expect_bool(__FILE__, __LINE__, (o), (k), (v))
+#define EXPECT_INT(o, k, v)  rt_expect_int(__FILE__, __LINE__, (o), (k), (v))
+#define EXPECT_ABSENT(o, k)  rt_expect_absent(__FILE__, __LINE__, (o), (k))
+#define GET_INT(o, k)        rt_get_int(__FILE__, __LINE__, (o), (k))
+#define EXPECT_KEYS(o, ...)  rt_expect_keys(__FILE__, __LINE__, (o), __VA_ARGS__, (char *)NULL)
+
+/* --- time ------------------------------------------------------------------ */
+
+int64_t now_mono_ms(void);
+int64_t now_wall_ms(void);
+/* Lets a documented deadline pass (e.g. to show an id is still remembered
+ * after ring_timeout). Never use it to wait for an event: wait for the event. */
+void rt_wait_ms(int ms);
+
+/* --- broker --------------------------------------------------------------- */
+
+struct broker_opts {
+    /* "name value" pairs written as `plugin_opt_name value`; NULL-terminated.
+     * `other_topics allow` is always written first. */
+    const char *const *plugin_opts;
+    /* Raw mosquitto.conf lines; NULL-terminated. `@DIR@` is replaced by the
+     * broker's temp dir (e.g. "password_file @DIR@/passwd"). */
+    const char *const *extra_lines;
+    /* "user:pass" entries: a password file is made with mosquitto_passwd and
+     * `password_file` added to the config. NULL: none. */
+    const char *const *passwd_users;
+};
+
+struct broker {
+    int pid;
+    int port;
+    char dir[256];
+    char conf_path[300];
+    char log_path[300];
+};
+
+/* Starts a broker and waits until it accepts TCP connections with the plugin
+ * loaded; fails the test (printing the log) otherwise. */
+struct broker *broker_start(const struct broker_opts *opts);
+/* SIGTERM, waits up to 10 s, then checks the broker exited cleanly and its
+ * log holds no sanitizer report. The struct stays valid for broker_restart. */
+void broker_stop(struct broker *b);
+/* SIGKILL (no chance to save or clean up). */
+void broker_kill9(struct broker *b);
+/* Starts the broker again on the same port, dir and config (log appended). */
+void broker_restart(struct broker *b);
+/* broker_stop if running, then frees; removes the temp dir. */
+void broker_free(struct broker *b);
+
+/* The log's current length: a mark to search from. */
+long broker_log_mark(const struct broker *b);
+bool broker_log_contains(const struct broker *b, long from, const char *needle);
+/* Waits for `needle` to appear in the log after `from`. */
+bool broker_wait_log(const struct broker *b, long from, const char *needle, int timeout_ms);
+
+/* The path of `name` in the broker's temp dir. */
+const char *broker_dir_file(const struct broker *b, const char *name);
+
+/* --- libmosquitto client ------------------------------------------------- */
+
+struct client_opts {
+    const char *client_id; /* required */
+    const char *username;  /* optional */
+    const char *password;  /* optional */
+    int protocol;          /* 4 = MQTT 3.1.1 (default), 5 = MQTT 5 */
+    bool persistent;       /* clean session false / clean start false + expiry */
+    int keepalive;         /* seconds; 0 = 60 */
+};
+
+struct msg {
+    char *topic;
+    char *payload; /* NUL-terminated copy */
+    int len;
+    int qos;
+    bool retain;
+    bool consumed;
+    int64_t at_ms; /* monotonic receive time */
+    cJSON *json;   /* NULL when the payload is not JSON */
+    struct msg *next;
+};
+
+struct client;
+
+struct client *client_new(const struct broker *b, const struct client_opts *o);
+/* TCP connect, then waits for CONNACK (5 s). Returns the CONNACK code
+ * (0 = accepted; MQTT 5: the reason code), or -1 when none came. A refused
+ * client does not retry. */
+int client_connect(struct client *c);
+/* Monotonic time the CONNACK arrived. */
+int64_t client_connack_at(const struct client *c);
+/* Subscribes and waits for SUBACK: the granted QoS (0-2) or the failure code
+ * (0x80 for MQTT 3.1.1, 0x87 etc. for MQTT 5); -1 when no SUBACK came. */
+int client_subscribe(struct client *c, const char *filter, int qos);
+/* Publishes. QoS 0: 0 once handed to the library. QoS >= 1: waits for the
+ * PUBACK/PUBCOMP (or failing PUBREC) and returns its reason code (always 0
+ * for MQTT 3.1.1); -1 on timeout or local error. */
+int client_publish(struct client *c, const char *topic, const void *payload, int len, int qos,
+                   bool retain);
+int client_publish_str(struct client *c, const char *topic, const char *payload, int qos);
+/* Sends DISCONNECT and stops the network thread. */
+void client_disconnect(struct client *c);
+/* True once the broker closed the connection (or we disconnected). */
+bool client_wait_disconnected(struct client *c, int timeout_ms);
+/* Stops everything (abruptly if still connected) and frees. */
+void client_free(struct client *c);
+const char *client_id(const struct client *c);
+
+/* Waits for the first not yet consumed message on `topic` (NULL: any topic)
+ * whose JSON has every listed field equal to the given text (string fields
+ * compare as strings, booleans as "true"/"false", numbers as decimal
+ * integers); marks it consumed and returns its JSON (owned by the client), or
+ * NULL on timeout. The list is key, value, ..., NULL. */
+cJSON *client_wait_json(struct client *c, const char *topic, int timeout_ms, ...)
+    __attribute__((sentinel));
+/* Same, returning the whole message (for its receive time, retain flag...). */
+struct msg *client_wait_fields(struct client *c, const char *topic, int timeout_ms, ...)
+    __attribute__((sentinel));
+/* Same, any payload, no field filter. */
+struct msg *client_wait_msg(struct client *c, const char *topic, int timeout_ms);
+/* Counts received messages on `topic` matching the fields, consumed or not. */
+int client_count(struct client *c, const char *topic, ...) __attribute__((sentinel));
+/* Marks every not yet consumed match consumed (e.g. allowed duplicates);
+ * returns how many. */
+int client_consume_all(struct client *c, const char *topic, ...) __attribute__((sentinel));
+/* Counts not yet consumed messages on `topic` (NULL: any). */
+int client_count_unconsumed(struct client *c, const char *topic);
+/* Calls fn for every received message on `topic` (NULL: any), in order. */
+void client_foreach(struct client *c, const char *topic, void (*fn)(const struct msg *m, void *ud),
+                    void *ud);
+/* Prints every received message to stderr (for failure messages). */
+void client_dump(struct client *c);
+
+/* Convenience: new + connect (must be accepted) [+ subscribe to the inbox]. */
+struct client *client_open(const struct broker *b, const char *client_id, const char *username);
+struct client *client_open_v(const struct broker *b, const struct client_opts *o);
+/* Opens and subscribes at QoS 1 to `{prefix}/u/{uid}/call` (uid = username,
+ * else client id). */
+struct client *client_open_inbox(const struct broker *b, const char *client_id,
+                                 const char *username);
+
+/* --- raw MQTT 3.1.1 socket client ---------------------------------------- */
+
+struct raw;
+/* Connects and waits for CONNACK (5 s); *connack_rc gets its return code
+ * (-1 when none came). Never sends PINGREQ by itself. */
+struct raw *raw_connect(int port, const char *client_id, const char *username, const char *password,
+                        int keepalive, bool clean, int *connack_rc);
+/* Publishes at QoS 0. */
+void raw_publish0(struct raw *r, const char *topic, const char *payload);
+/* True once the broker closed the socket. */
+bool raw_wait_closed(struct raw *r, int timeout_ms);
+/* Closes the socket without DISCONNECT (an abrupt drop) and frees. */
+void raw_drop(struct raw *r);
+
+/* --- test runner ---------------------------------------------------------- */
+
+struct test_case {
+    const char *name;
+    void (*fn)(void);
+};
+
+/* Runs each case (or only those named on the command line) in its own
+ * process with a per-case deadline; returns the exit status for main. */
+int run_tests(const struct test_case *cases, size_t count, int argc, char **argv);
+
+/* Small helpers for tests. */
+/* printf into a string that lives until the test case ends. */
+const char *rt_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A unique id for invitations: prefix + pid + counter. */
+const char *rt_uniq(const char *prefix);
+/* Publishes the JSON text and fails the test unless the library accepted it. */
+void rt_send(struct client *c, const char *topic, const char *json);
+/* Inbox topic of a uid. */
+const char *inbox(const char *uid);
+/* --- call protocol helpers -------------------------------------------------- */
+
+/* Waits (WAIT_MS) on uid's inbox for the event of `type` and `id`; fails the
+ * test (dumping what `c` received) when it does not come. */
+cJSON *rt_expect_event_at(const char *file, int line, struct client *c, const char *uid,
+                          const char *type, const char *id);
+/* Checks the stamp every delivered call event carries; ts must be within 10 s
+ * of our wall clock. */
+void rt_check_stamp(const char *file, int line, const cJSON *ev, const char *type, const char *id,
+                    const char *caller, const char *callee, const char *by);
+/* Waits for an `error` with `code` on uid's inbox and checks its fields:
+ * `id`/`request` must equal the given values, be absent when NULL, and are
+ * not checked when "*". */
+cJSON *rt_expect_error_at(const char *file, int line, struct client *c, const char *uid,
+                          const char *code, const char *id, const char *request);
+/* Fails (dumping) when `c` holds any message on `topic` (NULL: any) that no
+ * wait has consumed. Call it after a sentinel arrived. */
+void rt_expect_nothing_else_at(const char *file, int line, struct client *c, const char *topic);
+
+#define EXPECT_EVENT(c, uid, type, id)                                                             \
+    rt_expect_event_at(__FILE__, __LINE__, (c), (uid), (type), (id))
+#define CHECK_STAMP(ev, type, id, caller, callee, by)                                              \
+    rt_check_stamp(__FILE__, __LINE__, (ev), (type), (id), (caller), (callee), (by))
+#define EXPECT_ERROR(c, uid, code, id, request)                                                    \
+    rt_expect_error_at(__FILE__, __LINE__, (c), (uid), (code), (id), (request))
+#define EXPECT_NOTHING_ELSE(c, topic) rt_expect_nothing_else_at(__FILE__, __LINE__, (c), (topic))
+
+/* Default wait for things that should happen "at once". */
+#define WAIT_MS 3000
+/* Window after a sentinel in which an unwanted message would have shown. */
+#define QUIET_MS 300
+
+#endif
