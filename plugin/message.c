@@ -149,28 +149,32 @@ static cJSON *parse_object(const char *payload, size_t len, const char **why)
     return root;
 }
 
+/* Reads `id` and `type`, each kept when valid so an error can name them. */
 static enum rtm_err parse_type_and_id(const cJSON *root, struct rtm_request *out, const char **why)
 {
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
+    bool id_ok = cJSON_IsString(id) && rtm_id_valid(id->valuestring, strlen(id->valuestring));
+    if (id_ok)
+        strcpy(out->id, id->valuestring);
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(root, "type");
+    if (cJSON_IsString(type))
+        out->type = type_from_name(type->valuestring);
     if (!cJSON_IsString(type)) {
         *why = "missing or non-string field: type";
         return RTM_ERR_BAD_REQUEST;
     }
-    out->type = type_from_name(type->valuestring);
     if (out->type == RTM_MSG_NONE) {
         *why = "unknown type (expected invite, ringing, accept, refuse or cancel)";
         return RTM_ERR_BAD_REQUEST;
     }
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
     if (!cJSON_IsString(id)) {
         *why = "missing or non-string field: id";
         return RTM_ERR_BAD_REQUEST;
     }
-    if (!rtm_id_valid(id->valuestring, strlen(id->valuestring))) {
+    if (!id_ok) {
         *why = "id must be 1-64 characters of A-Z a-z 0-9 _ -";
         return RTM_ERR_BAD_REQUEST;
     }
-    strcpy(out->id, id->valuestring);
     return RTM_OK;
 }
 
@@ -315,13 +319,8 @@ char *rtm_presence_json(const char *uid, bool online, unsigned sessions, int64_t
 
 bool rtm_presence_payload_online(const void *payload, size_t len)
 {
-    /* The plugin wrote every retained presence payload itself, compactly. */
-    static const char needle[] = "\"online\":true";
-    const size_t n = sizeof(needle) - 1;
-    const char *p = payload;
-    for (size_t i = 0; p && i + n <= len; i++) {
-        if (p[i] == '"' && memcmp(p + i, needle, n) == 0)
-            return true;
-    }
-    return false;
+    cJSON *root = payload ? cJSON_ParseWithLength(payload, len) : NULL;
+    bool online = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "online"));
+    cJSON_Delete(root);
+    return online;
 }

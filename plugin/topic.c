@@ -110,6 +110,22 @@ enum rtm_topic_kind rtm_topic_parse(const char *prefix, size_t prefix_len, const
     return out->kind;
 }
 
+static bool level_is_wild(const struct level *l)
+{
+    return level_is(l, "+") || level_is(l, "#");
+}
+
+/* Is `lv` (after "u/{uid}/") a filter over the user's own call inbox or
+ * devices? Filters that match no topic at all are refused too. */
+static bool own_levels_allowed(const struct level *lv, size_t n)
+{
+    if (n == 1)
+        return level_is(&lv[0], "call") || level_is_wild(&lv[0]);
+    if (n == 2 && (level_is(&lv[0], "devices") || level_is(&lv[0], "+")))
+        return level_is_wild(&lv[1]) || rtm_id_valid(lv[1].s, lv[1].len);
+    return false;
+}
+
 bool rtm_topic_filter_allowed(const char *prefix, size_t prefix_len, const char *filter,
                               const char *uid, bool admin)
 {
@@ -117,16 +133,14 @@ bool rtm_topic_filter_allowed(const char *prefix, size_t prefix_len, const char 
         return true;
     if (!uid || !rtm_uid_valid(uid, strlen(uid)))
         return false;
-    struct level lv[8];
+    struct level lv[5];
     if (!rtm_topic_under_prefix(prefix, prefix_len, filter))
         return false;
-    size_t n = split(prefix_len, filter, lv, 7);
-    if (n < 2 || n > 7)
-        return false;
-    if (level_is(&lv[0], "presence"))
-        return n == 2;
-    /* Everything under u/{uid}/ is the user's own: its inbox and devices. */
-    return level_is(&lv[0], "u") && level_is(&lv[1], uid);
+    size_t n = split(prefix_len, filter, lv, 4);
+    if (n == 2 && level_is(&lv[0], "presence"))
+        return level_is_wild(&lv[1]) || rtm_uid_valid(lv[1].s, lv[1].len);
+    return n >= 3 && n <= 4 && level_is(&lv[0], "u") && level_is(&lv[1], uid) &&
+           own_levels_allowed(&lv[2], n - 2);
 }
 
 /* MQTT topic matching of a filter against a concrete topic. */
