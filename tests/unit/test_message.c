@@ -1,0 +1,883 @@
+/*
+ * Unit tests for plugin/message.c: validating client requests (PROTOCOL.md
+ * section 3), writing stamped events, errors and presence, and UTF-8.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "rtm_config.h"
+#include "rtm_message.h"
+
+static struct rtm_config cfg;
+
+static int setup(void **state)
+{
+    (void)state;
+    rtm_config_defaults(&cfg);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    rtm_config_free(&cfg);
+    return 0;
+}
+
+/* Parses `len` bytes copied into a buffer of exactly that size (no NUL after
+ * it, as an MQTT payload), so reading past `len` is caught by ASan. */
+static enum rtm_err parse_n(const char *payload, size_t len, struct rtm_request *req,
+                            const char **why)
+{
+    char *buf = malloc(len ? len : 1);
+    assert_non_null(buf);
+    memcpy(buf, payload, len);
+    memset(req, 0x5A, sizeof(*req));
+    *why = NULL;
+    enum rtm_err err = rtm_request_parse(buf, len, &cfg, req, why);
+    /* String fields point into the request's own JSON, not into `buf`. */
+    free(buf);
+    return err;
+}
+
+static enum rtm_err parse(const char *payload, struct rtm_request *req, const char **why)
+{
+    return parse_n(payload, strlen(payload), req, why);
+}
+
+static void expect_ok(const char *payload, struct rtm_request *req)
+{
+    const char *why = NULL;
+    enum rtm_err err = parse(payload, req, &why);
+    if (err != RTM_OK)
+        print_error("refused (%s): %s\n", why ? why : "?", payload);
+    assert_int_equal(err, RTM_OK);
+}
+
+/* Expects bad_request, with `type` and `id` kept when they were valid. */
+static void expect_bad_n(const char *payload, size_t len, enum rtm_msg_type type, const char *id)
+{
+    struct rtm_request req;
+    const char *why = NULL;
+    enum rtm_err err = parse_n(payload, len, &req, &why);
+    if (err != RTM_ERR_BAD_REQUEST)
+        print_error("got %d, expected bad_request: %.*s\n", err, (int)(len > 200 ? 200 : len),
+                    payload);
+    assert_int_equal(err, RTM_ERR_BAD_REQUEST);
+    assert_non_null(why);
+    assert_true(why[0] != '\0');
+    assert_int_equal(req.type, type);
+    assert_string_equal(req.id, id);
+    rtm_request_free(&req);
+}
+
+static void expect_bad(const char *payload, enum rtm_msg_type type, const char *id)
+{
+    expect_bad_n(payload, strlen(payload), type, id);
+}
+
+/* --- names ---------------------------------------------------------------- */
+
+static void test_names(void **state)
+{
+    (void)state;
+    assert_string_equal(rtm_msg_type_name(RTM_MSG_INVITE), "invite");
+    assert_string_equal(rtm_msg_type_name(RTM_MSG_RINGING), "ringing");
+    assert_string_equal(rtm_msg_type_name(RTM_MSG_ACCEPT), "accept");
+    assert_string_equal(rtm_msg_type_name(RTM_MSG_REFUSE), "refuse");
+    assert_string_equal(rtm_msg_type_name(RTM_MSG_CANCEL), "cancel");
+    assert_string_equal(rtm_msg_type_name(RTM_MSG_FAILURE), "failure");
+
+    assert_string_equal(rtm_err_code(RTM_ERR_BAD_REQUEST), "bad_request");
+    assert_string_equal(rtm_err_code(RTM_ERR_UNKNOWN_INVITATION), "unknown_invitation");
+    assert_string_equal(rtm_err_code(RTM_ERR_NOT_PARTY), "not_party");
+    assert_string_equal(rtm_err_code(RTM_ERR_INVALID_STATE), "invalid_state");
+    assert_string_equal(rtm_err_code(RTM_ERR_DUPLICATE_ID), "duplicate_id");
+    assert_string_equal(rtm_err_code(RTM_ERR_SELF_CALL), "self_call");
+    assert_string_equal(rtm_err_code(RTM_ERR_RATE_LIMITED), "rate_limited");
+    assert_string_equal(rtm_err_code(RTM_ERR_BUSY_LIMIT), "busy_limit");
+
+    assert_string_equal(rtm_fail_reason_name(RTM_FAIL_PEER_OFFLINE), "peer_offline");
+    assert_string_equal(rtm_fail_reason_name(RTM_FAIL_NO_RESPONSE), "no_response");
+    assert_string_equal(rtm_fail_reason_name(RTM_FAIL_EXPIRED), "expired");
+    assert_string_equal(rtm_fail_reason_name(RTM_FAIL_CALLER_OFFLINE), "caller_offline");
+}
+
+/* --- valid requests --------------------------------------------------------- */
+
+static void test_parse_invite(void **state)
+{
+    (void)state;
+    struct rtm_request req;
+
+    expect_ok("{\"type\":\"invite\",\"id\":\"c-7f3a\"}", &req);
+    assert_int_equal(req.type, RTM_MSG_INVITE);
+    assert_string_equal(req.id, "c-7f3a");
+    assert_null(req.content);
+    assert_null(req.channel);
+    assert_null(req.response);
+    assert_int_equal(req.timeout_s, 0);
+    rtm_request_free(&req);
+
+    expect_ok("{\"type\":\"invite\",\"id\":\"c-7f3a\",\"content\":\"{\\\"video\\\":true}\","
+              "\"channel\":\"room-42\",\"timeout\":30}",
+              &req);
+    assert_int_equal(req.type, RTM_MSG_INVITE);
+    assert_string_equal(req.id, "c-7f3a");
+    assert_string_equal(req.content, "{\"video\":true}");
+    assert_string_equal(req.channel, "room-42");
+    assert_int_equal(req.timeout_s, 30);
+    rtm_request_free(&req);
+
+    expect_ok("{\"type\":\"invite\",\"id\":\"x\",\"content\":\"\"}", &req);
+    assert_string_equal(req.content, "");
+    assert_null(req.channel);
+    rtm_request_free(&req);
+
+    expect_ok("{\"type\":\"invite\",\"id\":\"x\",\"channel\":\"c\"}", &req);
+    assert_null(req.content);
+    assert_string_equal(req.channel, "c");
+    rtm_request_free(&req);
+
+    expect_ok("{\"type\":\"invite\",\"id\":\"x\",\"timeout\":1}", &req);
+    assert_int_equal(req.timeout_s, 1);
+    rtm_request_free(&req);
+
+    expect_ok("{\"type\":\"invite\",\"id\":\"x\",\"timeout\":120}", &req);
+    assert_int_equal(req.timeout_s, 120);
+    rtm_request_free(&req);
+
+    /* Key order does not matter; whitespace is JSON's. */
+    expect_ok(" {\n \"timeout\" : 5 , \"id\" : \"x\" , \"type\" : \"invite\" }\n", &req);
+    assert_int_equal(req.type, RTM_MSG_INVITE);
+    assert_int_equal(req.timeout_s, 5);
+    rtm_request_free(&req);
+
+    /* Unicode content is fine. */
+    expect_ok("{\"type\":\"invite\",\"id\":\"x\",\"content\":\"h\xc3\xa9llo \xe2\x82\xac "
+              "\xf0\x9f\x98\x80\"}",
+              &req);
+    assert_string_equal(req.content, "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80");
+    rtm_request_free(&req);
+}
+
+static void test_parse_other_types(void **state)
+{
+    (void)state;
+    struct rtm_request req;
+
+    expect_ok("{\"type\":\"ringing\",\"id\":\"a\"}", &req);
+    assert_int_equal(req.type, RTM_MSG_RINGING);
+    assert_string_equal(req.id, "a");
+    rtm_request_free(&req);
+
+    expect_ok("{\"type\":\"accept\",\"id\":\"a\"}", &req);
+    assert_int_equal(req.type, RTM_MSG_ACCEPT);
+    assert_null(req.response);
+    rtm_request_free(&req);
+
+    expect_ok("{\"type\":\"accept\",\"id\":\"a\",\"response\":\"ok\"}", &req);
+    assert_int_equal(req.type, RTM_MSG_ACCEPT);
+    assert_string_equal(req.response, "ok");
+    rtm_request_free(&req);
+
+    expect_ok("{\"type\":\"refuse\",\"id\":\"a\"}", &req);
+    assert_int_equal(req.type, RTM_MSG_REFUSE);
+    assert_null(req.response);
+    rtm_request_free(&req);
+
+    expect_ok("{\"type\":\"refuse\",\"id\":\"a\",\"response\":\"busy\"}", &req);
+    assert_int_equal(req.type, RTM_MSG_REFUSE);
+    assert_string_equal(req.response, "busy");
+    rtm_request_free(&req);
+
+    expect_ok("{\"type\":\"cancel\",\"id\":\"a\"}", &req);
+    assert_int_equal(req.type, RTM_MSG_CANCEL);
+    assert_string_equal(req.id, "a");
+    rtm_request_free(&req);
+}
+
+static void test_parse_ignores_other_fields(void **state)
+{
+    (void)state;
+    struct rtm_request req;
+    expect_ok("{\"type\":\"cancel\",\"id\":\"a\",\"caller\":\"mallory\",\"callee\":\"x\","
+              "\"by\":\"y\",\"ts\":1,\"expires_at\":2,\"foo\":{\"bar\":[1,2]},\"reason\":5}",
+              &req);
+    assert_int_equal(req.type, RTM_MSG_CANCEL);
+    assert_string_equal(req.id, "a");
+    rtm_request_free(&req);
+}
+
+static void test_parse_limits_exact(void **state)
+{
+    (void)state;
+    /* At the limits: accepted. */
+    static char buf[16384];
+    char field[RTM_CONTENT_MAX + 2];
+    struct rtm_request req;
+
+    memset(field, 'c', RTM_CONTENT_MAX);
+    field[RTM_CONTENT_MAX] = '\0';
+    snprintf(buf, sizeof(buf), "{\"type\":\"invite\",\"id\":\"x\",\"content\":\"%s\"}", field);
+    expect_ok(buf, &req);
+    assert_int_equal(strlen(req.content), RTM_CONTENT_MAX);
+    rtm_request_free(&req);
+
+    snprintf(buf, sizeof(buf), "{\"type\":\"accept\",\"id\":\"x\",\"response\":\"%s\"}", field);
+    expect_ok(buf, &req);
+    assert_int_equal(strlen(req.response), RTM_RESPONSE_MAX);
+    rtm_request_free(&req);
+
+    memset(field, 'h', RTM_CHANNEL_MAX);
+    field[RTM_CHANNEL_MAX] = '\0';
+    snprintf(buf, sizeof(buf), "{\"type\":\"invite\",\"id\":\"x\",\"channel\":\"%s\"}", field);
+    expect_ok(buf, &req);
+    assert_int_equal(strlen(req.channel), RTM_CHANNEL_MAX);
+    rtm_request_free(&req);
+
+    /* The limits are bytes, not characters: 2048 two-byte characters fit. */
+    for (int i = 0; i < RTM_CONTENT_MAX / 2; i++) {
+        field[2 * i] = '\xc3';
+        field[2 * i + 1] = '\xa9';
+    }
+    field[RTM_CONTENT_MAX] = '\0';
+    snprintf(buf, sizeof(buf), "{\"type\":\"invite\",\"id\":\"x\",\"content\":\"%s\"}", field);
+    expect_ok(buf, &req);
+    rtm_request_free(&req);
+
+    char id[RTM_ID_MAX + 1];
+    memset(id, 'i', RTM_ID_MAX);
+    id[RTM_ID_MAX] = '\0';
+    snprintf(buf, sizeof(buf), "{\"type\":\"cancel\",\"id\":\"%s\"}", id);
+    expect_ok(buf, &req);
+    assert_string_equal(req.id, id);
+    rtm_request_free(&req);
+}
+
+static void test_parse_not_nul_terminated(void **state)
+{
+    (void)state;
+    /* Only `len` bytes are the payload: what follows is not part of it. */
+    const char *text = "{\"type\":\"cancel\",\"id\":\"abc\"}GARBAGE";
+    size_t len = strlen("{\"type\":\"cancel\",\"id\":\"abc\"}");
+    struct rtm_request req;
+    const char *why = NULL;
+    assert_int_equal(parse_n(text, len, &req, &why), RTM_OK);
+    assert_int_equal(req.type, RTM_MSG_CANCEL);
+    assert_string_equal(req.id, "abc");
+    rtm_request_free(&req);
+}
+
+static void test_payload_size_limit(void **state)
+{
+    (void)state;
+    struct rtm_request req;
+    const char *why = NULL;
+    char buf[256];
+    /* Exactly max_payload bytes: accepted; one more: refused. */
+    cfg.max_payload = 100;
+    const char *head = "{\"type\":\"invite\",\"id\":\"big\",\"content\":\"";
+    size_t fill = 100 - strlen(head) - 2;
+    memcpy(buf, head, strlen(head));
+    memset(buf + strlen(head), 'x', fill);
+    memcpy(buf + strlen(head) + fill, "\"}", 3);
+    assert_int_equal(strlen(buf), 100);
+    assert_int_equal(parse(buf, &req, &why), RTM_OK);
+    rtm_request_free(&req);
+
+    memcpy(buf, head, strlen(head));
+    memset(buf + strlen(head), 'x', fill + 1);
+    memcpy(buf + strlen(head) + fill + 1, "\"}", 3);
+    assert_int_equal(strlen(buf), 101);
+    assert_int_equal(parse(buf, &req, &why), RTM_ERR_BAD_REQUEST);
+    assert_non_null(why);
+    rtm_request_free(&req);
+
+    /* Too large, whatever else is wrong with it: a 9000-byte non-JSON blob. */
+    cfg.max_payload = 8192;
+    char *blob = malloc(9000);
+    assert_non_null(blob);
+    memset(blob, '[', 9000);
+    expect_bad_n(blob, 9000, RTM_MSG_NONE, "");
+    free(blob);
+}
+
+static void test_max_invite_timeout_from_config(void **state)
+{
+    (void)state;
+    struct rtm_request req;
+    cfg.max_invite_timeout_s = 10;
+    expect_ok("{\"type\":\"invite\",\"id\":\"x\",\"timeout\":10}", &req);
+    assert_int_equal(req.timeout_s, 10);
+    rtm_request_free(&req);
+    expect_bad("{\"type\":\"invite\",\"id\":\"x\",\"timeout\":11}", RTM_MSG_INVITE, "x");
+    cfg.max_invite_timeout_s = 120;
+}
+
+/* --- bad requests ----------------------------------------------------------- */
+
+static void test_bad_not_json(void **state)
+{
+    (void)state;
+    expect_bad("", RTM_MSG_NONE, "");
+    expect_bad("hello", RTM_MSG_NONE, "");
+    expect_bad("{", RTM_MSG_NONE, "");
+    expect_bad("{\"type\":\"cancel\",\"id\":\"a\"", RTM_MSG_NONE, "");
+    expect_bad("{'type':'cancel','id':'a'}", RTM_MSG_NONE, "");
+    expect_bad("{\"type\":\"cancel\",\"id\":\"a\",}", RTM_MSG_NONE, "");
+    /* Trailing data after the object is not JSON. */
+    expect_bad("{\"type\":\"cancel\",\"id\":\"a\"} x", RTM_MSG_NONE, "");
+    expect_bad("{\"type\":\"cancel\",\"id\":\"a\"}{}", RTM_MSG_NONE, "");
+}
+
+static void test_bad_not_object(void **state)
+{
+    (void)state;
+    expect_bad("42", RTM_MSG_NONE, "");
+    expect_bad("\"invite\"", RTM_MSG_NONE, "");
+    expect_bad("null", RTM_MSG_NONE, "");
+    expect_bad("true", RTM_MSG_NONE, "");
+    expect_bad("[]", RTM_MSG_NONE, "");
+    expect_bad("[{\"type\":\"cancel\",\"id\":\"a\"}]", RTM_MSG_NONE, "");
+}
+
+/* Expects bad_request, whatever the parser kept of type and id. */
+static void expect_bad_any(const char *payload)
+{
+    struct rtm_request req;
+    const char *why = NULL;
+    enum rtm_err err = parse(payload, &req, &why);
+    if (err != RTM_ERR_BAD_REQUEST)
+        print_error("got %d, expected bad_request: %s\n", err, payload);
+    assert_int_equal(err, RTM_ERR_BAD_REQUEST);
+    assert_non_null(why);
+    rtm_request_free(&req);
+}
+
+static void test_bad_utf8(void **state)
+{
+    (void)state;
+    /* cJSON does not check UTF-8: the parser must. */
+    expect_bad_any("{\"type\":\"invite\",\"id\":\"a\",\"content\":\"\xff\"}");
+    expect_bad_any("{\"type\":\"invite\",\"id\":\"a\",\"channel\":\"\xc0\x80\"}");
+    expect_bad_any("{\"type\":\"accept\",\"id\":\"a\",\"response\":\"\xed\xa0\x80\"}");
+    expect_bad_any("{\"type\":\"cancel\",\"id\":\"a\",\"x\":\"\xe2\x82\"}");
+    expect_bad_any("{\"type\":\"cancel\",\"id\":\"a\",\"\xf4\x90\x80\x80\":1}");
+    expect_bad_any("{\"type\":\"cancel\",\"id\":\"a\"}\xff");
+}
+
+static void test_bad_type(void **state)
+{
+    (void)state;
+    /* Missing or mistyped: the id is kept when it was valid. */
+    expect_bad("{\"id\":\"a\"}", RTM_MSG_NONE, "a");
+    expect_bad("{\"type\":5,\"id\":\"a\"}", RTM_MSG_NONE, "a");
+    expect_bad("{\"type\":null,\"id\":\"a\"}", RTM_MSG_NONE, "a");
+    expect_bad("{\"type\":[\"invite\"],\"id\":\"a\"}", RTM_MSG_NONE, "a");
+    expect_bad("{\"type\":{},\"id\":\"a\"}", RTM_MSG_NONE, "a");
+    /* Unknown, including the types only the plugin generates. */
+    expect_bad("{\"type\":\"hello\",\"id\":\"a\"}", RTM_MSG_NONE, "a");
+    expect_bad("{\"type\":\"\",\"id\":\"a\"}", RTM_MSG_NONE, "a");
+    expect_bad("{\"type\":\"INVITE\",\"id\":\"a\"}", RTM_MSG_NONE, "a");
+    expect_bad("{\"type\":\"invite \",\"id\":\"a\"}", RTM_MSG_NONE, "a");
+    expect_bad("{\"type\":\"failure\",\"id\":\"a\"}", RTM_MSG_NONE, "a");
+    expect_bad("{\"type\":\"error\",\"id\":\"a\"}", RTM_MSG_NONE, "a");
+    expect_bad("{\"type\":\"pushed\",\"id\":\"a\"}", RTM_MSG_NONE, "a");
+    expect_bad("{}", RTM_MSG_NONE, "");
+}
+
+static void test_bad_id(void **state)
+{
+    (void)state;
+    char buf[256], id[80];
+    /* Missing or invalid: the type is kept. */
+    expect_bad("{\"type\":\"cancel\"}", RTM_MSG_CANCEL, "");
+    expect_bad("{\"type\":\"invite\",\"id\":\"\"}", RTM_MSG_INVITE, "");
+    expect_bad("{\"type\":\"accept\",\"id\":\"a b\"}", RTM_MSG_ACCEPT, "");
+    expect_bad("{\"type\":\"ringing\",\"id\":\"a.b\"}", RTM_MSG_RINGING, "");
+    expect_bad("{\"type\":\"refuse\",\"id\":\"a@b\"}", RTM_MSG_REFUSE, "");
+    expect_bad("{\"type\":\"cancel\",\"id\":\"a/b\"}", RTM_MSG_CANCEL, "");
+    expect_bad("{\"type\":\"cancel\",\"id\":5}", RTM_MSG_CANCEL, "");
+    expect_bad("{\"type\":\"cancel\",\"id\":null}", RTM_MSG_CANCEL, "");
+    expect_bad("{\"type\":\"cancel\",\"id\":[\"a\"]}", RTM_MSG_CANCEL, "");
+    memset(id, 'i', 65);
+    id[65] = '\0';
+    snprintf(buf, sizeof(buf), "{\"type\":\"invite\",\"id\":\"%s\"}", id);
+    expect_bad(buf, RTM_MSG_INVITE, "");
+}
+
+static void test_bad_fields(void **state)
+{
+    (void)state;
+    static char buf[16384];
+    char field[RTM_CONTENT_MAX + 2];
+
+    memset(field, 'c', RTM_CONTENT_MAX + 1);
+    field[RTM_CONTENT_MAX + 1] = '\0';
+    snprintf(buf, sizeof(buf), "{\"type\":\"invite\",\"id\":\"x\",\"content\":\"%s\"}", field);
+    expect_bad(buf, RTM_MSG_INVITE, "x");
+    snprintf(buf, sizeof(buf), "{\"type\":\"accept\",\"id\":\"x\",\"response\":\"%s\"}", field);
+    expect_bad(buf, RTM_MSG_ACCEPT, "x");
+    snprintf(buf, sizeof(buf), "{\"type\":\"refuse\",\"id\":\"x\",\"response\":\"%s\"}", field);
+    expect_bad(buf, RTM_MSG_REFUSE, "x");
+
+    memset(field, 'h', RTM_CHANNEL_MAX + 1);
+    field[RTM_CHANNEL_MAX + 1] = '\0';
+    snprintf(buf, sizeof(buf), "{\"type\":\"invite\",\"id\":\"x\",\"channel\":\"%s\"}", field);
+    expect_bad(buf, RTM_MSG_INVITE, "x");
+
+    /* Mistyped optional fields. */
+    expect_bad("{\"type\":\"invite\",\"id\":\"x\",\"content\":5}", RTM_MSG_INVITE, "x");
+    expect_bad("{\"type\":\"invite\",\"id\":\"x\",\"content\":{\"a\":1}}", RTM_MSG_INVITE, "x");
+    expect_bad("{\"type\":\"invite\",\"id\":\"x\",\"channel\":true}", RTM_MSG_INVITE, "x");
+    expect_bad("{\"type\":\"accept\",\"id\":\"x\",\"response\":{}}", RTM_MSG_ACCEPT, "x");
+    expect_bad("{\"type\":\"refuse\",\"id\":\"x\",\"response\":[\"no\"]}", RTM_MSG_REFUSE, "x");
+
+    /* Timeout out of range or not an integer. */
+    expect_bad("{\"type\":\"invite\",\"id\":\"x\",\"timeout\":0}", RTM_MSG_INVITE, "x");
+    expect_bad("{\"type\":\"invite\",\"id\":\"x\",\"timeout\":-1}", RTM_MSG_INVITE, "x");
+    expect_bad("{\"type\":\"invite\",\"id\":\"x\",\"timeout\":121}", RTM_MSG_INVITE, "x");
+    expect_bad("{\"type\":\"invite\",\"id\":\"x\",\"timeout\":1.5}", RTM_MSG_INVITE, "x");
+    expect_bad("{\"type\":\"invite\",\"id\":\"x\",\"timeout\":\"30\"}", RTM_MSG_INVITE, "x");
+    expect_bad("{\"type\":\"invite\",\"id\":\"x\",\"timeout\":true}", RTM_MSG_INVITE, "x");
+    expect_bad("{\"type\":\"invite\",\"id\":\"x\",\"timeout\":null}", RTM_MSG_INVITE, "x");
+    expect_bad("{\"type\":\"invite\",\"id\":\"x\",\"timeout\":1e300}", RTM_MSG_INVITE, "x");
+    expect_bad("{\"type\":\"invite\",\"id\":\"x\",\"timeout\":4294967326}", RTM_MSG_INVITE, "x");
+    expect_bad("{\"type\":\"invite\",\"id\":\"x\",\"timeout\":-4294967266}", RTM_MSG_INVITE, "x");
+}
+
+/* --- output ----------------------------------------------------------------- */
+
+/* Parses `text` (of `len` bytes, NUL-terminated) and checks that the object
+ * has exactly the keys listed. */
+static cJSON *parse_exact(const char *text, size_t len, const char *const *keys, size_t nkeys)
+{
+    assert_non_null(text);
+    assert_int_equal(strlen(text), len);
+    cJSON *j = cJSON_Parse(text);
+    if (!j)
+        print_error("not JSON: %s\n", text);
+    assert_non_null(j);
+    assert_true(cJSON_IsObject(j));
+    size_t n = 0;
+    for (cJSON *c = j->child; c; c = c->next) {
+        bool listed = false;
+        for (size_t k = 0; k < nkeys; k++)
+            if (strcmp(c->string, keys[k]) == 0)
+                listed = true;
+        if (!listed)
+            print_error("unexpected key \"%s\" in %s\n", c->string, text);
+        assert_true(listed);
+        n++;
+    }
+    if (n != nkeys)
+        print_error("%zu keys, expected %zu, in %s\n", n, nkeys, text);
+    assert_int_equal(n, nkeys);
+    return j;
+}
+
+static void expect_str(const cJSON *j, const char *key, const char *value)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    assert_non_null(v);
+    assert_true(cJSON_IsString(v));
+    assert_string_equal(v->valuestring, value);
+}
+
+static void expect_num(const cJSON *j, const char *key, int64_t value)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    assert_non_null(v);
+    assert_true(cJSON_IsNumber(v));
+    assert_true(v->valuedouble == (double)value);
+}
+
+static void expect_bool(const cJSON *j, const char *key, bool value)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    assert_non_null(v);
+    assert_true(cJSON_IsBool(v));
+    assert_int_equal(cJSON_IsTrue(v), value);
+}
+
+#define TS 1764100000000LL
+
+static void test_event_invite(void **state)
+{
+    (void)state;
+    static const char *const keys[] = {"type", "id",      "caller",  "callee",    "by",
+                                       "ts",   "content", "channel", "expires_at"};
+    struct rtm_event ev = {
+        .type = RTM_MSG_INVITE,
+        .id = "c-7f3a",
+        .caller = "alice",
+        .callee = "bob",
+        .by = "alice",
+        .ts = TS,
+        .content = "{\"video\":true}",
+        .channel = "room-42",
+        .expires_at = TS + 30000,
+    };
+    size_t len = 0;
+    char *s = rtm_event_json(&ev, &len);
+    cJSON *j = parse_exact(s, len, keys, 9);
+    expect_str(j, "type", "invite");
+    expect_str(j, "id", "c-7f3a");
+    expect_str(j, "caller", "alice");
+    expect_str(j, "callee", "bob");
+    expect_str(j, "by", "alice");
+    expect_num(j, "ts", TS);
+    expect_str(j, "content", "{\"video\":true}");
+    expect_str(j, "channel", "room-42");
+    expect_num(j, "expires_at", TS + 30000);
+    /* Milliseconds are written as integers, not in exponent form. */
+    assert_non_null(strstr(s, "1764100000000"));
+    assert_non_null(strstr(s, "1764100030000"));
+    cJSON_Delete(j);
+    free(s);
+
+    /* content and channel absent: written as "". */
+    ev.content = NULL;
+    ev.channel = NULL;
+    s = rtm_event_json(&ev, &len);
+    j = parse_exact(s, len, keys, 9);
+    expect_str(j, "content", "");
+    expect_str(j, "channel", "");
+    expect_num(j, "expires_at", TS + 30000);
+    cJSON_Delete(j);
+    free(s);
+
+    /* Strings needing escapes survive. */
+    ev.content = "quote \" backslash \\ newline \n tab \t \xc3\xa9";
+    s = rtm_event_json(&ev, &len);
+    j = parse_exact(s, len, keys, 9);
+    expect_str(j, "content", "quote \" backslash \\ newline \n tab \t \xc3\xa9");
+    cJSON_Delete(j);
+    free(s);
+}
+
+static void test_event_ringing_cancel(void **state)
+{
+    (void)state;
+    static const char *const keys[] = {"type", "id", "caller", "callee", "by", "ts"};
+    struct rtm_event ev = {
+        .type = RTM_MSG_RINGING,
+        .id = "c-7f3a",
+        .caller = "alice",
+        .callee = "bob",
+        .by = "bob",
+        .ts = TS + 350,
+    };
+    size_t len = 0;
+    char *s = rtm_event_json(&ev, &len);
+    cJSON *j = parse_exact(s, len, keys, 6);
+    expect_str(j, "type", "ringing");
+    expect_str(j, "by", "bob");
+    expect_num(j, "ts", TS + 350);
+    cJSON_Delete(j);
+    free(s);
+
+    ev.type = RTM_MSG_CANCEL;
+    ev.by = "alice";
+    s = rtm_event_json(&ev, &len);
+    j = parse_exact(s, len, keys, 6);
+    expect_str(j, "type", "cancel");
+    expect_str(j, "id", "c-7f3a");
+    expect_str(j, "caller", "alice");
+    expect_str(j, "callee", "bob");
+    expect_str(j, "by", "alice");
+    cJSON_Delete(j);
+    free(s);
+}
+
+static void test_event_accept_refuse(void **state)
+{
+    (void)state;
+    static const char *const with_resp[] = {"type", "id", "caller",  "callee",
+                                            "by",   "ts", "response"};
+    struct rtm_event ev = {
+        .type = RTM_MSG_ACCEPT,
+        .id = "c-7f3a",
+        .caller = "alice",
+        .callee = "bob",
+        .by = "bob",
+        .ts = TS + 4000,
+        .response = "ok",
+    };
+    size_t len = 0;
+    char *s = rtm_event_json(&ev, &len);
+    cJSON *j = parse_exact(s, len, with_resp, 7);
+    expect_str(j, "type", "accept");
+    expect_str(j, "response", "ok");
+    cJSON_Delete(j);
+    free(s);
+
+    ev.type = RTM_MSG_REFUSE;
+    ev.response = "busy";
+    s = rtm_event_json(&ev, &len);
+    j = parse_exact(s, len, with_resp, 7);
+    expect_str(j, "type", "refuse");
+    expect_str(j, "response", "busy");
+    cJSON_Delete(j);
+    free(s);
+
+    /* No response: no key. */
+    ev.response = NULL;
+    s = rtm_event_json(&ev, &len);
+    j = parse_exact(s, len, with_resp, 6);
+    assert_null(cJSON_GetObjectItemCaseSensitive(j, "response"));
+    cJSON_Delete(j);
+    free(s);
+}
+
+static void test_event_failure(void **state)
+{
+    (void)state;
+    static const char *const keys[] = {"type", "id", "caller", "callee", "by", "ts", "reason"};
+    static const struct {
+        enum rtm_fail_reason r;
+        const char *name;
+    } reasons[] = {
+        {RTM_FAIL_PEER_OFFLINE, "peer_offline"},
+        {RTM_FAIL_NO_RESPONSE, "no_response"},
+        {RTM_FAIL_EXPIRED, "expired"},
+        {RTM_FAIL_CALLER_OFFLINE, "caller_offline"},
+    };
+    for (size_t i = 0; i < 4; i++) {
+        struct rtm_event ev = {
+            .type = RTM_MSG_FAILURE,
+            .id = "c-7f3a",
+            .caller = "alice",
+            .callee = "bob",
+            .by = NULL,
+            .ts = TS + 30050,
+            .reason = reasons[i].r,
+        };
+        size_t len = 0;
+        char *s = rtm_event_json(&ev, &len);
+        cJSON *j = parse_exact(s, len, keys, 7);
+        expect_str(j, "type", "failure");
+        expect_str(j, "by", "server");
+        expect_str(j, "reason", reasons[i].name);
+        expect_num(j, "ts", TS + 30050);
+        cJSON_Delete(j);
+        free(s);
+    }
+}
+
+static void test_error_json(void **state)
+{
+    (void)state;
+    static const char *const full[] = {"type", "code", "message", "id", "request", "ts"};
+    size_t len = 0;
+    char *s =
+        rtm_error_json(RTM_ERR_INVALID_STATE, "invitation c-7f3a has already ended (canceled)",
+                       "c-7f3a", RTM_MSG_ACCEPT, TS + 5000, &len);
+    cJSON *j = parse_exact(s, len, full, 6);
+    expect_str(j, "type", "error");
+    expect_str(j, "code", "invalid_state");
+    expect_str(j, "message", "invitation c-7f3a has already ended (canceled)");
+    expect_str(j, "id", "c-7f3a");
+    expect_str(j, "request", "accept");
+    expect_num(j, "ts", TS + 5000);
+    cJSON_Delete(j);
+    free(s);
+
+    /* No valid id, no valid type: neither key. */
+    static const char *const bare[] = {"type", "code", "message", "ts"};
+    s = rtm_error_json(RTM_ERR_BAD_REQUEST, "not JSON", NULL, RTM_MSG_NONE, TS, &len);
+    j = parse_exact(s, len, bare, 4);
+    expect_str(j, "code", "bad_request");
+    expect_str(j, "message", "not JSON");
+    cJSON_Delete(j);
+    free(s);
+
+    /* A type but no id. */
+    static const char *const typed[] = {"type", "code", "message", "request", "ts"};
+    s = rtm_error_json(RTM_ERR_BAD_REQUEST, "missing id", NULL, RTM_MSG_CANCEL, TS, &len);
+    j = parse_exact(s, len, typed, 5);
+    expect_str(j, "request", "cancel");
+    cJSON_Delete(j);
+    free(s);
+
+    /* An id but no type. */
+    static const char *const ided[] = {"type", "code", "message", "id", "ts"};
+    s = rtm_error_json(RTM_ERR_BAD_REQUEST, "unknown type", "x1", RTM_MSG_NONE, TS, &len);
+    j = parse_exact(s, len, ided, 5);
+    expect_str(j, "id", "x1");
+    cJSON_Delete(j);
+    free(s);
+
+    /* Every code. */
+    static const enum rtm_err errs[] = {
+        RTM_ERR_BAD_REQUEST,   RTM_ERR_UNKNOWN_INVITATION, RTM_ERR_NOT_PARTY,
+        RTM_ERR_INVALID_STATE, RTM_ERR_DUPLICATE_ID,       RTM_ERR_SELF_CALL,
+        RTM_ERR_RATE_LIMITED,  RTM_ERR_BUSY_LIMIT,
+    };
+    for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+        s = rtm_error_json(errs[i], "m", "i", RTM_MSG_INVITE, TS, &len);
+        j = parse_exact(s, len, full, 6);
+        expect_str(j, "code", rtm_err_code(errs[i]));
+        cJSON_Delete(j);
+        free(s);
+    }
+}
+
+static void test_presence_json(void **state)
+{
+    (void)state;
+    static const char *const on[] = {"uid", "online", "sessions", "ts"};
+    static const char *const off[] = {"uid", "online", "ts"};
+    size_t len = 0;
+    char *s = rtm_presence_json("bob", true, 2, TS, &len);
+    cJSON *j = parse_exact(s, len, on, 4);
+    expect_str(j, "uid", "bob");
+    expect_bool(j, "online", true);
+    expect_num(j, "sessions", 2);
+    expect_num(j, "ts", TS);
+    cJSON_Delete(j);
+    assert_true(rtm_presence_payload_online(s, len));
+    free(s);
+
+    s = rtm_presence_json("bob", false, 0, TS + 1, &len);
+    j = parse_exact(s, len, off, 3);
+    expect_str(j, "uid", "bob");
+    expect_bool(j, "online", false);
+    expect_num(j, "ts", TS + 1);
+    cJSON_Delete(j);
+    assert_false(rtm_presence_payload_online(s, len));
+    free(s);
+}
+
+static bool online_n(const char *payload)
+{
+    size_t len = strlen(payload);
+    char *buf = malloc(len ? len : 1);
+    assert_non_null(buf);
+    memcpy(buf, payload, len);
+    bool r = rtm_presence_payload_online(buf, len);
+    free(buf);
+    return r;
+}
+
+static void test_presence_payload_online(void **state)
+{
+    (void)state;
+    assert_true(online_n("{\"uid\":\"bob\",\"online\":true,\"sessions\":1,\"ts\":1}"));
+    assert_true(online_n("{\"online\":true}"));
+    assert_true(online_n(" { \"ts\" : 5 , \"online\" : true } "));
+    assert_false(online_n("{\"uid\":\"bob\",\"online\":false,\"ts\":1}"));
+    assert_false(online_n("{\"uid\":\"bob\"}"));
+    assert_false(online_n(""));
+    assert_false(online_n("garbage"));
+    assert_false(online_n("[true]"));
+    assert_false(online_n("true"));
+    assert_false(online_n("{\"online\":true"));
+    assert_false(rtm_presence_payload_online(NULL, 0));
+    /* Only `len` bytes count. */
+    const char *text = "{\"online\":false}{\"online\":true}";
+    assert_false(rtm_presence_payload_online(text, strlen("{\"online\":false}")));
+}
+
+/* --- UTF-8 ------------------------------------------------------------------ */
+
+static bool utf8(const char *s)
+{
+    return rtm_utf8_valid(s, strlen(s));
+}
+
+static void test_utf8(void **state)
+{
+    (void)state;
+    assert_true(rtm_utf8_valid("", 0));
+    assert_true(utf8("plain ascii"));
+    assert_true(utf8("\x7f"));
+    assert_true(utf8("\xc2\x80"));         /* U+0080 */
+    assert_true(utf8("\xc3\xa9"));         /* é */
+    assert_true(utf8("\xdf\xbf"));         /* U+07FF */
+    assert_true(utf8("\xe0\xa0\x80"));     /* U+0800 */
+    assert_true(utf8("\xe2\x82\xac"));     /* € */
+    assert_true(utf8("\xed\x9f\xbf"));     /* U+D7FF */
+    assert_true(utf8("\xee\x80\x80"));     /* U+E000 */
+    assert_true(utf8("\xef\xbf\xbf"));     /* U+FFFF */
+    assert_true(utf8("\xf0\x90\x80\x80")); /* U+10000 */
+    assert_true(utf8("\xf0\x9f\x98\x80")); /* 😀 */
+    assert_true(utf8("\xf4\x8f\xbf\xbf")); /* U+10FFFF */
+    assert_true(utf8("a\xc3\xa9z\xe2\x82\xac\xf0\x9f\x98\x80!"));
+
+    /* Overlong encodings. */
+    assert_false(utf8("\xc0\x80"));
+    assert_false(utf8("\xc0\xaf"));
+    assert_false(utf8("\xc1\xbf"));
+    assert_false(utf8("\xe0\x80\x80"));
+    assert_false(utf8("\xe0\x9f\xbf"));
+    assert_false(utf8("\xf0\x80\x80\x80"));
+    assert_false(utf8("\xf0\x8f\xbf\xbf"));
+    /* Surrogates. */
+    assert_false(utf8("\xed\xa0\x80"));
+    assert_false(utf8("\xed\xbf\xbf"));
+    assert_false(utf8("\xed\xa0\xbd\xed\xb8\x80"));
+    /* Beyond U+10FFFF. */
+    assert_false(utf8("\xf4\x90\x80\x80"));
+    assert_false(utf8("\xf5\x80\x80\x80"));
+    assert_false(utf8("\xf7\xbf\xbf\xbf"));
+    assert_false(utf8("\xf8\x88\x80\x80\x80"));
+    assert_false(utf8("\xfc\x84\x80\x80\x80\x80"));
+    assert_false(utf8("\xfe"));
+    assert_false(utf8("\xff"));
+    /* Truncated sequences, at the end and in the middle. */
+    assert_false(utf8("\xc3"));
+    assert_false(utf8("\xe2\x82"));
+    assert_false(utf8("\xf0\x9f\x98"));
+    assert_false(utf8("\xf0\x9f"));
+    assert_false(utf8("a\xc3z"));
+    assert_false(utf8("\xe2\x82z"));
+    assert_false(utf8("\xf0\x9f\x98z"));
+    /* Lone continuation bytes. */
+    assert_false(utf8("\x80"));
+    assert_false(utf8("a\xbf"));
+    assert_false(utf8("\xc3\xa9\xa9"));
+    /* A valid sequence cut by `len`. */
+    assert_false(rtm_utf8_valid("\xe2\x82\xac", 2));
+    assert_true(rtm_utf8_valid("\xe2\x82\xac\xff", 3));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_parse_invite),
+        cmocka_unit_test(test_parse_other_types),
+        cmocka_unit_test(test_parse_ignores_other_fields),
+        cmocka_unit_test(test_parse_limits_exact),
+        cmocka_unit_test(test_parse_not_nul_terminated),
+        cmocka_unit_test(test_payload_size_limit),
+        cmocka_unit_test(test_max_invite_timeout_from_config),
+        cmocka_unit_test(test_bad_not_json),
+        cmocka_unit_test(test_bad_not_object),
+        cmocka_unit_test(test_bad_utf8),
+        cmocka_unit_test(test_bad_type),
+        cmocka_unit_test(test_bad_id),
+        cmocka_unit_test(test_bad_fields),
+        cmocka_unit_test(test_event_invite),
+        cmocka_unit_test(test_event_ringing_cancel),
+        cmocka_unit_test(test_event_accept_refuse),
+        cmocka_unit_test(test_event_failure),
+        cmocka_unit_test(test_error_json),
+        cmocka_unit_test(test_presence_json),
+        cmocka_unit_test(test_presence_payload_online),
+        cmocka_unit_test(test_utf8),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,383 @@
+/*
+ * Unit tests for plugin/topic.c: uid and id syntax, topic classification
+ * under the prefix, and the subscription rules of PROTOCOL.md section 2.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "rtm_topic.h"
+
+#define P   "rtm"
+#define PL  3
+#define AP  "app/rtm"
+#define APL 7
+
+static bool uid_ok(const char *s)
+{
+    return rtm_uid_valid(s, strlen(s));
+}
+
+static bool id_ok(const char *s)
+{
+    return rtm_id_valid(s, strlen(s));
+}
+
+static void test_uid_valid(void **state)
+{
+    (void)state;
+    char buf[80];
+
+    assert_false(uid_ok(""));
+    assert_true(uid_ok("a"));
+    assert_true(uid_ok("Z"));
+    assert_true(uid_ok("0"));
+    assert_true(uid_ok("bob"));
+    assert_true(uid_ok("Alice_01"));
+    assert_true(uid_ok("."));
+    assert_true(uid_ok("@"));
+    assert_true(uid_ok("-"));
+    assert_true(uid_ok("_"));
+    assert_true(uid_ok("alice.smith@example-corp.com"));
+
+    memset(buf, 'u', 64);
+    buf[64] = '\0';
+    assert_true(uid_ok(buf));
+    buf[64] = 'u';
+    buf[65] = '\0';
+    assert_false(uid_ok(buf));
+
+    static const char *const bad[] = {
+        "a b", "a/b",  "a+b", "a#b", "+",  "#", "a$",   "a:b",
+        "a,b", "a\tb", "é",   "a\"", "a*", "/", "a\\b", "a'b",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (uid_ok(bad[i]))
+            print_error("uid \"%s\" accepted\n", bad[i]);
+        assert_false(uid_ok(bad[i]));
+    }
+    /* Length-based: an embedded NUL is a bad character, and bytes past `len`
+     * do not count. */
+    assert_false(rtm_uid_valid("a\0b", 3));
+    assert_true(rtm_uid_valid("bob/call", 3));
+    assert_false(rtm_uid_valid("bob", 0));
+}
+
+static void test_id_valid(void **state)
+{
+    (void)state;
+    char buf[80];
+
+    assert_false(id_ok(""));
+    assert_true(id_ok("a"));
+    assert_true(id_ok("c-7f3a"));
+    assert_true(id_ok("A_b-9"));
+    assert_true(id_ok("550e8400-e29b-41d4-a716-446655440000"));
+    assert_false(id_ok("."));
+    assert_false(id_ok("@"));
+    assert_false(id_ok("a.b"));
+    assert_false(id_ok("a@b"));
+    assert_false(id_ok("a b"));
+    assert_false(id_ok("a/b"));
+    assert_false(id_ok("a+"));
+    assert_false(id_ok("#"));
+    assert_false(id_ok("é"));
+
+    memset(buf, 'i', 64);
+    buf[64] = '\0';
+    assert_true(id_ok(buf));
+    buf[64] = 'i';
+    buf[65] = '\0';
+    assert_false(id_ok(buf));
+    assert_false(rtm_id_valid("a\0b", 3));
+    assert_true(rtm_id_valid("abc.def", 3));
+}
+
+static void test_under_prefix(void **state)
+{
+    (void)state;
+    assert_true(rtm_topic_under_prefix(P, PL, "rtm"));
+    assert_true(rtm_topic_under_prefix(P, PL, "rtm/"));
+    assert_true(rtm_topic_under_prefix(P, PL, "rtm/u/bob/call"));
+    assert_false(rtm_topic_under_prefix(P, PL, "rtmx"));
+    assert_false(rtm_topic_under_prefix(P, PL, "rtmx/u/bob/call"));
+    assert_false(rtm_topic_under_prefix(P, PL, "rt"));
+    assert_false(rtm_topic_under_prefix(P, PL, ""));
+    assert_false(rtm_topic_under_prefix(P, PL, "RTM/u/bob/call"));
+    assert_false(rtm_topic_under_prefix(P, PL, "/rtm/u/bob/call"));
+    assert_false(rtm_topic_under_prefix(P, PL, "x/rtm/u/bob/call"));
+
+    assert_true(rtm_topic_under_prefix(AP, APL, "app/rtm"));
+    assert_true(rtm_topic_under_prefix(AP, APL, "app/rtm/u/bob/call"));
+    assert_false(rtm_topic_under_prefix(AP, APL, "app"));
+    assert_false(rtm_topic_under_prefix(AP, APL, "app/"));
+    assert_false(rtm_topic_under_prefix(AP, APL, "app/rtmx/u/bob/call"));
+    assert_false(rtm_topic_under_prefix(AP, APL, "rtm/u/bob/call"));
+}
+
+static void expect_kind(const char *prefix, size_t plen, const char *topic,
+                        enum rtm_topic_kind kind)
+{
+    struct rtm_topic t;
+    memset(&t, 0, sizeof(t));
+    enum rtm_topic_kind got = rtm_topic_parse(prefix, plen, topic, &t);
+    if (got != kind)
+        print_error("topic \"%s\" (prefix \"%s\"): kind %d, expected %d\n", topic, prefix, got,
+                    kind);
+    assert_int_equal(got, kind);
+    assert_int_equal(t.kind, kind);
+}
+
+static void expect_call(const char *prefix, size_t plen, const char *topic, const char *uid)
+{
+    struct rtm_topic t;
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(rtm_topic_parse(prefix, plen, topic, &t), RTM_TOPIC_CALL);
+    assert_int_equal(t.kind, RTM_TOPIC_CALL);
+    assert_int_equal(t.uid_len, strlen(uid));
+    assert_memory_equal(t.uid, uid, t.uid_len);
+    /* Points into the topic. */
+    assert_true(t.uid >= topic && t.uid + t.uid_len <= topic + strlen(topic));
+}
+
+static void test_parse_call(void **state)
+{
+    (void)state;
+    expect_call(P, PL, "rtm/u/bob/call", "bob");
+    expect_call(P, PL, "rtm/u/a/call", "a");
+    expect_call(P, PL, "rtm/u/alice.smith@example.com/call", "alice.smith@example.com");
+    expect_call(AP, APL, "app/rtm/u/bob/call", "bob");
+
+    char topic[128], uid[80];
+    memset(uid, 'x', 64);
+    uid[64] = '\0';
+    snprintf(topic, sizeof(topic), "rtm/u/%s/call", uid);
+    expect_call(P, PL, topic, uid);
+    uid[64] = 'x';
+    uid[65] = '\0';
+    snprintf(topic, sizeof(topic), "rtm/u/%s/call", uid);
+    expect_kind(P, PL, topic, RTM_TOPIC_INVALID);
+}
+
+static void test_parse_presence(void **state)
+{
+    (void)state;
+    struct rtm_topic t;
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(rtm_topic_parse(P, PL, "rtm/presence/bob", &t), RTM_TOPIC_PRESENCE);
+    assert_int_equal(t.uid_len, 3);
+    assert_memory_equal(t.uid, "bob", 3);
+
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(rtm_topic_parse(AP, APL, "app/rtm/presence/a.b@c", &t), RTM_TOPIC_PRESENCE);
+    assert_int_equal(t.uid_len, 5);
+    assert_memory_equal(t.uid, "a.b@c", 5);
+}
+
+static void test_parse_device(void **state)
+{
+    (void)state;
+    struct rtm_topic t;
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(rtm_topic_parse(P, PL, "rtm/u/bob/devices/phone-1", &t), RTM_TOPIC_DEVICE);
+    assert_int_equal(t.uid_len, 3);
+    assert_memory_equal(t.uid, "bob", 3);
+    assert_int_equal(t.device_len, 7);
+    assert_memory_equal(t.device, "phone-1", 7);
+
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(rtm_topic_parse(AP, APL, "app/rtm/u/b.o@b/devices/D_2", &t), RTM_TOPIC_DEVICE);
+    assert_int_equal(t.uid_len, 5);
+    assert_memory_equal(t.uid, "b.o@b", 5);
+    assert_int_equal(t.device_len, 3);
+    assert_memory_equal(t.device, "D_2", 3);
+
+    /* Device ids do not allow '.' or '@'. */
+    expect_kind(P, PL, "rtm/u/bob/devices/ph.one", RTM_TOPIC_INVALID);
+    expect_kind(P, PL, "rtm/u/bob/devices/ph@one", RTM_TOPIC_INVALID);
+}
+
+static void test_parse_invalid(void **state)
+{
+    (void)state;
+    static const char *const invalid[] = {
+        "rtm",
+        "rtm/",
+        "rtm/x",
+        "rtm/u",
+        "rtm/u/",
+        "rtm/u/bob",
+        "rtm/u/bob/",
+        "rtm/u//call",
+        "rtm/u/b b/call",
+        "rtm/u/b+b/call",
+        "rtm/u/bob/call/",
+        "rtm/u/bob/call/x",
+        "rtm/u/bob/calls",
+        "rtm/u/bob/inbox",
+        "rtm/u/bob/devices",
+        "rtm/u/bob/devices/",
+        "rtm/u/bob/devices/a/b",
+        "rtm/presence",
+        "rtm/presence/",
+        "rtm/presence/bob/x",
+        "rtm/presence/b b",
+        "rtm/presence/a/b",
+        "rtm//u/bob/call",
+        "rtm/U/bob/call",
+        "rtm/c/room/msg/bob",
+    };
+    for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++)
+        expect_kind(P, PL, invalid[i], RTM_TOPIC_INVALID);
+
+    expect_kind(AP, APL, "app/rtm", RTM_TOPIC_INVALID);
+    expect_kind(AP, APL, "app/rtm/", RTM_TOPIC_INVALID);
+    expect_kind(AP, APL, "app/rtm/u/bob", RTM_TOPIC_INVALID);
+    expect_kind(AP, APL, "app/rtm/rtm/u/bob/call", RTM_TOPIC_INVALID);
+}
+
+static void test_parse_outside(void **state)
+{
+    (void)state;
+    static const char *const outside[] = {
+        "",
+        "rtmx",
+        "rtmx/u/bob/call",
+        "other/u/bob/call",
+        "u/bob/call",
+        "/rtm/u/bob/call",
+        "RTM/u/bob/call",
+        "$SYS/broker/uptime",
+        "#",
+        "rt",
+    };
+    for (size_t i = 0; i < sizeof(outside) / sizeof(outside[0]); i++)
+        expect_kind(P, PL, outside[i], RTM_TOPIC_OUTSIDE);
+
+    expect_kind(AP, APL, "rtm/u/bob/call", RTM_TOPIC_OUTSIDE);
+    expect_kind(AP, APL, "app/rtmx/u/bob/call", RTM_TOPIC_OUTSIDE);
+    expect_kind(AP, APL, "app", RTM_TOPIC_OUTSIDE);
+    expect_kind(AP, APL, "app/u/bob/call", RTM_TOPIC_OUTSIDE);
+}
+
+static void expect_filter(const char *prefix, size_t plen, const char *filter, const char *uid,
+                          bool admin, bool allowed)
+{
+    bool got = rtm_topic_filter_allowed(prefix, plen, filter, uid, admin);
+    if (got != allowed)
+        print_error("filter \"%s\" for %s%s: %s, expected %s\n", filter, uid,
+                    admin ? " (admin)" : "", got ? "allowed" : "refused",
+                    allowed ? "allowed" : "refused");
+    assert_int_equal(got, allowed);
+}
+
+static void test_filter_rules(void **state)
+{
+    (void)state;
+    static const char *const ok[] = {
+        "rtm/u/bob/call",      "rtm/u/bob/devices/+",
+        "rtm/u/bob/devices/#", "rtm/u/bob/devices/phone-1",
+        "rtm/u/bob/#",         "rtm/presence/+",
+        "rtm/presence/#",      "rtm/presence/bob",
+        "rtm/presence/alice",
+    };
+    static const char *const refused[] = {
+        "rtm/#",
+        "rtm/+/#",
+        "rtm/+/bob/call",
+        "rtm/+/bob/#",
+        "rtm/u/#",
+        "rtm/u/+/call",
+        "rtm/u/+/#",
+        "rtm/u/+/devices/#",
+        "rtm/u/+/devices/+",
+        "rtm/u/alice/call",
+        "rtm/u/alice/#",
+        "rtm/u/alice/devices/+",
+        "rtm/u/alice/devices/phone",
+        "rtm/u/bob/other",
+        "rtm/foo",
+        "rtm/foo/#",
+        "rtm",
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        expect_filter(P, PL, ok[i], "bob", false, true);
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        expect_filter(P, PL, refused[i], "bob", false, false);
+
+    /* Admins may read everything under the prefix. */
+    expect_filter(P, PL, "rtm/#", "ops", true, true);
+    expect_filter(P, PL, "rtm/u/+/call", "ops", true, true);
+    expect_filter(P, PL, "rtm/u/+/devices/#", "ops", true, true);
+    expect_filter(P, PL, "rtm/u/alice/call", "ops", true, true);
+    expect_filter(P, PL, "rtm/u/alice/devices/+", "ops", true, true);
+    expect_filter(P, PL, "rtm/presence/+", "ops", true, true);
+
+    /* The same under a multi-level prefix. */
+    expect_filter(AP, APL, "app/rtm/u/bob/call", "bob", false, true);
+    expect_filter(AP, APL, "app/rtm/u/bob/#", "bob", false, true);
+    expect_filter(AP, APL, "app/rtm/presence/+", "bob", false, true);
+    expect_filter(AP, APL, "app/rtm/#", "bob", false, false);
+    expect_filter(AP, APL, "app/rtm/u/+/call", "bob", false, false);
+    expect_filter(AP, APL, "app/rtm/u/alice/call", "bob", false, false);
+    expect_filter(AP, APL, "app/rtm/#", "ops", true, true);
+}
+
+static void expect_covers(const char *prefix, size_t plen, const char *filter, const char *uid,
+                          bool covers)
+{
+    bool got = rtm_topic_filter_covers_inbox(prefix, plen, filter, uid);
+    if (got != covers)
+        print_error("filter \"%s\" covers %s's inbox: %d, expected %d\n", filter, uid, got, covers);
+    assert_int_equal(got, covers);
+}
+
+static void test_covers_inbox(void **state)
+{
+    (void)state;
+    expect_covers(P, PL, "rtm/u/bob/call", "bob", true);
+    expect_covers(P, PL, "rtm/u/bob/#", "bob", true);
+    expect_covers(P, PL, "rtm/u/bob/+", "bob", true);
+    expect_covers(P, PL, "rtm/u/+/call", "bob", true);
+    expect_covers(P, PL, "rtm/u/+/+", "bob", true);
+    expect_covers(P, PL, "rtm/u/#", "bob", true);
+    expect_covers(P, PL, "rtm/+/bob/call", "bob", true);
+    expect_covers(P, PL, "rtm/#", "bob", true);
+    /* "a/#" also matches "a" itself (MQTT 3.1.1 section 4.7.1.2). */
+    expect_covers(P, PL, "rtm/u/bob/call/#", "bob", true);
+
+    expect_covers(P, PL, "rtm/u/alice/call", "bob", false);
+    expect_covers(P, PL, "rtm/u/bobby/call", "bob", false);
+    expect_covers(P, PL, "rtm/u/bo/call", "bob", false);
+    expect_covers(P, PL, "rtm/u/alice/#", "bob", false);
+    expect_covers(P, PL, "rtm/u/bob/devices/#", "bob", false);
+    expect_covers(P, PL, "rtm/u/bob/call/x", "bob", false);
+    expect_covers(P, PL, "rtm/u/bob/call/+", "bob", false);
+    expect_covers(P, PL, "rtm/u/+/devices/+", "bob", false);
+    expect_covers(P, PL, "rtm/presence/#", "bob", false);
+    expect_covers(P, PL, "rtm/presence/bob", "bob", false);
+    expect_covers(P, PL, "rtm/+", "bob", false);
+
+    expect_covers(AP, APL, "app/rtm/u/bob/call", "bob", true);
+    expect_covers(AP, APL, "app/rtm/#", "bob", true);
+    expect_covers(AP, APL, "app/rtm/u/+/call", "bob", true);
+    expect_covers(AP, APL, "app/rtm/u/alice/call", "bob", false);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_uid_valid),      cmocka_unit_test(test_id_valid),
+        cmocka_unit_test(test_under_prefix),   cmocka_unit_test(test_parse_call),
+        cmocka_unit_test(test_parse_presence), cmocka_unit_test(test_parse_device),
+        cmocka_unit_test(test_parse_invalid),  cmocka_unit_test(test_parse_outside),
+        cmocka_unit_test(test_filter_rules),   cmocka_unit_test(test_covers_inbox),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
