@@ -85,6 +85,31 @@ struct rtm_core_stats {
     size_t timers;           /* armed timers */
 };
 
+/* The push seam: what the core asks a push provider (JPush, later others)
+ * to do. The core decides when; the provider decides how. */
+enum rtm_push_kind {
+    RTM_PUSH_CALL_INVITE, /* the callee has no live session: wake its devices */
+    RTM_PUSH_CALL_CANCEL, /* a pushed invitation ended unanswered: stop ringing */
+};
+
+struct rtm_push {
+    enum rtm_push_kind kind;
+    const char *call_id;
+    const char *caller;
+    const char *callee;
+    const char *channel; /* "" when the invite had none */
+    int64_t expires_at;  /* the invitation's ringing deadline, ms */
+};
+
+typedef void (*rtm_push_fn)(void *ud, const struct rtm_push *push);
+
+/* The auth seam: what the plugin answers for a connecting client. */
+enum rtm_login_verdict {
+    RTM_LOGIN_ACCEPT, /* accepted here; later sources are not asked */
+    RTM_LOGIN_DEFER,  /* another source decides */
+    RTM_LOGIN_REFUSE, /* refused: "not authorized" */
+};
+
 struct rtm_core;
 
 /* Returns NULL when out of memory. `cfg` and `sink` must outlive the core. */
@@ -97,6 +122,15 @@ void rtm_core_free(struct rtm_core *core);
  * cfg->identity says, or NULL when that is missing or not a valid uid. */
 const char *rtm_identity_uid(const struct rtm_config *cfg, const char *username,
                              const char *client_id);
+
+/* Installs the push provider; without one (fn NULL) nothing is pushed. */
+void rtm_core_set_push(struct rtm_core *core, rtm_push_fn fn, void *ud);
+
+/* Decides a connecting client's credentials as plugin_opt_auth says. `none`
+ * accepts everyone, `defer` leaves it to another source. */
+enum rtm_login_verdict rtm_core_authenticate(const struct rtm_core *core,
+                                             const struct rtm_client *client, const char *password,
+                                             int64_t now_ms);
 
 /* A connection passed our authentication step. It is tracked as unconfirmed
  * until the next rtm_core_tick() (or its first publish or subscribe), because

@@ -76,6 +76,7 @@ struct rtm_call {
     uint8_t state;    /* enum rtm_call_state */
     uint8_t reason;   /* enum rtm_fail_reason when failed */
     bool callee_seen; /* the callee had a live session while pending */
+    bool pushed;      /* the callee's devices were asked to ring */
     char id[RTM_ID_MAX + 1];
 };
 
@@ -89,6 +90,8 @@ struct rtm_core {
     struct rtm_list dirty;       /* users whose presence may have changed */
     struct rtm_list unconfirmed; /* sessions to confirm at the next tick */
     size_t calls_live;
+    rtm_push_fn push;
+    void *push_ud;
 };
 
 /* --- core.c: emitting ------------------------------------------------- */

@@ -32,6 +32,12 @@ struct rtm_core *rtm_core_new(const struct rtm_config *cfg, const struct rtm_sin
     return core;
 }
 
+void rtm_core_set_push(struct rtm_core *core, rtm_push_fn fn, void *ud)
+{
+    core->push = fn;
+    core->push_ud = ud;
+}
+
 void rtm_core_free(struct rtm_core *core)
 {
     if (!core)

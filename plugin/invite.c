@@ -74,6 +74,23 @@ static void to_inbox(struct rtm_core *core, const char *uid, const char *client_
         rtm_core_log(core, RTM_LOG_ERR, "rtm: out of memory delivering to %s", uid);
 }
 
+/* Hands a push to the provider, if one is installed. */
+static void push(struct rtm_core *core, struct rtm_call *call, enum rtm_push_kind kind)
+{
+    if (!core->push)
+        return;
+    struct rtm_push p = {
+        .kind = kind,
+        .call_id = call->id,
+        .caller = call->caller->uid,
+        .callee = call->callee->uid,
+        .channel = call->channel ? call->channel : "",
+        .expires_at = call->invite_deadline,
+    };
+    core->push(core->push_ud, &p);
+    call->pushed = true;
+}
+
 /* Moves `call` into an ending state and starts the time it is remembered. */
 static void end_call(struct rtm_core *core, struct rtm_call *call, enum rtm_call_state state,
                      enum rtm_fail_reason reason, struct rtm_user *by, int64_t now)
@@ -88,6 +105,8 @@ static void end_call(struct rtm_core *core, struct rtm_call *call, enum rtm_call
     rtm_list_remove(&call->in_link);
     call->caller->busy--;
     core->calls_live--;
+    if (call->pushed && state != RTM_CALL_ACCEPTED)
+        push(core, call, RTM_PUSH_CALL_CANCEL);
     free(call->content);
     free(call->channel);
     call->content = call->channel = NULL;
@@ -226,6 +245,8 @@ static enum rtm_err handle_invite(struct rtm_core *core, const char *sender, con
     caller->busy++;
     core->calls_live++;
     arm(core, call, call->invite_deadline);
+    if (!rtm_user_live(callee))
+        push(core, call, RTM_PUSH_CALL_INVITE);
     if (!rtm_user_live(caller)) /* e.g. a client the broker authenticated by certificate */
         rtm_invite_user_offline(core, caller, now);
     rtm_core_log(core, RTM_LOG_DEBUG, "rtm: call %s %s -> %s invited, ring by %lld", call->id,

@@ -104,8 +104,12 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
     struct mosquitto_evt_basic_auth *ed = event_data;
     (void)event;
     struct rtm_client c = client_of(p, ed->client);
-    rtm_core_connect(p->core, &c, event_now(p));
-    return p->cfg.auth == RTM_AUTH_NONE ? MOSQ_ERR_SUCCESS : MOSQ_ERR_PLUGIN_DEFER;
+    int64_t now = event_now(p);
+    enum rtm_login_verdict verdict = rtm_core_authenticate(p->core, &c, ed->password, now);
+    if (verdict == RTM_LOGIN_REFUSE)
+        return MOSQ_ERR_AUTH;
+    rtm_core_connect(p->core, &c, now);
+    return verdict == RTM_LOGIN_ACCEPT ? MOSQ_ERR_SUCCESS : MOSQ_ERR_PLUGIN_DEFER;
 }
 
 static int on_disconnect(int event, void *event_data, void *userdata)
