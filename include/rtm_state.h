@@ -73,6 +73,7 @@ struct rtm_call {
     int64_t created_at;
     int64_t invite_deadline; /* ringing must come by then (expires_at) */
     int64_t ring_deadline;
+    int64_t ended_at;
     uint8_t state;    /* enum rtm_call_state */
     uint8_t reason;   /* enum rtm_fail_reason when failed */
     bool callee_seen; /* the callee had a live session while pending */

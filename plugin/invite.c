@@ -97,6 +97,7 @@ static void end_call(struct rtm_core *core, struct rtm_call *call, enum rtm_call
 {
     call->state = (uint8_t)state;
     call->reason = (uint8_t)reason;
+    call->ended_at = now;
     if (by) {
         rtm_user_hold(by);
         call->ended_by = by;
@@ -292,16 +293,14 @@ static enum rtm_err handle_ending(struct rtm_core *core, struct rtm_call *call,
                                   char **out, size_t *out_len, char *why, size_t why_len)
 {
     enum rtm_call_state ending = ending_of(req->type);
-    if (!call_live(call)) {
-        if (call->state != ending || call->ended_by != by)
-            return refuse(RTM_ERR_INVALID_STATE, why, why_len, "invitation %s has already ended",
-                          call->id);
-        /* The same request again (a QoS 1 retry): forward it again. */
-        *out = call_event(call, req->type, by->uid, req->response, now, out_len);
-        return RTM_OK;
-    }
-    end_call(core, call, ending, RTM_FAIL_NONE, by, now);
-    *out = call_event(call, req->type, by->uid, req->response, now, out_len);
+    if (!call_live(call) && (call->state != ending || call->ended_by != by))
+        return refuse(RTM_ERR_INVALID_STATE, why, why_len, "invitation %s has already ended",
+                      call->id);
+    /* Live: end it now. Ended by this same request (a QoS 1 retry): deliver
+     * it again, exactly as the first time. */
+    if (call_live(call))
+        end_call(core, call, ending, RTM_FAIL_NONE, by, now);
+    *out = call_event(call, req->type, by->uid, req->response, call->ended_at, out_len);
     if (*out)
         to_inbox(core, by->uid, NULL, *out, *out_len);
     return RTM_OK;
