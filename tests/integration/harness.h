@@ -66,7 +66,8 @@ void rt_expect_keys(const char *file, int line, const cJSON *obj, ...) __attribu
 int64_t now_mono_ms(void);
 int64_t now_wall_ms(void);
 /* Lets a documented deadline pass (e.g. to show an id is still remembered
- * after ring_timeout). Never use it to wait for an event: wait for the event. */
+ * after ring_timeout), or paces a poll loop bounded by a deadline. Never use
+ * it alone to wait for an event: wait for the event. */
 void rt_wait_ms(int ms);
 
 /* --- broker --------------------------------------------------------------- */

@@ -5,6 +5,7 @@
  * has not connected since may be shown online.
  */
 #include <string.h>
+#include <sys/stat.h>
 
 #include "harness.h"
 
@@ -108,10 +109,23 @@ static void test_kill9_restart(void)
     struct broker *b = start();
     struct client *bob, *carol;
     populate(b, &bob, &carol);
-    /* Wait for an autosave that includes the retained online messages. */
+    /* Wait for an autosave that includes the retained online messages: one
+     * that completes from now on. The broker logs "Saving" before writing
+     * and renames mosquitto.db.new over mosquitto.db when done, so a new
+     * inode at mosquitto.db marks a completed save. Saves run on the broker
+     * thread, so one that completes now began after the messages above were
+     * stored. */
+    const char *db = broker_dir_file(b, "mosquitto.db");
+    struct stat st;
+    ino_t before = stat(db, &st) == 0 ? st.st_ino : 0;
     long mark = broker_log_mark(b);
     CHECKF(broker_wait_log(b, mark, "Saving in-memory database", 5000),
            "no autosave within 5 s (autosave_interval 1)");
+    int64_t deadline = now_mono_ms() + 5000;
+    while (!(stat(db, &st) == 0 && st.st_ino != before)) {
+        CHECKF(now_mono_ms() < deadline, "the autosave did not complete within 5 s");
+        rt_wait_ms(10);
+    }
     broker_kill9(b);
     CHECK(client_wait_disconnected(bob, WAIT_MS));
     client_free(bob);
