@@ -10,9 +10,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RTM_PREFIX_MAX 128
-#define RTM_UID_MAX    64
-#define RTM_ID_MAX     64
+#define RTM_PREFIX_MAX      128
+#define RTM_UID_MAX         64
+#define RTM_ID_MAX          64
+#define RTM_CONFIG_TEXT_MAX 255
+#define RTM_CONFIG_JSON_MAX 4095
 
 enum rtm_identity {
     RTM_IDENTITY_AUTO,     /* username when there is one, else client id */
@@ -45,6 +47,22 @@ struct rtm_config {
     uint32_t max_payload; /* bytes */
     char **admin_users;
     size_t admin_count;
+
+    /* Device registry and offline push. */
+    uint32_t max_devices;
+    int64_t push_fallback_ms; /* 0: never push an online callee */
+    bool push_on_cancel;
+    bool apns_production;
+    uint32_t push_queue_max;
+    int64_t push_timeout_ms;
+    char jpush_app_key[RTM_CONFIG_TEXT_MAX + 1]; /* "": dry run, nothing is sent */
+    char jpush_master_secret[RTM_CONFIG_TEXT_MAX + 1];
+    char jpush_endpoint[RTM_CONFIG_TEXT_MAX + 1];
+    char jpush_options[RTM_CONFIG_JSON_MAX + 1]; /* a JSON object, or "" */
+    char jpush_ca_file[RTM_CONFIG_TEXT_MAX + 1]; /* extra CA bundle, or "" */
+    char push_title[RTM_CONFIG_TEXT_MAX + 1];
+    char push_alert[RTM_CONFIG_TEXT_MAX + 1];
+    char registry_listener[RTM_CONFIG_TEXT_MAX + 1]; /* "host:port" or "none" */
 };
 
 struct rtm_option {

@@ -3,6 +3,7 @@
  * parsing walks the options Mosquitto hands over, finds each in the table,
  * and stops at the first bad one with a message that names it.
  */
+#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -12,7 +13,20 @@
 #include "rtm_config.h"
 #include "rtm_topic.h"
 
-enum opt_kind { OPT_SECONDS, OPT_UINT, OPT_ENUM, OPT_PREFIX, OPT_UID_LIST };
+enum opt_kind {
+    OPT_SECONDS,
+    OPT_MS,
+    OPT_UINT,
+    OPT_BOOL,
+    OPT_ENUM,
+    OPT_PREFIX,
+    OPT_UID_LIST,
+    OPT_TEXT,      /* printable ASCII, stored in a char array of the config */
+    OPT_URL,       /* http:// or https:// and printable, no trailing slash kept */
+    OPT_JSON,      /* a JSON object */
+    OPT_FILE_TEXT, /* the trimmed first line of a file, into another text field */
+    OPT_LISTENER,  /* host:port or none */
+};
 
 struct opt_def {
     const char *name;
@@ -43,6 +57,22 @@ static const struct opt_def opt_defs[] = {
     {"invite_rate", OPT_UINT, FIELD(invite_rate), 1, 1000000, NULL},
     {"max_payload", OPT_UINT, FIELD(max_payload), 256, 268435455, NULL},
     {"admin_users", OPT_UID_LIST, FIELD(admin_users), 0, 0, NULL},
+    {"max_devices", OPT_UINT, FIELD(max_devices), 1, 1000, NULL},
+    {"push_fallback_ms", OPT_MS, FIELD(push_fallback_ms), 0, 600000, NULL},
+    {"push_on_cancel", OPT_BOOL, FIELD(push_on_cancel), 0, 0, NULL},
+    {"apns_production", OPT_BOOL, FIELD(apns_production), 0, 0, NULL},
+    {"push_queue_max", OPT_UINT, FIELD(push_queue_max), 1, 1000000, NULL},
+    {"push_timeout_ms", OPT_MS, FIELD(push_timeout_ms), 100, 600000, NULL},
+    {"jpush_app_key", OPT_TEXT, FIELD(jpush_app_key), 0, RTM_CONFIG_TEXT_MAX, NULL},
+    {"jpush_master_secret", OPT_TEXT, FIELD(jpush_master_secret), 0, RTM_CONFIG_TEXT_MAX, NULL},
+    {"jpush_master_secret_file", OPT_FILE_TEXT, FIELD(jpush_master_secret), 0, RTM_CONFIG_TEXT_MAX,
+     NULL},
+    {"jpush_endpoint", OPT_URL, FIELD(jpush_endpoint), 0, RTM_CONFIG_TEXT_MAX, NULL},
+    {"jpush_options", OPT_JSON, FIELD(jpush_options), 0, RTM_CONFIG_JSON_MAX, NULL},
+    {"jpush_ca_file", OPT_TEXT, FIELD(jpush_ca_file), 0, RTM_CONFIG_TEXT_MAX, NULL},
+    {"push_title", OPT_TEXT, FIELD(push_title), 0, RTM_CONFIG_TEXT_MAX, NULL},
+    {"push_alert", OPT_TEXT, FIELD(push_alert), 0, RTM_CONFIG_TEXT_MAX, NULL},
+    {"registry_listener", OPT_LISTENER, FIELD(registry_listener), 0, RTM_CONFIG_TEXT_MAX, NULL},
 };
 
 void rtm_config_defaults(struct rtm_config *cfg)
@@ -60,6 +90,16 @@ void rtm_config_defaults(struct rtm_config *cfg)
     cfg->busy_limit = 16;
     cfg->invite_rate = 60;
     cfg->max_payload = 8192;
+    cfg->max_devices = 10;
+    cfg->push_fallback_ms = 5000;
+    cfg->push_on_cancel = true;
+    cfg->apns_production = false;
+    cfg->push_queue_max = 10000;
+    cfg->push_timeout_ms = 10000;
+    strcpy(cfg->jpush_endpoint, "https://api.jpush.cn");
+    strcpy(cfg->push_title, "Incoming call");
+    strcpy(cfg->push_alert, "{caller} is calling");
+    strcpy(cfg->registry_listener, "127.0.0.1:1883");
 }
 
 /* Mosquitto passes the rest of the line: trim it into `buf`. */
@@ -164,6 +204,84 @@ static int parse_enum(const char *const *choices, const char *s, int *out)
     return -1;
 }
 
+static int parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcmp(s, yes[i]) == 0 || strcmp(s, no[i]) == 0) {
+            *out = strcmp(s, yes[i]) == 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Printable ASCII of at most `max` bytes, copied into the config's array. */
+static int parse_text(const char *s, uint64_t max, char *field)
+{
+    size_t len = strlen(s);
+    if (len > max)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < 0x20 || s[i] > 0x7e)
+            return -1;
+    }
+    memcpy(field, s, len + 1);
+    return 0;
+}
+
+static int parse_url(const char *s, uint64_t max, char *field)
+{
+    if (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0)
+        return -1;
+    if (parse_text(s, max, field) != 0 || strchr(s, ' '))
+        return -1;
+    size_t len = strlen(field);
+    while (len > 0 && field[len - 1] == '/')
+        field[--len] = '\0';
+    return 0;
+}
+
+static int parse_json_object(const char *s, uint64_t max, char *field)
+{
+    cJSON *obj = cJSON_Parse(s);
+    bool ok = cJSON_IsObject(obj) && strlen(s) <= max;
+    cJSON_Delete(obj);
+    if (!ok)
+        return -1;
+    memcpy(field, s, strlen(s) + 1);
+    return 0;
+}
+
+/* The first line of the file at `path`, trimmed: a secret kept out of the
+ * config file itself. */
+static int read_file_text(const char *path, uint64_t max, char *field)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char line[RTM_CONFIG_TEXT_MAX + 2];
+    char text[RTM_CONFIG_TEXT_MAX + 2];
+    bool ok = fgets(line, sizeof(line), f) != NULL;
+    fclose(f);
+    if (!ok || !trimmed(line, text, sizeof(text)) || text[0] == '\0')
+        return -1;
+    return parse_text(text, max, field);
+}
+
+/* "host:port" of one of this broker's plain MQTT listeners, or "none". */
+static int parse_listener(const char *s, uint64_t max, char *field)
+{
+    if (strcmp(s, "none") != 0) {
+        const char *colon = strrchr(s, ':');
+        uint64_t port;
+        if (!colon || colon == s || parse_uint(colon + 1, 1, 65535, &port) != 0)
+            return -1;
+    }
+    return parse_text(s, max, field);
+}
+
 static int apply(struct rtm_config *cfg, const struct opt_def *def, const char *s)
 {
     char *field = (char *)cfg + def->offset;
@@ -175,11 +293,28 @@ static int apply(struct rtm_config *cfg, const struct opt_def *def, const char *
             return -1;
         *(int64_t *)(void *)field = (int64_t)v * 1000;
         return 0;
+    case OPT_MS:
+        if (parse_uint(s, def->min, def->max, &v))
+            return -1;
+        *(int64_t *)(void *)field = (int64_t)v;
+        return 0;
     case OPT_UINT:
         if (parse_uint(s, def->min, def->max, &v))
             return -1;
         *(uint32_t *)(void *)field = (uint32_t)v;
         return 0;
+    case OPT_BOOL:
+        return parse_bool(s, (bool *)(void *)field);
+    case OPT_TEXT:
+        return parse_text(s, def->max, field);
+    case OPT_URL:
+        return parse_url(s, def->max, field);
+    case OPT_JSON:
+        return parse_json_object(s, def->max, field);
+    case OPT_FILE_TEXT:
+        return read_file_text(s, def->max, field);
+    case OPT_LISTENER:
+        return parse_listener(s, def->max, field);
     case OPT_ENUM:
         if (parse_enum(def->choices, s, &e))
             return -1;
@@ -197,9 +332,34 @@ static void describe(const struct opt_def *def, char *err, size_t err_len)
 {
     switch (def->kind) {
     case OPT_SECONDS:
+    case OPT_MS:
     case OPT_UINT:
         snprintf(err, err_len, "plugin_opt_%s must be a whole number from %llu to %llu", def->name,
                  (unsigned long long)def->min, (unsigned long long)def->max);
+        break;
+    case OPT_BOOL:
+        snprintf(err, err_len, "plugin_opt_%s must be true/false, yes/no, on/off or 1/0",
+                 def->name);
+        break;
+    case OPT_TEXT:
+        snprintf(err, err_len, "plugin_opt_%s must be at most %llu printable ASCII characters",
+                 def->name, (unsigned long long)def->max);
+        break;
+    case OPT_URL:
+        snprintf(err, err_len, "plugin_opt_%s must be an http:// or https:// URL", def->name);
+        break;
+    case OPT_JSON:
+        snprintf(err, err_len, "plugin_opt_%s must be a JSON object of at most %llu bytes",
+                 def->name, (unsigned long long)def->max);
+        break;
+    case OPT_FILE_TEXT:
+        snprintf(err, err_len,
+                 "plugin_opt_%s must name a readable file whose first line holds the value",
+                 def->name);
+        break;
+    case OPT_LISTENER:
+        snprintf(err, err_len, "plugin_opt_%s must be host:port of a plain MQTT listener, or none",
+                 def->name);
         break;
     case OPT_ENUM: {
         size_t used = (size_t)snprintf(err, err_len, "plugin_opt_%s must be one of:", def->name);
@@ -236,6 +396,12 @@ static int check_consistency(const struct rtm_config *cfg, char *err, size_t err
     if (cfg->invite_timeout_ms > (int64_t)cfg->max_invite_timeout_s * 1000) {
         snprintf(err, err_len,
                  "plugin_opt_invite_timeout must not exceed plugin_opt_max_invite_timeout");
+        return -1;
+    }
+    if (!cfg->jpush_app_key[0] != !cfg->jpush_master_secret[0]) {
+        snprintf(err, err_len,
+                 "plugin_opt_jpush_app_key and plugin_opt_jpush_master_secret (or _file) "
+                 "must be given together");
         return -1;
     }
     return 0;
