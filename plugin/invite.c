@@ -45,6 +45,17 @@ static void arm(struct rtm_core *core, struct rtm_call *call, int64_t due)
         rtm_core_log(core, RTM_LOG_ERR, "rtm: out of memory arming the timer of call %s", call->id);
 }
 
+/* While pending, the next deadline is the fallback push (an online callee
+ * that has not rung yet may have a dead socket) or else the invite deadline. */
+static void arm_pending(struct rtm_core *core, struct rtm_call *call)
+{
+    int64_t due = call->invite_deadline;
+    int64_t fallback = core->cfg->push_fallback_ms;
+    if (!call->pushed && fallback > 0 && call->created_at + fallback < due)
+        due = call->created_at + fallback;
+    arm(core, call, due);
+}
+
 /* The stamped event for `call`. `by` NULL means the server. */
 static char *call_event(const struct rtm_call *call, enum rtm_msg_type type, const char *by,
                         const char *response, int64_t ts, size_t *len)
@@ -74,9 +85,12 @@ static void to_inbox(struct rtm_core *core, const char *uid, const char *client_
         rtm_core_log(core, RTM_LOG_ERR, "rtm: out of memory delivering to %s", uid);
 }
 
-/* Hands a push to the provider, if one is installed. */
-static void push(struct rtm_core *core, struct rtm_call *call, enum rtm_push_kind kind)
+/* Hands a push to the provider, if one is installed. The call counts as
+ * pushed either way, so the fallback timer never fires twice. */
+static void push(struct rtm_core *core, struct rtm_call *call, enum rtm_push_kind kind,
+                 const char *why)
 {
+    call->pushed = true;
     if (!core->push)
         return;
     struct rtm_push p = {
@@ -86,9 +100,9 @@ static void push(struct rtm_core *core, struct rtm_call *call, enum rtm_push_kin
         .callee = call->callee->uid,
         .channel = call->channel ? call->channel : "",
         .expires_at = call->invite_deadline,
+        .why = why,
     };
     core->push(core->push_ud, &p);
-    call->pushed = true;
 }
 
 /* Moves `call` into an ending state and starts the time it is remembered. */
@@ -106,8 +120,8 @@ static void end_call(struct rtm_core *core, struct rtm_call *call, enum rtm_call
     rtm_list_remove(&call->in_link);
     call->caller->busy--;
     core->calls_live--;
-    if (call->pushed && state != RTM_CALL_ACCEPTED)
-        push(core, call, RTM_PUSH_CALL_CANCEL);
+    if (call->pushed && state != RTM_CALL_ACCEPTED && core->cfg->push_on_cancel)
+        push(core, call, RTM_PUSH_CALL_CANCEL, state_names[state]);
     free(call->content);
     free(call->channel);
     call->content = call->channel = NULL;
@@ -245,9 +259,9 @@ static enum rtm_err handle_invite(struct rtm_core *core, const char *sender, con
     rtm_list_add_tail(&callee->calls_in, &call->in_link);
     caller->busy++;
     core->calls_live++;
-    arm(core, call, call->invite_deadline);
+    arm_pending(core, call);
     if (!rtm_user_live(callee))
-        push(core, call, RTM_PUSH_CALL_INVITE);
+        push(core, call, RTM_PUSH_CALL_INVITE, "callee offline");
     if (!rtm_user_live(caller)) /* e.g. a client the broker authenticated by certificate */
         rtm_invite_user_offline(core, caller, now);
     rtm_core_log(core, RTM_LOG_DEBUG, "rtm: call %s %s -> %s invited, ring by %lld", call->id,
