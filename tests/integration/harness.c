@@ -380,7 +380,8 @@ static void write_conf(struct broker *b, const struct broker_opts *opts)
     fprintf(f, "listener %d 127.0.0.1\n", b->port);
     fprintf(f, "allow_anonymous true\n");
     fprintf(f, "plugin %s\n", plugin_path());
-    fprintf(f, "plugin_opt_other_topics allow\n");
+    if (!(opts && opts->other_topics_default))
+        fprintf(f, "plugin_opt_other_topics allow\n");
     if (opts && opts->plugin_opts) {
         for (const char *const *o = opts->plugin_opts; *o; o++)
             fprintf(f, "plugin_opt_%s\n", *o);
@@ -477,8 +478,9 @@ static bool tcp_probe(int port)
     return ok;
 }
 
-/* 0: ready; 1: the port was taken; fails the test otherwise. */
-static int wait_ready(struct broker *b, long mark)
+/* 0: ready; 1: the port was taken; 2: exited (only when `expect_exit`);
+ * fails the test otherwise. */
+static int wait_ready(struct broker *b, long mark, bool expect_exit)
 {
     char loaded[600];
     snprintf(loaded, sizeof(loaded), "Loading plugin: %s", plugin_path());
@@ -490,11 +492,19 @@ static int wait_ready(struct broker *b, long mark)
             b->pid = 0;
             if (broker_log_contains(b, mark, "Address already in use"))
                 return 1;
+            if (expect_exit) {
+                if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                    FAIL("broker exited with status 0, expected a start-up failure");
+                return 2;
+            }
             FAIL("broker exited during start-up (status 0x%x)", status);
         }
         if (tcp_probe(b->port) && broker_log_contains(b, mark, loaded) &&
-            broker_log_contains(b, mark, " running"))
+            broker_log_contains(b, mark, " running")) {
+            if (expect_exit)
+                FAIL("broker started, but was expected to refuse its configuration");
             return 0;
+        }
         if (now_mono_ms() > deadline)
             FAIL("broker not ready on port %d after %d ms", b->port, START_TIMEOUT_MS);
         pause_ms(20);
@@ -532,7 +542,33 @@ static void make_passwd(struct broker *b, const char *const *users)
     }
 }
 
-struct broker *broker_start(const struct broker_opts *opts)
+enum leak_check {
+    LEAKS_NONE,   /* killed: no leak report can exist */
+    LEAKS_ANY,    /* a clean exit: any leak fails */
+    LEAKS_PLUGIN, /* a failed start-up: mosquitto 2.0.11 leaks its config on that
+                   * path, so only leaks through the plugin's frames count */
+};
+
+static void scan_log(struct broker *b, enum leak_check leaks)
+{
+    static const char *const errors[] = {"ERROR: AddressSanitizer", "runtime error:"};
+    for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
+        if (broker_log_contains(b, 0, errors[i]))
+            FAIL("broker log reports \"%s\"", errors[i]);
+    }
+    if (leaks == LEAKS_NONE)
+        return;
+    char *text = read_file(b->log_path, 0, NULL);
+    const char *report = text ? strstr(text, "LeakSanitizer") : NULL;
+    bool bad = report && (leaks == LEAKS_ANY || strstr(report, "mosquitto_rtm") ||
+                          strstr(report, "<unknown module>"));
+    free(text);
+    if (bad)
+        FAIL("broker log reports a LeakSanitizer leak%s",
+             leaks == LEAKS_PLUGIN ? " through the plugin" : "");
+}
+
+static struct broker *start(const struct broker_opts *opts, bool expect_exit)
 {
     (void)plugin_path(); /* fail early, before making a temp dir */
     struct broker *b = calloc(1, sizeof(*b));
@@ -552,22 +588,24 @@ struct broker *broker_start(const struct broker_opts *opts)
         write_conf(b, opts);
         long mark = broker_log_mark(b);
         spawn(b);
-        if (wait_ready(b, mark) == 0)
+        int r = wait_ready(b, mark, expect_exit);
+        if (r == 0 || r == 2)
             return b;
         fprintf(stderr, "port %d was taken, retrying with another\n", b->port);
     }
     FAIL("could not start a broker on a free port");
 }
 
-static void scan_log(struct broker *b, bool leaks_too)
+struct broker *broker_start(const struct broker_opts *opts)
 {
-    static const char *const markers[] = {"AddressSanitizer", "runtime error:", "LeakSanitizer"};
-    for (size_t i = 0; i < sizeof(markers) / sizeof(markers[0]); i++) {
-        if (!leaks_too && strcmp(markers[i], "LeakSanitizer") == 0)
-            continue;
-        if (broker_log_contains(b, 0, markers[i]))
-            FAIL("broker log reports \"%s\"", markers[i]);
-    }
+    return start(opts, false);
+}
+
+struct broker *broker_start_refused(const struct broker_opts *opts)
+{
+    struct broker *b = start(opts, true);
+    scan_log(b, LEAKS_PLUGIN);
+    return b;
 }
 
 void broker_stop(struct broker *b)
@@ -595,7 +633,7 @@ void broker_stop(struct broker *b)
             FAIL("broker died of signal %d on SIGTERM", WTERMSIG(status));
         FAIL("broker exited with status %d on SIGTERM", WEXITSTATUS(status));
     }
-    scan_log(b, true);
+    scan_log(b, LEAKS_ANY);
 }
 
 void broker_kill9(struct broker *b)
@@ -605,7 +643,7 @@ void broker_kill9(struct broker *b)
     kill(b->pid, SIGKILL);
     waitpid(b->pid, NULL, 0);
     b->pid = 0;
-    scan_log(b, false);
+    scan_log(b, LEAKS_NONE);
 }
 
 void broker_restart(struct broker *b)
@@ -614,7 +652,7 @@ void broker_restart(struct broker *b)
         FAIL("broker_restart: the broker is still running");
     long mark = broker_log_mark(b);
     spawn(b);
-    if (wait_ready(b, mark) != 0)
+    if (wait_ready(b, mark, false) != 0)
         FAIL("broker_restart: port %d was taken by someone else", b->port);
 }
 

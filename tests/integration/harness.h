@@ -74,7 +74,7 @@ void rt_wait_ms(int ms);
 
 struct broker_opts {
     /* "name value" pairs written as `plugin_opt_name value`; NULL-terminated.
-     * `other_topics allow` is always written first. */
+     * `other_topics allow` is written first unless other_topics_default. */
     const char *const *plugin_opts;
     /* Raw mosquitto.conf lines; NULL-terminated. `@DIR@` is replaced by the
      * broker's temp dir (e.g. "password_file @DIR@/passwd"). */
@@ -82,6 +82,8 @@ struct broker_opts {
     /* "user:pass" entries: a password file is made with mosquitto_passwd and
      * `password_file` added to the config. NULL: none. */
     const char *const *passwd_users;
+    /* Leave plugin_opt_other_topics at its default (defer). */
+    bool other_topics_default;
 };
 
 struct broker {
@@ -95,6 +97,10 @@ struct broker {
 /* Starts a broker and waits until it accepts TCP connections with the plugin
  * loaded; fails the test (printing the log) otherwise. */
 struct broker *broker_start(const struct broker_opts *opts);
+/* Starts a broker whose configuration must stop it during start-up (e.g. a
+ * bad plugin option): fails the test if it starts. Its log stays readable;
+ * free it with broker_free. */
+struct broker *broker_start_refused(const struct broker_opts *opts);
 /* SIGTERM, waits up to 10 s, then checks the broker exited cleanly and its
  * log holds no sanitizer report. The struct stays valid for broker_restart. */
 void broker_stop(struct broker *b);

@@ -202,26 +202,41 @@ static void test_caller_offline_after_disconnect(void)
     broker_free(b);
 }
 
-/* The caller's connection drops without DISCONNECT while its invite is pending. */
+/* The caller's connection drops without DISCONNECT while its invites are
+ * pending (one) and rung (the other): every live call it placed fails. */
 static void test_caller_offline_after_drop(void)
 {
     struct broker *b = start();
     struct client *bob = client_open_inbox(b, "bob", NULL);
+    struct client *carol = client_open_inbox(b, "carol", NULL);
     int rc = -1;
     struct raw *alice = raw_connect(b->port, "alice", NULL, NULL, 60, true, &rc);
     CHECK_EQ_INT(rc, 0);
     const char *id = rt_uniq("drop");
+    const char *id2 = rt_uniq("drop");
     raw_publish0(alice, inbox("bob"),
                  rt_fmt("{\"type\":\"invite\",\"id\":\"%s\",\"timeout\":20}", id));
+    raw_publish0(alice, inbox("carol"),
+                 rt_fmt("{\"type\":\"invite\",\"id\":\"%s\",\"timeout\":20}", id2));
     EXPECT_EVENT(bob, "bob", "invite", id);
+    EXPECT_EVENT(carol, "carol", "invite", id2);
+    rt_send(carol, inbox("alice"), rt_fmt("{\"type\":\"ringing\",\"id\":\"%s\"}", id2));
+    /* alice's raw connection does not read: make sure the broker handled the
+     * ringing (its error, if any, would come back to carol) before the drop. */
+    rt_send(carol, inbox("bob"), "sentinel");
+    EXPECT_ERROR(carol, "carol", "bad_request", NULL, NULL);
     int64_t t0 = now_wall_ms();
     raw_drop(alice);
     cJSON *f = EXPECT_FAILURE(bob, "bob", id, "caller_offline", "alice", "bob");
     long long ts = GET_INT(f, "ts");
     CHECKF(ts >= t0 + 1000 - 20 && ts <= t0 + 1000 + TIMER_SLACK_MS,
            "caller_offline at %lld, expected 1000 ms after the drop at %lld", ts, (long long)t0);
+    cJSON *f2 = EXPECT_FAILURE(carol, "carol", id2, "caller_offline", "alice", "carol");
+    EXPECT_INT(f2, "ts", ts);
     EXPECT_NOTHING_ELSE(bob, NULL);
+    EXPECT_NOTHING_ELSE(carol, NULL);
     client_free(bob);
+    client_free(carol);
     broker_free(b);
 }
 
