@@ -100,6 +100,7 @@ struct rtm_push {
     const char *channel; /* "" when the invite had none */
     int64_t expires_at;  /* the invitation's ringing deadline, ms */
     const char *why;     /* for the log line: "callee offline", ... */
+    int64_t now_ms;      /* when the core decided to push */
 };
 
 typedef void (*rtm_push_fn)(void *ud, const struct rtm_push *push);

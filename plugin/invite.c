@@ -88,7 +88,7 @@ static void to_inbox(struct rtm_core *core, const char *uid, const char *client_
 /* Hands a push to the provider, if one is installed. The call counts as
  * pushed either way, so the fallback timer never fires twice. */
 static void push(struct rtm_core *core, struct rtm_call *call, enum rtm_push_kind kind,
-                 const char *why)
+                 const char *why, int64_t now)
 {
     call->pushed = true;
     if (!core->push)
@@ -101,6 +101,7 @@ static void push(struct rtm_core *core, struct rtm_call *call, enum rtm_push_kin
         .channel = call->channel ? call->channel : "",
         .expires_at = call->invite_deadline,
         .why = why,
+        .now_ms = now,
     };
     core->push(core->push_ud, &p);
 }
@@ -121,7 +122,7 @@ static void end_call(struct rtm_core *core, struct rtm_call *call, enum rtm_call
     call->caller->busy--;
     core->calls_live--;
     if (call->pushed && state != RTM_CALL_ACCEPTED && core->cfg->push_on_cancel)
-        push(core, call, RTM_PUSH_CALL_CANCEL, state_names[state]);
+        push(core, call, RTM_PUSH_CALL_CANCEL, state_names[state], now);
     free(call->content);
     free(call->channel);
     call->content = call->channel = NULL;
@@ -163,6 +164,11 @@ void rtm_invite_timer(struct rtm_core *core, struct rtm_call *call, int64_t now)
 {
     switch (call->state) {
     case RTM_CALL_PENDING:
+        if (now < call->invite_deadline) { /* the fallback push is due */
+            push(core, call, RTM_PUSH_CALL_INVITE, "no ringing within push_fallback_ms", now);
+            arm_pending(core, call);
+            break;
+        }
         fail_call(core, call, call->callee_seen ? RTM_FAIL_NO_RESPONSE : RTM_FAIL_PEER_OFFLINE,
                   now);
         break;
@@ -261,7 +267,7 @@ static enum rtm_err handle_invite(struct rtm_core *core, const char *sender, con
     core->calls_live++;
     arm_pending(core, call);
     if (!rtm_user_live(callee))
-        push(core, call, RTM_PUSH_CALL_INVITE, "callee offline");
+        push(core, call, RTM_PUSH_CALL_INVITE, "callee offline", now);
     if (!rtm_user_live(caller)) /* e.g. a client the broker authenticated by certificate */
         rtm_invite_user_offline(core, caller, now);
     rtm_core_log(core, RTM_LOG_DEBUG, "rtm: call %s %s -> %s invited, ring by %lld", call->id,

@@ -1,0 +1,65 @@
+/*
+ * The push dispatcher. The core says when a call needs a push; the
+ * dispatcher looks up the callee's devices in the registry, has the provider
+ * build one request per batch of tokens, hands them to a sender (the HTTP
+ * worker in the plugin, a recorder in tests), and acts on each verdict:
+ * tell the caller (`pushed`), retry with backoff while the call is pending,
+ * drop registrations the provider does not know, or log a configuration
+ * error. It runs on the broker thread, reads no clock and starts no thread.
+ */
+#ifndef RTM_PUSHER_H
+#define RTM_PUSHER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "rtm_core.h"
+#include "rtm_push.h"
+#include "rtm_registry.h"
+
+#define RTM_PUSH_MAX_ATTEMPTS 6
+
+struct rtm_pusher_env {
+    const struct rtm_config *cfg;
+    const struct rtm_sink *sink; /* publishes `pushed` and cleared registrations; logs */
+    struct rtm_registry *registry;
+    const struct rtm_push_provider *provider;
+    const struct rtm_push_settings *settings;
+    /* Sends `req` (ownership moves on 0); -1 when the sender is full. NULL
+     * means dry run: every push is logged, nothing is sent. */
+    int (*submit)(void *ud, uint64_t tag, struct rtm_push_request *req);
+    /* Is the invitation still pending, so that a retry is worth it? */
+    bool (*call_pending)(void *ud, const char *call_id);
+    void *ud;
+    uint64_t seed; /* for retry jitter */
+};
+
+struct rtm_pusher_stats {
+    size_t jobs;   /* requests in flight or waiting to be retried */
+    size_t calls;  /* calls whose pushed devices are remembered for call_cancel */
+    uint64_t sent; /* requests handed to the sender */
+    uint64_t ok;
+    uint64_t retried;
+    uint64_t failed;  /* given up, refused or misconfigured */
+    uint64_t dropped; /* the sender was full */
+    uint64_t tokens_removed;
+};
+
+struct rtm_pusher;
+
+struct rtm_pusher *rtm_pusher_new(const struct rtm_pusher_env *env);
+void rtm_pusher_free(struct rtm_pusher *pusher);
+
+/* The core's push hook (rtm_push_fn): `ud` is the pusher. */
+void rtm_pusher_on_push(void *ud, const struct rtm_push *push);
+
+/* A response for the request submitted with `tag`. */
+void rtm_pusher_result(struct rtm_pusher *pusher, uint64_t tag,
+                       const struct rtm_push_response *response, int64_t now_ms);
+
+/* Sends the retries that are due. */
+void rtm_pusher_tick(struct rtm_pusher *pusher, int64_t now_ms);
+
+void rtm_pusher_stats(const struct rtm_pusher *pusher, struct rtm_pusher_stats *out);
+
+#endif
