@@ -92,6 +92,9 @@ struct rtm_event {
 char *rtm_event_json(const struct rtm_event *ev, size_t *len);
 char *rtm_error_json(enum rtm_err err, const char *message, const char *id,
                      enum rtm_msg_type request, int64_t ts, size_t *len);
+/* {"type":"pushed","id","caller","callee","by":"server","ts","devices"} */
+char *rtm_pushed_json(const char *id, const char *caller, const char *callee, size_t devices,
+                      int64_t ts, size_t *len);
 char *rtm_presence_json(const char *uid, bool online, unsigned sessions, int64_t ts, size_t *len);
 
 /* Does a retained presence payload claim the user is online? */

@@ -301,6 +301,23 @@ char *rtm_error_json(enum rtm_err err, const char *message, const char *id,
     return finish(obj, ok, len);
 }
 
+char *rtm_pushed_json(const char *id, const char *caller, const char *callee, size_t devices,
+                      int64_t ts, size_t *len)
+{
+    cJSON *obj = cJSON_CreateObject();
+    bool ok = obj != NULL;
+    if (ok) {
+        add_string(obj, "type", "pushed", &ok);
+        add_string(obj, "id", id, &ok);
+        add_string(obj, "caller", caller, &ok);
+        add_string(obj, "callee", callee, &ok);
+        add_string(obj, "by", "server", &ok);
+        add_number(obj, "ts", (double)ts, &ok);
+        add_number(obj, "devices", (double)devices, &ok);
+    }
+    return finish(obj, ok, len);
+}
+
 char *rtm_presence_json(const char *uid, bool online, unsigned sessions, int64_t ts, size_t *len)
 {
     cJSON *obj = cJSON_CreateObject();
