@@ -180,11 +180,13 @@ static void test_resend_is_not_an_error(void)
 
     rt_send(alice, inbox("bob"), inv);
     cJSON *first = EXPECT_EVENT(bob, "bob", "invite", id);
+    rt_wait_ms(20); /* so that a fresh stamp would differ from the first */
     rt_send(alice, inbox("bob"), inv);
     cJSON *second = EXPECT_EVENT(bob, "bob", "invite", id);
     CHECK_STAMP(second, "invite", id, "alice", "bob", "alice");
-    /* "stamped as the first one": the same invitation, the same deadline. */
+    /* The same invitation: the same deadline, and the ts of the first. */
     EXPECT_INT(second, "expires_at", GET_INT(first, "expires_at"));
+    EXPECT_INT(second, "ts", GET_INT(first, "ts"));
 
     const char *ring = rt_fmt("{\"type\":\"ringing\",\"id\":\"%s\"}", id);
     rt_send(bob, inbox("alice"), ring);
@@ -213,8 +215,8 @@ static void test_resend_is_not_an_error(void)
     broker_free(b);
 }
 
-/* The re-send of an ending is a re-send too (not invalid_state), and is
- * forwarded like the first: every ending goes to both inboxes. */
+/* The re-send of an ending is a re-send too (not invalid_state): delivered
+ * again to both inboxes, with the ts of the first (PROTOCOL.md 3). */
 static void test_resend_of_ending(void)
 {
     struct broker *b = start();
@@ -222,24 +224,34 @@ static void test_resend_of_ending(void)
     struct client *bob = client_open_inbox(b, "bob", NULL);
     const char *id = rt_uniq("resend-end");
     invite(alice, bob, id);
-    const char *acc = rt_fmt("{\"type\":\"accept\",\"id\":\"%s\"}", id);
+    const char *acc = rt_fmt("{\"type\":\"accept\",\"id\":\"%s\",\"response\":\"ok\"}", id);
     rt_send(bob, inbox("alice"), acc);
-    EXPECT_EVENT(alice, "alice", "accept", id);
+    long long ts = GET_INT(EXPECT_EVENT(alice, "alice", "accept", id), "ts");
     EXPECT_EVENT(bob, "bob", "accept", id);
+    rt_wait_ms(20); /* so that a fresh stamp would differ from the first */
     rt_send(bob, inbox("alice"), acc);
-    CHECK_STAMP(EXPECT_EVENT(alice, "alice", "accept", id), "accept", id, "alice", "bob", "bob");
-    CHECK_STAMP(EXPECT_EVENT(bob, "bob", "accept", id), "accept", id, "alice", "bob", "bob");
+    cJSON *a = EXPECT_EVENT(alice, "alice", "accept", id);
+    cJSON *bb = EXPECT_EVENT(bob, "bob", "accept", id);
+    CHECK_STAMP(a, "accept", id, "alice", "bob", "bob");
+    CHECK_STAMP(bb, "accept", id, "alice", "bob", "bob");
+    EXPECT_INT(a, "ts", ts);
+    EXPECT_INT(bb, "ts", ts);
+    EXPECT_STR(a, "response", "ok");
 
     const char *id2 = rt_uniq("resend-cancel");
     invite(alice, bob, id2);
     const char *can = rt_fmt("{\"type\":\"cancel\",\"id\":\"%s\"}", id2);
     rt_send(alice, inbox("bob"), can);
     EXPECT_EVENT(alice, "alice", "cancel", id2);
-    EXPECT_EVENT(bob, "bob", "cancel", id2);
+    long long ts2 = GET_INT(EXPECT_EVENT(bob, "bob", "cancel", id2), "ts");
+    rt_wait_ms(20);
     rt_send(alice, inbox("bob"), can);
-    CHECK_STAMP(EXPECT_EVENT(bob, "bob", "cancel", id2), "cancel", id2, "alice", "bob", "alice");
-    CHECK_STAMP(EXPECT_EVENT(alice, "alice", "cancel", id2), "cancel", id2, "alice", "bob",
-                "alice");
+    cJSON *c1 = EXPECT_EVENT(bob, "bob", "cancel", id2);
+    cJSON *c2 = EXPECT_EVENT(alice, "alice", "cancel", id2);
+    CHECK_STAMP(c1, "cancel", id2, "alice", "bob", "alice");
+    CHECK_STAMP(c2, "cancel", id2, "alice", "bob", "alice");
+    EXPECT_INT(c1, "ts", ts2);
+    EXPECT_INT(c2, "ts", ts2);
     CHECK_EQ_INT(client_count(alice, NULL, "type", "error", (char *)NULL), 0);
     CHECK_EQ_INT(client_count(bob, NULL, "type", "error", (char *)NULL), 0);
     EXPECT_NOTHING_ELSE(alice, NULL);

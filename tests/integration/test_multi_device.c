@@ -44,8 +44,14 @@ static void test_every_callee_device_rings_one_answers(void)
     CHECK_STAMP(at, "accept", id, "alice", "bob", "bob");
     EXPECT_STR(ap, "response", "tablet");
 
-    /* The phone, late, refuses: the call has ended. Only it hears so. (A
-     * late accept would be a re-send by bob, so not an error.) */
+    /* The phone, late, sends the same answer: a re-send by bob, delivered
+     * again to both inboxes as the first (PROTOCOL.md 3), no error. */
+    rt_send(phone, inbox("alice"), rt_fmt("{\"type\":\"accept\",\"id\":\"%s\"}", id));
+    EXPECT_INT(EXPECT_EVENT(alice, "alice", "accept", id), "ts", GET_INT(a, "ts"));
+    EXPECT_EVENT(phone, "bob", "accept", id);
+    EXPECT_EVENT(tablet, "bob", "accept", id);
+
+    /* The phone, late, refuses: the call has ended. Only it hears so. */
     rt_send(phone, inbox("alice"), rt_fmt("{\"type\":\"refuse\",\"id\":\"%s\"}", id));
     EXPECT_ERROR(phone, "bob", "invalid_state", id, "refuse");
 
