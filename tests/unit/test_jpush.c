@@ -1,0 +1,739 @@
+/*
+ * Unit tests for plugin/push_jpush.c: the JPush request body (SPEC 6.3)
+ * checked field by field and against a recorded golden body, template
+ * rendering, time_to_live rounding, the extra-options merge, and the verdict
+ * for recorded JPush responses. A failing cJSON allocator walks every
+ * allocation of build() so that ASan/LSan see each error path.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "rtm_push.h"
+
+#define NOW      INT64_C(1700000000000)
+#define EXPIRES  (NOW + 30000)
+#define ENDPOINT "https://api.jpush.cn"
+#define APP_KEY  "7d431e42dfa6a6d693ac2d04"
+#define SECRET   "5e987ac6d2e04d95a9d8f0d1"
+
+static const struct rtm_push_settings base_settings = {
+    .endpoint = ENDPOINT,
+    .app_key = APP_KEY,
+    .master_secret = SECRET,
+    .title = "Incoming call",
+    .alert = "{caller} is calling",
+    .apns_production = false,
+    .extra_options = NULL,
+};
+
+static const struct rtm_push invite = {
+    .kind = RTM_PUSH_CALL_INVITE,
+    .call_id = "c-42",
+    .caller = "alice",
+    .callee = "bob",
+    .channel = "room-7",
+    .expires_at = EXPIRES,
+    .why = "callee offline",
+    .now_ms = NOW,
+};
+
+static const char *const one_token[] = {"1a0018970a2b3c4d5e6"};
+
+/* ------------------------------------------------------------------------ */
+/* Helpers */
+
+/* Builds and parses the body; the request is freed, the tree returned. */
+static cJSON *build_json(const struct rtm_push_settings *s, const struct rtm_push *push,
+                         const char *const *tokens, size_t count, int64_t now)
+{
+    struct rtm_push_request req;
+    assert_int_equal(rtm_push_jpush.build(s, push, tokens, count, now, &req), 0);
+    assert_non_null(req.body);
+    assert_int_equal(req.body_len, strlen(req.body));
+    cJSON *root = cJSON_ParseWithLength(req.body, req.body_len);
+    if (!root)
+        print_error("unparsable body: %s\n", req.body);
+    assert_non_null(root);
+    rtm_push_request_free(&req);
+    return root;
+}
+
+static cJSON *member(const cJSON *obj, const char *name)
+{
+    assert_true(cJSON_IsObject(obj));
+    cJSON *m = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (!m)
+        print_error("missing \"%s\"\n", name);
+    assert_non_null(m);
+    return m;
+}
+
+static const char *string_at(const cJSON *obj, const char *name)
+{
+    cJSON *m = member(obj, name);
+    assert_true(cJSON_IsString(m));
+    return m->valuestring;
+}
+
+static double number_at(const cJSON *obj, const char *name)
+{
+    cJSON *m = member(obj, name);
+    assert_true(cJSON_IsNumber(m));
+    return m->valuedouble;
+}
+
+static cJSON *path(const cJSON *root, const char *a, const char *b)
+{
+    return member(member(root, a), b);
+}
+
+static int64_t ttl_for(int64_t expires_at, int64_t now)
+{
+    struct rtm_push p = invite;
+    p.expires_at = expires_at;
+    cJSON *root = build_json(&base_settings, &p, one_token, 1, now);
+    int64_t ttl = (int64_t)number_at(member(root, "options"), "time_to_live");
+    cJSON_Delete(root);
+    return ttl;
+}
+
+static void expect_extras(const cJSON *x, const char *rtm, const struct rtm_push *p)
+{
+    assert_int_equal(cJSON_GetArraySize(x), 5);
+    assert_string_equal(string_at(x, "rtm"), rtm);
+    assert_string_equal(string_at(x, "id"), p->call_id);
+    assert_string_equal(string_at(x, "caller"), p->caller);
+    assert_string_equal(string_at(x, "channel"), p->channel);
+    assert_true(number_at(x, "expires_at") == (double)p->expires_at);
+}
+
+/* Every field of SPEC 6.3 for one push to tokens[0..count). */
+static void expect_body(const cJSON *root, const struct rtm_push *p, const char *rtm,
+                        const char *alert, const char *title, int64_t ttl, bool production)
+{
+    assert_int_equal(cJSON_GetArraySize(root), 4);
+    assert_string_equal(string_at(root, "platform"), "all");
+    assert_int_equal(cJSON_GetArraySize(member(root, "audience")), 1);
+    assert_true(cJSON_IsArray(path(root, "audience", "registration_id")));
+
+    cJSON *notification = member(root, "notification");
+    assert_int_equal(cJSON_GetArraySize(notification), 2);
+    cJSON *android = member(notification, "android");
+    assert_int_equal(cJSON_GetArraySize(android), 5);
+    assert_string_equal(string_at(android, "alert"), alert);
+    assert_string_equal(string_at(android, "title"), title);
+    assert_true(number_at(android, "priority") == 2);
+    assert_string_equal(string_at(android, "category"), "call");
+    expect_extras(member(android, "extras"), rtm, p);
+
+    cJSON *ios = member(notification, "ios");
+    assert_int_equal(cJSON_GetArraySize(ios), 3);
+    assert_string_equal(string_at(ios, "alert"), alert);
+    assert_string_equal(string_at(ios, "sound"), "default");
+    expect_extras(member(ios, "extras"), rtm, p);
+
+    cJSON *options = member(root, "options");
+    assert_int_equal(cJSON_GetArraySize(options), 3);
+    assert_true(number_at(options, "time_to_live") == (double)ttl);
+    assert_true(cJSON_IsBool(member(options, "apns_production")));
+    assert_int_equal(cJSON_IsTrue(member(options, "apns_production")), production);
+    assert_string_equal(string_at(options, "apns_collapse_id"), p->call_id);
+}
+
+static void expect_tokens(const cJSON *root, const char *const *tokens, size_t count)
+{
+    cJSON *ids = path(root, "audience", "registration_id");
+    assert_int_equal(cJSON_GetArraySize(ids), (int)count);
+    size_t i = 0;
+    const cJSON *id;
+    cJSON_ArrayForEach(id, ids)
+    {
+        assert_true(cJSON_IsString(id));
+        assert_string_equal(id->valuestring, tokens[i]);
+        i++;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* The request */
+
+static void test_invite_body(void **state)
+{
+    (void)state;
+    cJSON *root = build_json(&base_settings, &invite, one_token, 1, NOW);
+    expect_body(root, &invite, "call_invite", "alice is calling", "Incoming call", 30, false);
+    expect_tokens(root, one_token, 1);
+    cJSON_Delete(root);
+}
+
+/* The same push against a body recorded by hand from SPEC 6.3. */
+static void test_invite_golden(void **state)
+{
+    (void)state;
+    static const char golden[] =
+        "{\"platform\":\"all\","
+        "\"audience\":{\"registration_id\":[\"1a0018970a2b3c4d5e6\"]},"
+        "\"notification\":{"
+        "\"android\":{\"alert\":\"alice is calling\",\"title\":\"Incoming call\","
+        "\"priority\":2,\"category\":\"call\",\"extras\":{\"rtm\":\"call_invite\","
+        "\"id\":\"c-42\",\"caller\":\"alice\",\"channel\":\"room-7\","
+        "\"expires_at\":1700000030000}},"
+        "\"ios\":{\"alert\":\"alice is calling\",\"sound\":\"default\","
+        "\"extras\":{\"rtm\":\"call_invite\",\"id\":\"c-42\",\"caller\":\"alice\","
+        "\"channel\":\"room-7\",\"expires_at\":1700000030000}}},"
+        "\"options\":{\"time_to_live\":30,\"apns_production\":false,"
+        "\"apns_collapse_id\":\"c-42\"}}";
+    struct rtm_push_request req;
+    assert_int_equal(rtm_push_jpush.build(&base_settings, &invite, one_token, 1, NOW, &req), 0);
+    /* Integers stay integers in the text (no 1.7e+12). */
+    assert_non_null(strstr(req.body, "\"expires_at\":1700000030000"));
+    assert_non_null(strstr(req.body, "\"time_to_live\":30"));
+    cJSON *want = cJSON_Parse(golden);
+    cJSON *got = cJSON_Parse(req.body);
+    assert_non_null(want);
+    assert_non_null(got);
+    if (!cJSON_Compare(want, got, true))
+        print_error("got  %s\nwant %s\n", req.body, golden);
+    assert_true(cJSON_Compare(want, got, true));
+    cJSON_Delete(want);
+    cJSON_Delete(got);
+    rtm_push_request_free(&req);
+}
+
+static void test_cancel_body(void **state)
+{
+    (void)state;
+    struct rtm_push cancel = invite;
+    cancel.kind = RTM_PUSH_CALL_CANCEL;
+    cancel.why = "canceled";
+    /* Sent after the ringing deadline: still one second to live. */
+    cJSON *root = build_json(&base_settings, &cancel, one_token, 1, EXPIRES + 5000);
+    expect_body(root, &cancel, "call_cancel", "alice is calling", "Incoming call", 1, false);
+    cJSON_Delete(root);
+
+    /* Canceled early: the remaining ringing time. */
+    root = build_json(&base_settings, &cancel, one_token, 1, NOW + 10500);
+    expect_body(root, &cancel, "call_cancel", "alice is calling", "Incoming call", 20, false);
+    cJSON_Delete(root);
+}
+
+static void test_empty_channel(void **state)
+{
+    (void)state;
+    struct rtm_push p = invite;
+    p.channel = "";
+    struct rtm_push_settings s = base_settings;
+    s.title = "[{channel}]";
+    cJSON *root = build_json(&s, &p, one_token, 1, NOW);
+    expect_body(root, &p, "call_invite", "alice is calling", "[]", 30, false);
+    cJSON_Delete(root);
+}
+
+static void test_1000_tokens(void **state)
+{
+    (void)state;
+    static char names[RTM_PUSH_BATCH_MAX][24];
+    static const char *tokens[RTM_PUSH_BATCH_MAX];
+    for (size_t i = 0; i < RTM_PUSH_BATCH_MAX; i++) {
+        snprintf(names[i], sizeof(names[i]), "18071adc%011zu", i);
+        tokens[i] = names[i];
+    }
+    cJSON *root = build_json(&base_settings, &invite, tokens, RTM_PUSH_BATCH_MAX, NOW);
+    expect_body(root, &invite, "call_invite", "alice is calling", "Incoming call", 30, false);
+    expect_tokens(root, tokens, RTM_PUSH_BATCH_MAX);
+    cJSON_Delete(root);
+}
+
+static void test_templates_in_body(void **state)
+{
+    (void)state;
+    struct rtm_push_settings s = base_settings;
+    s.title = "{caller} on {channel}, {caller}!";
+    s.alert = "Call from {caller} ({caller}) in {channel}{channel}";
+    cJSON *root = build_json(&s, &invite, one_token, 1, NOW);
+    expect_body(root, &invite, "call_invite", "Call from alice (alice) in room-7room-7",
+                "alice on room-7, alice!", 30, false);
+    cJSON_Delete(root);
+
+    s.title = "Call";
+    s.alert = "Someone is calling";
+    root = build_json(&s, &invite, one_token, 1, NOW);
+    expect_body(root, &invite, "call_invite", "Someone is calling", "Call", 30, false);
+    cJSON_Delete(root);
+}
+
+/* Rendered text with quotes and backslashes stays valid JSON. */
+static void test_text_escaped(void **state)
+{
+    (void)state;
+    struct rtm_push p = invite;
+    p.caller = "a\"b\\c";
+    struct rtm_push_settings s = base_settings;
+    s.title = "\"{caller}\"\n\xe2\x98\x8e";
+    cJSON *root = build_json(&s, &p, one_token, 1, NOW);
+    expect_body(root, &p, "call_invite", "a\"b\\c is calling", "\"a\"b\\c\"\n\xe2\x98\x8e", 30,
+                false);
+    cJSON_Delete(root);
+}
+
+static void test_render(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *template, *want;
+    } cases[] = {
+        {"plain text", "plain text"},
+        {"", ""},
+        {"{caller}", "alice"},
+        {"{channel}", "room-7"},
+        {"{caller}{channel}{caller}", "aliceroom-7alice"},
+        {"{caller} calls {caller} in {channel}", "alice calls alice in room-7"},
+        {"{callee} {Caller} {caller {channel", "{callee} {Caller} {caller {channel"},
+        {"{{caller}}", "{alice}"},
+        {"{", "{"},
+        {"x{channel}", "xroom-7"},
+        {"\xe4\xbd\xa0\xe5\xa5\xbd {caller}", "\xe4\xbd\xa0\xe5\xa5\xbd alice"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *got = rtm_push_render(cases[i].template, "alice", "room-7");
+        assert_non_null(got);
+        assert_string_equal(got, cases[i].want);
+        free(got);
+    }
+    /* A value that looks like a placeholder is not expanded again. */
+    char *got = rtm_push_render("{caller}/{channel}", "{channel}", "");
+    assert_string_equal(got, "{channel}/");
+    free(got);
+    got = rtm_push_render(NULL, "alice", "room-7");
+    assert_string_equal(got, "");
+    free(got);
+    got = rtm_push_render("{caller}:{channel}", NULL, NULL);
+    assert_string_equal(got, ":");
+    free(got);
+}
+
+static void test_ttl_rounding(void **state)
+{
+    (void)state;
+    assert_int_equal(ttl_for(NOW + 29001, NOW), 30);
+    assert_int_equal(ttl_for(NOW + 30000, NOW), 30);
+    assert_int_equal(ttl_for(NOW + 30001, NOW), 31);
+    assert_int_equal(ttl_for(NOW + 1000, NOW), 1);
+    assert_int_equal(ttl_for(NOW + 1001, NOW), 2);
+    assert_int_equal(ttl_for(NOW + 200, NOW), 1);
+    assert_int_equal(ttl_for(NOW + 1, NOW), 1);
+    assert_int_equal(ttl_for(NOW, NOW), 1);
+    assert_int_equal(ttl_for(NOW - 1, NOW), 1);
+    assert_int_equal(ttl_for(NOW - 3600000, NOW), 1);
+    /* JPush's ceiling (10 days), and no overflow at the extremes. */
+    assert_int_equal(ttl_for(NOW + INT64_C(864000000), NOW), 864000);
+    assert_int_equal(ttl_for(NOW + INT64_C(864000001), NOW), 864000);
+    assert_int_equal(ttl_for(INT64_MAX, INT64_MIN), 864000);
+    assert_int_equal(ttl_for(INT64_MIN, INT64_MAX), 1);
+}
+
+static void test_apns_production(void **state)
+{
+    (void)state;
+    struct rtm_push_settings s = base_settings;
+    s.apns_production = true;
+    cJSON *root = build_json(&s, &invite, one_token, 1, NOW);
+    expect_body(root, &invite, "call_invite", "alice is calling", "Incoming call", 30, true);
+    cJSON_Delete(root);
+    s.apns_production = false;
+    root = build_json(&s, &invite, one_token, 1, NOW);
+    expect_body(root, &invite, "call_invite", "alice is calling", "Incoming call", 30, false);
+    cJSON_Delete(root);
+}
+
+static void test_extra_options_merged(void **state)
+{
+    (void)state;
+    struct rtm_push_settings s = base_settings;
+    s.extra_options = "{\"third_party_channel\":{\"vivo\":{\"distribution\":\"ospush\","
+                      "\"classification\":1},\"xiaomi\":{\"channel_id\":\"call\"}},"
+                      "\"classification\":1,\"sendno\":7}";
+    cJSON *root = build_json(&s, &invite, one_token, 1, NOW);
+    cJSON *options = member(root, "options");
+    assert_int_equal(cJSON_GetArraySize(options), 6);
+    assert_true(number_at(options, "time_to_live") == 30);
+    assert_string_equal(string_at(options, "apns_collapse_id"), "c-42");
+    assert_true(cJSON_IsFalse(member(options, "apns_production")));
+    assert_true(number_at(options, "classification") == 1);
+    assert_true(number_at(options, "sendno") == 7);
+    cJSON *want = cJSON_Parse("{\"vivo\":{\"distribution\":\"ospush\",\"classification\":1},"
+                              "\"xiaomi\":{\"channel_id\":\"call\"}}");
+    assert_true(cJSON_Compare(want, member(options, "third_party_channel"), true));
+    cJSON_Delete(want);
+    cJSON_Delete(root);
+}
+
+/* time_to_live and apns_collapse_id are ours; apns_production is the
+ * operator's to override. */
+static void test_extra_options_precedence(void **state)
+{
+    (void)state;
+    struct rtm_push_settings s = base_settings;
+    s.extra_options = "{\"time_to_live\":86400,\"apns_collapse_id\":\"fixed\","
+                      "\"apns_production\":true,\"classification\":0}";
+    cJSON *root = build_json(&s, &invite, one_token, 1, NOW);
+    cJSON *options = member(root, "options");
+    assert_int_equal(cJSON_GetArraySize(options), 4);
+    assert_true(number_at(options, "time_to_live") == 30);
+    assert_string_equal(string_at(options, "apns_collapse_id"), "c-42");
+    assert_true(cJSON_IsTrue(member(options, "apns_production")));
+    assert_true(number_at(options, "classification") == 0);
+    cJSON_Delete(root);
+
+    /* Wrong types do not survive either. */
+    s.extra_options = "{\"time_to_live\":\"forever\",\"apns_collapse_id\":null}";
+    root = build_json(&s, &invite, one_token, 1, NOW);
+    expect_body(root, &invite, "call_invite", "alice is calling", "Incoming call", 30, false);
+    cJSON_Delete(root);
+}
+
+static void test_extra_options_garbage(void **state)
+{
+    (void)state;
+    static const char *const garbage[] = {
+        "", "not json", "{\"a\":", "[1,2]", "42", "\"text\"", "null", "true", "{}",
+    };
+    struct rtm_push_settings s = base_settings;
+    for (size_t i = 0; i < sizeof(garbage) / sizeof(garbage[0]); i++) {
+        s.extra_options = garbage[i];
+        cJSON *root = build_json(&s, &invite, one_token, 1, NOW);
+        expect_body(root, &invite, "call_invite", "alice is calling", "Incoming call", 30, false);
+        cJSON_Delete(root);
+    }
+}
+
+static void test_url_and_credentials(void **state)
+{
+    (void)state;
+    struct rtm_push_request req;
+    assert_int_equal(rtm_push_jpush.build(&base_settings, &invite, one_token, 1, NOW, &req), 0);
+    assert_string_equal(req.url, "https://api.jpush.cn/v3/push");
+    assert_string_equal(req.username, APP_KEY);
+    assert_string_equal(req.password, SECRET);
+    /* The credentials travel only as Basic auth, never in the body. */
+    assert_null(strstr(req.body, APP_KEY));
+    assert_null(strstr(req.body, SECRET));
+    rtm_push_request_free(&req);
+    assert_null(req.url);
+    assert_null(req.body);
+    assert_null(req.username);
+    assert_null(req.password);
+    assert_int_equal(req.body_len, 0);
+    rtm_push_request_free(&req); /* twice is harmless */
+    rtm_push_request_free(NULL);
+
+    struct rtm_push_settings s = base_settings;
+    s.endpoint = "http://127.0.0.1:8443";
+    assert_int_equal(rtm_push_jpush.build(&s, &invite, one_token, 1, NOW, &req), 0);
+    assert_string_equal(req.url, "http://127.0.0.1:8443/v3/push");
+    rtm_push_request_free(&req);
+    assert_string_equal(rtm_push_jpush.name, "jpush");
+}
+
+/* A cJSON allocator that fails the n-th allocation. */
+static long alloc_countdown = -1;
+
+static void *failing_malloc(size_t size)
+{
+    if (alloc_countdown == 0)
+        return NULL;
+    if (alloc_countdown > 0)
+        alloc_countdown--;
+    return malloc(size);
+}
+
+/* Each allocation of build() fails in turn: -1, an empty request, no leak. */
+static void test_build_out_of_memory(void **state)
+{
+    (void)state;
+    cJSON_Hooks hooks = {.malloc_fn = failing_malloc, .free_fn = free};
+    cJSON_InitHooks(&hooks);
+    struct rtm_push_settings s = base_settings;
+    s.extra_options = "{\"third_party_channel\":{\"vivo\":{\"classification\":1}}}";
+    static const char *const tokens[] = {"t1", "t2", "t3"};
+    int rc = -1;
+    long n;
+    for (n = 0; rc != 0 && n < 10000; n++) {
+        struct rtm_push_request req;
+        memset(&req, 0x5A, sizeof(req));
+        alloc_countdown = n;
+        rc = rtm_push_jpush.build(&s, &invite, tokens, 3, NOW, &req);
+        if (rc != 0) {
+            assert_int_equal(rc, -1);
+            assert_null(req.body);
+            assert_null(req.url);
+            assert_null(req.username);
+            assert_null(req.password);
+        } else {
+            assert_non_null(req.body);
+        }
+        rtm_push_request_free(&req);
+    }
+    alloc_countdown = -1;
+    cJSON_InitHooks(NULL);
+    assert_int_equal(rc, 0);
+    assert_true(n > 20); /* the walk did reach deep into the tree */
+}
+
+/* ------------------------------------------------------------------------ */
+/* The response */
+
+struct response_case {
+    long status;
+    const char *body;
+    const char *retry_after, *rate_limit_reset;
+};
+
+/* Classifies a response whose body sits in a buffer of exactly its length
+ * (no NUL after it, as libcurl may hand it), so overreads trip ASan. */
+static struct rtm_push_verdict classify(struct response_case c)
+{
+    size_t len = c.body ? strlen(c.body) : 0;
+    char *buf = len ? malloc(len) : NULL;
+    if (len) {
+        assert_non_null(buf);
+        memcpy(buf, c.body, len);
+    }
+    struct rtm_push_response r = {
+        .status = c.status,
+        .body = buf,
+        .body_len = len,
+        .retry_after = c.retry_after,
+        .rate_limit_reset = c.rate_limit_reset,
+    };
+    struct rtm_push_verdict v;
+    memset(&v, 0x5A, sizeof(v));
+    rtm_push_jpush.classify(&r, &v);
+    free(buf);
+    assert_non_null(memchr(v.message, '\0', sizeof(v.message)));
+    assert_true(v.message[0] != '\0');
+    return v;
+}
+
+static void expect_verdict(struct response_case c, enum rtm_push_outcome outcome, int64_t retry_ms,
+                           long code)
+{
+    struct rtm_push_verdict v = classify(c);
+    if (v.outcome != outcome || v.retry_after_ms != retry_ms || v.provider_code != code)
+        print_error("HTTP %ld %s: got %d/%lld/%ld (%s)\n", c.status, c.body ? c.body : "-",
+                    v.outcome, (long long)v.retry_after_ms, v.provider_code, v.message);
+    assert_int_equal(v.outcome, outcome);
+    assert_int_equal(v.retry_after_ms, retry_ms);
+    assert_int_equal(v.provider_code, code);
+}
+
+static void test_classify_ok(void **state)
+{
+    (void)state;
+    expect_verdict(
+        (struct response_case){.status = 200,
+                               .body = "{\"sendno\":\"0\",\"msg_id\":\"54043195528452983\"}"},
+        RTM_PUSH_OK, -1, 0);
+    expect_verdict((struct response_case){.status = 200, .body = NULL}, RTM_PUSH_OK, -1, 0);
+    /* JPush's quota headers come on every answer; a success ignores them. */
+    expect_verdict(
+        (struct response_case){
+            .status = 200, .body = "{}", .retry_after = NULL, .rate_limit_reset = "60"},
+        RTM_PUSH_OK, -1, 0);
+}
+
+static void test_classify_retry(void **state)
+{
+    (void)state;
+    struct rtm_push_verdict v = classify((struct response_case){.status = 0, .body = NULL});
+    assert_int_equal(v.outcome, RTM_PUSH_RETRY);
+    assert_int_equal(v.retry_after_ms, -1);
+    assert_int_equal(v.provider_code, 0);
+
+    expect_verdict(
+        (struct response_case){.status = 500, .body = "<html>Internal Server Error</html>"},
+        RTM_PUSH_RETRY, -1, 0);
+    expect_verdict((struct response_case){.status = 503, .body = NULL}, RTM_PUSH_RETRY, -1, 0);
+    expect_verdict((struct response_case){.status = 503, .body = NULL, .retry_after = "2"},
+                   RTM_PUSH_RETRY, 2000, 0);
+    expect_verdict((struct response_case){.status = 502,
+                                          .body = "{\"error\":{\"code\":1000,\"message\":\"x\"}}"},
+                   RTM_PUSH_RETRY, -1, 1000);
+    /* A 5xx has nothing to do with the quota: its reset time is ignored. */
+    expect_verdict(
+        (struct response_case){
+            .status = 500, .body = NULL, .retry_after = NULL, .rate_limit_reset = "50"},
+        RTM_PUSH_RETRY, -1, 0);
+}
+
+static void test_classify_rate_limited(void **state)
+{
+    (void)state;
+    static const char limited[] =
+        "{\"error\":{\"code\":2002,\"message\":\"Rate limit exceeded\"},\"msg_id\":\"1\"}";
+    expect_verdict(
+        (struct response_case){
+            .status = 429, .body = limited, .retry_after = "7", .rate_limit_reset = "3"},
+        RTM_PUSH_RETRY, 7000, 2002);
+    expect_verdict(
+        (struct response_case){
+            .status = 429, .body = limited, .retry_after = NULL, .rate_limit_reset = "3"},
+        RTM_PUSH_RETRY, 3000, 2002);
+    expect_verdict((struct response_case){.status = 429, .body = limited}, RTM_PUSH_RETRY, -1,
+                   2002);
+    expect_verdict((struct response_case){.status = 429, .body = NULL}, RTM_PUSH_RETRY, -1, 0);
+    /* 2002 under another status is still the quota. */
+    expect_verdict(
+        (struct response_case){
+            .status = 403, .body = limited, .retry_after = NULL, .rate_limit_reset = "12"},
+        RTM_PUSH_RETRY, 12000, 2002);
+    /* An HTTP date, a fraction or junk counts as absent. */
+    expect_verdict((struct response_case){.status = 429,
+                                          .body = NULL,
+                                          .retry_after = "Wed, 21 Oct 2015 07:28:00 GMT",
+                                          .rate_limit_reset = "3"},
+                   RTM_PUSH_RETRY, 3000, 0);
+    expect_verdict(
+        (struct response_case){
+            .status = 429, .body = NULL, .retry_after = "1.5", .rate_limit_reset = "x"},
+        RTM_PUSH_RETRY, -1, 0);
+    expect_verdict(
+        (struct response_case){
+            .status = 429, .body = NULL, .retry_after = "-4", .rate_limit_reset = ""},
+        RTM_PUSH_RETRY, -1, 0);
+    expect_verdict((struct response_case){.status = 429, .body = NULL, .retry_after = " 0 "},
+                   RTM_PUSH_RETRY, 0, 0);
+    expect_verdict(
+        (struct response_case){.status = 429, .body = NULL, .retry_after = "99999999999999999999"},
+        RTM_PUSH_RETRY, -1, 0);
+}
+
+static void test_classify_invalid_tokens(void **state)
+{
+    (void)state;
+    struct rtm_push_verdict v = classify((struct response_case){
+        .status = 400,
+        .body = "{\"error\":{\"code\":1011,\"message\":\"cannot find user by this audience\"},"
+                "\"msg_id\":\"2814749770251111\"}"});
+    assert_int_equal(v.outcome, RTM_PUSH_INVALID_TOKENS);
+    assert_int_equal(v.provider_code, 1011);
+    assert_int_equal(v.retry_after_ms, -1);
+    assert_non_null(strstr(v.message, "1011"));
+    assert_non_null(strstr(v.message, "cannot find user by this audience"));
+}
+
+static void test_classify_config_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        long status, code;
+    } cases[] = {
+        {401, 1004}, {400, 1002}, {400, 1003}, {400, 1008}, {403, 2003}, {403, 2004}, {403, 2005},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char body[96];
+        snprintf(body, sizeof(body), "{\"error\":{\"code\":%ld,\"message\":\"refused\"}}",
+                 cases[i].code);
+        expect_verdict((struct response_case){.status = cases[i].status, .body = body},
+                       RTM_PUSH_CONFIG_ERROR, -1, cases[i].code);
+    }
+    /* A 401 whose body got lost is still about the credentials. */
+    expect_verdict((struct response_case){.status = 401, .body = NULL}, RTM_PUSH_CONFIG_ERROR, -1,
+                   0);
+}
+
+static void test_classify_rejected(void **state)
+{
+    (void)state;
+    expect_verdict((struct response_case){.status = 403, .body = NULL}, RTM_PUSH_REJECTED, -1, 0);
+    expect_verdict((struct response_case){.status = 400, .body = "garbage{{"}, RTM_PUSH_REJECTED,
+                   -1, 0);
+    expect_verdict((struct response_case){.status = 400, .body = "{\"error\":{\"code\":1011"},
+                   RTM_PUSH_REJECTED, -1, 0);
+    expect_verdict((struct response_case){.status = 400, .body = "{\"error\":\"1011\"}"},
+                   RTM_PUSH_REJECTED, -1, 0);
+    expect_verdict((struct response_case){.status = 400, .body = "{\"error\":{\"code\":\"1011\"}}"},
+                   RTM_PUSH_REJECTED, -1, 0);
+    expect_verdict((struct response_case){.status = 400, .body = "[1011]"}, RTM_PUSH_REJECTED, -1,
+                   0);
+    expect_verdict(
+        (struct response_case){.status = 400,
+                               .body = "{\"error\":{\"code\":1005,\"message\":\"too big\"}}"},
+        RTM_PUSH_REJECTED, -1, 1005);
+    expect_verdict((struct response_case){.status = 404, .body = "Not Found"}, RTM_PUSH_REJECTED,
+                   -1, 0);
+    expect_verdict((struct response_case){.status = 302, .body = NULL}, RTM_PUSH_REJECTED, -1, 0);
+    /* A code with no HTTP error is ignored: 1011 needs a 4xx. */
+    expect_verdict((struct response_case){.status = 200, .body = "{\"error\":{\"code\":1011}}"},
+                   RTM_PUSH_OK, -1, 1011);
+}
+
+/* The log text: one line, bounded, never a cut UTF-8 character. */
+static void test_classify_message(void **state)
+{
+    (void)state;
+    char body[1024];
+    int n = snprintf(body, sizeof(body), "{\"error\":{\"code\":1003,\"message\":\"bad\\nline\\r");
+    for (; n < 900; n += 3)
+        memcpy(body + n, "\xe4\xbd\xa0", 3);
+    strcpy(body + n, "\"}}");
+    struct rtm_push_verdict v = classify((struct response_case){.status = 400, .body = body});
+    assert_int_equal(v.outcome, RTM_PUSH_CONFIG_ERROR);
+    assert_int_equal(v.provider_code, 1003);
+    assert_true(strlen(v.message) < sizeof(v.message));
+    assert_non_null(strstr(v.message, "1003"));
+    assert_non_null(strstr(v.message, "bad line"));
+    for (const char *p = v.message; *p; p++)
+        assert_true((unsigned char)*p >= 0x20);
+    /* Whole characters only: the last one is a complete 3-byte sequence. */
+    size_t len = strlen(v.message);
+    size_t i = len;
+    while (i > 0 && ((unsigned char)v.message[i - 1] & 0xC0) == 0x80)
+        i--;
+    assert_true(i > 0 && (unsigned char)v.message[i - 1] == 0xe4);
+    assert_int_equal(len - (i - 1), 3);
+
+    v = classify((struct response_case){.status = 400, .body = "{\"error\":{\"code\":1003}}"});
+    assert_non_null(strstr(v.message, "1003"));
+    v = classify((struct response_case){.status = 403, .body = NULL});
+    assert_non_null(strstr(v.message, "403"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_invite_body),
+        cmocka_unit_test(test_invite_golden),
+        cmocka_unit_test(test_cancel_body),
+        cmocka_unit_test(test_empty_channel),
+        cmocka_unit_test(test_1000_tokens),
+        cmocka_unit_test(test_templates_in_body),
+        cmocka_unit_test(test_text_escaped),
+        cmocka_unit_test(test_render),
+        cmocka_unit_test(test_ttl_rounding),
+        cmocka_unit_test(test_apns_production),
+        cmocka_unit_test(test_extra_options_merged),
+        cmocka_unit_test(test_extra_options_precedence),
+        cmocka_unit_test(test_extra_options_garbage),
+        cmocka_unit_test(test_url_and_credentials),
+        cmocka_unit_test(test_build_out_of_memory),
+        cmocka_unit_test(test_classify_ok),
+        cmocka_unit_test(test_classify_retry),
+        cmocka_unit_test(test_classify_rate_limited),
+        cmocka_unit_test(test_classify_invalid_tokens),
+        cmocka_unit_test(test_classify_config_errors),
+        cmocka_unit_test(test_classify_rejected),
+        cmocka_unit_test(test_classify_message),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
