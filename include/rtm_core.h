@@ -166,4 +166,15 @@ int64_t rtm_core_next_due(const struct rtm_core *core, int64_t now_ms);
 
 void rtm_core_stats(const struct rtm_core *core, struct rtm_core_stats *out);
 
+/* The device registry the core keeps from registrations (rtm_registry.h). */
+struct rtm_registry *rtm_core_registry(struct rtm_core *core);
+
+/* Is invitation `id` pending or ringing? (a push retry is worth it) */
+bool rtm_core_call_pending(const struct rtm_core *core, const char *id);
+
+/* A retained registration read back at start-up (the broker's persistence
+ * is the registry's store). Returns false, and logs, when it is invalid. */
+bool rtm_core_load_device(struct rtm_core *core, const char *topic, const void *payload,
+                          size_t payload_len);
+
 #endif

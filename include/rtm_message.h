@@ -92,6 +92,10 @@ struct rtm_event {
 char *rtm_event_json(const struct rtm_event *ev, size_t *len);
 char *rtm_error_json(enum rtm_err err, const char *message, const char *id,
                      enum rtm_msg_type request, int64_t ts, size_t *len);
+/* An error about a device registration: like rtm_error_json, naming the
+ * device instead of an invitation. */
+char *rtm_device_error_json(enum rtm_err err, const char *message, const char *device, int64_t ts,
+                            size_t *len);
 /* {"type":"pushed","id","caller","callee","by":"server","ts","devices"} */
 char *rtm_pushed_json(const char *id, const char *caller, const char *callee, size_t devices,
                       int64_t ts, size_t *len);

@@ -16,6 +16,8 @@
 #include "rtm_heap.h"
 #include "rtm_list.h"
 #include "rtm_message.h"
+#include "rtm_registry.h"
+#include "rtm_topic.h"
 
 enum rtm_timer_kind {
     RTM_TIMER_CALL,         /* struct rtm_call.timer */
@@ -91,6 +93,7 @@ struct rtm_core {
     struct rtm_list dirty;       /* users whose presence may have changed */
     struct rtm_list unconfirmed; /* sessions to confirm at the next tick */
     size_t calls_live;
+    struct rtm_registry *registry;
     rtm_push_fn push;
     void *push_ud;
 };
@@ -136,6 +139,14 @@ bool rtm_presence_read_ok(struct rtm_core *core, const char *uid, const void *pa
                           int64_t now);
 void rtm_presence_free_all(struct rtm_core *core);
 
+/* --- devices.c ------------------------------------------------------------ */
+/* A publish to {prefix}/u/{uid}/devices/{device}: register, update or (empty
+ * payload) unregister. */
+struct rtm_message_result rtm_devices_message(struct rtm_core *core,
+                                              const struct rtm_client *client,
+                                              const struct rtm_topic *topic, const void *payload,
+                                              size_t len, bool retain, int64_t now);
+
 /* --- invite.c ------------------------------------------------------------ */
 /* Applies a validated request from `sender` published to `peer`'s inbox.
  * On RTM_OK, `*out`/`*out_len` is the stamped message to deliver in place of
@@ -156,6 +167,7 @@ void rtm_invite_user_online(struct rtm_core *core, struct rtm_user *user);
 /* Re-delivers every pending invite to `client_id` (it subscribed to its inbox). */
 void rtm_invite_redeliver(struct rtm_core *core, struct rtm_user *user, const char *client_id,
                           int64_t now);
+bool rtm_invite_pending(const struct rtm_core *core, const char *id);
 void rtm_invite_free_all(struct rtm_core *core);
 
 #endif

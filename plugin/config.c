@@ -70,8 +70,8 @@ static const struct opt_def opt_defs[] = {
     {"jpush_endpoint", OPT_URL, FIELD(jpush_endpoint), 0, RTM_CONFIG_TEXT_MAX, NULL},
     {"jpush_options", OPT_JSON, FIELD(jpush_options), 0, RTM_CONFIG_JSON_MAX, NULL},
     {"jpush_ca_file", OPT_TEXT, FIELD(jpush_ca_file), 0, RTM_CONFIG_TEXT_MAX, NULL},
-    {"push_title", OPT_TEXT, FIELD(push_title), 0, RTM_CONFIG_TEXT_MAX, NULL},
-    {"push_alert", OPT_TEXT, FIELD(push_alert), 0, RTM_CONFIG_TEXT_MAX, NULL},
+    {"push_title", OPT_TEXT, FIELD(push_title), 1, RTM_CONFIG_TEXT_MAX, NULL},
+    {"push_alert", OPT_TEXT, FIELD(push_alert), 1, RTM_CONFIG_TEXT_MAX, NULL},
     {"registry_listener", OPT_LISTENER, FIELD(registry_listener), 0, RTM_CONFIG_TEXT_MAX, NULL},
 };
 
@@ -217,11 +217,11 @@ static int parse_bool(const char *s, bool *out)
     return -1;
 }
 
-/* Printable ASCII of at most `max` bytes, copied into the config's array. */
-static int parse_text(const char *s, uint64_t max, char *field)
+/* Printable ASCII of `min` to `max` bytes, copied into the config's array. */
+static int parse_text(const char *s, uint64_t min, uint64_t max, char *field)
 {
     size_t len = strlen(s);
-    if (len > max)
+    if (len < min || len > max)
         return -1;
     for (size_t i = 0; i < len; i++) {
         if (s[i] < 0x20 || s[i] > 0x7e)
@@ -235,7 +235,7 @@ static int parse_url(const char *s, uint64_t max, char *field)
 {
     if (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0)
         return -1;
-    if (parse_text(s, max, field) != 0 || strchr(s, ' '))
+    if (parse_text(s, 1, max, field) != 0 || strchr(s, ' '))
         return -1;
     size_t len = strlen(field);
     while (len > 0 && field[len - 1] == '/')
@@ -267,7 +267,7 @@ static int read_file_text(const char *path, uint64_t max, char *field)
     fclose(f);
     if (!ok || !trimmed(line, text, sizeof(text)) || text[0] == '\0')
         return -1;
-    return parse_text(text, max, field);
+    return parse_text(text, 1, max, field);
 }
 
 /* "host:port" of one of this broker's plain MQTT listeners, or "none". */
@@ -279,7 +279,7 @@ static int parse_listener(const char *s, uint64_t max, char *field)
         if (!colon || colon == s || parse_uint(colon + 1, 1, 65535, &port) != 0)
             return -1;
     }
-    return parse_text(s, max, field);
+    return parse_text(s, 1, max, field);
 }
 
 static int apply(struct rtm_config *cfg, const struct opt_def *def, const char *s)
@@ -306,7 +306,7 @@ static int apply(struct rtm_config *cfg, const struct opt_def *def, const char *
     case OPT_BOOL:
         return parse_bool(s, (bool *)(void *)field);
     case OPT_TEXT:
-        return parse_text(s, def->max, field);
+        return parse_text(s, def->min, def->max, field);
     case OPT_URL:
         return parse_url(s, def->max, field);
     case OPT_JSON:
@@ -342,8 +342,8 @@ static void describe(const struct opt_def *def, char *err, size_t err_len)
                  def->name);
         break;
     case OPT_TEXT:
-        snprintf(err, err_len, "plugin_opt_%s must be at most %llu printable ASCII characters",
-                 def->name, (unsigned long long)def->max);
+        snprintf(err, err_len, "plugin_opt_%s must be %llu to %llu printable ASCII characters",
+                 def->name, (unsigned long long)def->min, (unsigned long long)def->max);
         break;
     case OPT_URL:
         snprintf(err, err_len, "plugin_opt_%s must be an http:// or https:// URL", def->name);

@@ -24,8 +24,9 @@ struct rtm_core *rtm_core_new(const struct rtm_config *cfg, const struct rtm_sin
     rtm_heap_init(&core->timers);
     rtm_list_init(&core->dirty);
     rtm_list_init(&core->unconfirmed);
-    if (rtm_hash_init(&core->users, 1024) || rtm_hash_init(&core->sessions, 1024) ||
-        rtm_hash_init(&core->calls, 1024)) {
+    core->registry = rtm_registry_new(cfg->max_devices);
+    if (!core->registry || rtm_hash_init(&core->users, 1024) ||
+        rtm_hash_init(&core->sessions, 1024) || rtm_hash_init(&core->calls, 1024)) {
         rtm_core_free(core);
         return NULL;
     }
@@ -49,6 +50,7 @@ void rtm_core_free(struct rtm_core *core)
     rtm_hash_fini(&core->calls);
     rtm_hash_fini(&core->sessions);
     rtm_hash_fini(&core->users);
+    rtm_registry_free(core->registry);
     free(core);
 }
 
@@ -198,7 +200,7 @@ struct rtm_message_result rtm_core_message(struct rtm_core *core, const struct r
     if (kind == RTM_TOPIC_CALL)
         return handle_call(core, client, &t, payload, payload_len, retain, now_ms);
     if (kind == RTM_TOPIC_DEVICE) /* the ACL check has already enforced ownership */
-        res.verdict = RTM_PASS;
+        return rtm_devices_message(core, client, &t, payload, payload_len, retain, now_ms);
     return res;
 }
 
@@ -287,6 +289,16 @@ int64_t rtm_core_next_due(const struct rtm_core *core, int64_t now_ms)
     if (!t)
         return -1;
     return t->due > now_ms ? t->due - now_ms : 0;
+}
+
+struct rtm_registry *rtm_core_registry(struct rtm_core *core)
+{
+    return core->registry;
+}
+
+bool rtm_core_call_pending(const struct rtm_core *core, const char *id)
+{
+    return rtm_invite_pending(core, id);
 }
 
 void rtm_core_stats(const struct rtm_core *core, struct rtm_core_stats *out)

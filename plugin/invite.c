@@ -28,7 +28,7 @@ static bool call_eq(const struct rtm_hnode *node, const void *key)
     return strcmp(rtm_container_of(node, struct rtm_call, node)->id, key) == 0;
 }
 
-static struct rtm_call *call_find(struct rtm_core *core, const char *id)
+static struct rtm_call *call_find(const struct rtm_core *core, const char *id)
 {
     struct rtm_hnode *n = rtm_hash_find(&core->calls, rtm_hash_bytes(id, strlen(id)), call_eq, id);
     return n ? rtm_container_of(n, struct rtm_call, node) : NULL;
@@ -406,6 +406,12 @@ void rtm_invite_user_offline(struct rtm_core *core, struct rtm_user *user, int64
 void rtm_invite_user_online(struct rtm_core *core, struct rtm_user *user)
 {
     rtm_heap_disarm(&core->timers, &user->grace);
+}
+
+bool rtm_invite_pending(const struct rtm_core *core, const char *id)
+{
+    const struct rtm_call *call = call_find(core, id);
+    return call && call_live(call);
 }
 
 void rtm_invite_free_all(struct rtm_core *core)

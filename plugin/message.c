@@ -301,6 +301,21 @@ char *rtm_error_json(enum rtm_err err, const char *message, const char *id,
     return finish(obj, ok, len);
 }
 
+char *rtm_device_error_json(enum rtm_err err, const char *message, const char *device, int64_t ts,
+                            size_t *len)
+{
+    cJSON *obj = cJSON_CreateObject();
+    bool ok = obj != NULL;
+    if (ok) {
+        add_string(obj, "type", "error", &ok);
+        add_string(obj, "code", rtm_err_code(err), &ok);
+        add_string(obj, "message", message, &ok);
+        add_string(obj, "device", device, &ok);
+        add_number(obj, "ts", (double)ts, &ok);
+    }
+    return finish(obj, ok, len);
+}
+
 char *rtm_pushed_json(const char *id, const char *caller, const char *callee, size_t devices,
                       int64_t ts, size_t *len)
 {

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "rtm_core.h"
+#include "rtm_services.h"
 
 #define RTM_EXPORT __attribute__((visibility("default")))
 
@@ -25,7 +26,9 @@ struct rtm_plugin {
     struct rtm_config cfg;
     struct rtm_sink sink;
     struct rtm_core *core;
-    int64_t epoch_offset_ms; /* wall clock minus monotonic clock, at load */
+    struct rtm_services *services;
+    const struct mosquitto *loader_client; /* the registry loader, while connected */
+    int64_t epoch_offset_ms;               /* wall clock minus monotonic clock, at load */
     int64_t last_tick_ms;
     bool stall_reported;
 };
@@ -80,6 +83,7 @@ static void tick(struct rtm_plugin *p, int64_t now)
 {
     p->last_tick_ms = now;
     rtm_core_tick(p->core, now);
+    rtm_services_tick(p->services, now);
 }
 
 /* Runs the tick work from another event when the broker stopped ticking. */
@@ -103,6 +107,10 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
     struct rtm_plugin *p = userdata;
     struct mosquitto_evt_basic_auth *ed = event_data;
     (void)event;
+    if (rtm_services_is_loader(p->services, mosquitto_client_id(ed->client), ed->password)) {
+        p->loader_client = ed->client;
+        return MOSQ_ERR_SUCCESS;
+    }
     struct rtm_client c = client_of(p, ed->client);
     int64_t now = event_now(p);
     enum rtm_login_verdict verdict = rtm_core_authenticate(p->core, &c, ed->password, now);
@@ -117,6 +125,10 @@ static int on_disconnect(int event, void *event_data, void *userdata)
     struct rtm_plugin *p = userdata;
     struct mosquitto_evt_disconnect *ed = event_data;
     (void)event;
+    if (ed->client == p->loader_client) {
+        p->loader_client = NULL;
+        return MOSQ_ERR_SUCCESS;
+    }
     rtm_core_disconnect(p->core, ed->client, event_now(p));
     return MOSQ_ERR_SUCCESS;
 }
@@ -144,6 +156,18 @@ static enum rtm_access access_of(int access)
     }
 }
 
+/* The registry loader may make one subscription; every retained
+ * registration the broker would deliver to it is recorded instead. */
+static int loader_acl(struct rtm_plugin *p, const struct mosquitto_evt_acl_check *ed)
+{
+    if (ed->access == MOSQ_ACL_SUBSCRIBE &&
+        strcmp(ed->topic, rtm_services_loader_filter(p->services)) == 0)
+        return MOSQ_ERR_SUCCESS;
+    if (ed->access == MOSQ_ACL_READ && rtm_core_owns_topic(p->core, ed->topic))
+        rtm_core_load_device(p->core, ed->topic, ed->payload, ed->payloadlen);
+    return MOSQ_ERR_ACL_DENIED;
+}
+
 /* The hottest path of the plugin: every publish and every delivery. Topics
  * outside the prefix cost one prefix comparison. */
 static int on_acl_check(int event, void *event_data, void *userdata)
@@ -151,6 +175,8 @@ static int on_acl_check(int event, void *event_data, void *userdata)
     struct rtm_plugin *p = userdata;
     struct mosquitto_evt_acl_check *ed = event_data;
     (void)event;
+    if (ed->client == p->loader_client)
+        return loader_acl(p, ed);
     if (!rtm_core_owns_topic(p->core, ed->topic))
         return p->cfg.other_topics == RTM_OTHER_ALLOW ? MOSQ_ERR_SUCCESS : MOSQ_ERR_PLUGIN_DEFER;
     struct rtm_client c = client_of(p, ed->client);
@@ -269,6 +295,7 @@ static void log_started(const struct rtm_config *cfg)
 
 static void plugin_free(struct rtm_plugin *p)
 {
+    rtm_services_stop(p->services);
     rtm_core_free(p->core);
     rtm_config_free(&p->cfg);
     free(p);
@@ -302,6 +329,13 @@ RTM_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **u
     if (!p->core) {
         plugin_free(p);
         return MOSQ_ERR_NOMEM;
+    }
+    char err[256];
+    p->services = rtm_services_start(&p->cfg, p->core, &p->sink, err, sizeof(err));
+    if (!p->services) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "rtm: not loaded: %s", err);
+        plugin_free(p);
+        return MOSQ_ERR_UNKNOWN;
     }
     rc = register_callbacks(p);
     if (rc != MOSQ_ERR_SUCCESS) {

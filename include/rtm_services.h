@@ -1,0 +1,37 @@
+/*
+ * The plugin's background services, started at load and stopped at unload:
+ * the push dispatcher, the HTTP worker behind it (none in dry run), and the
+ * registry loader. No Mosquitto calls: the adapter feeds them time on TICK
+ * and asks them who the loader's connection is.
+ */
+#ifndef RTM_SERVICES_H
+#define RTM_SERVICES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rtm_core.h"
+
+struct rtm_services;
+
+/* Starts everything and installs the pusher as the core's push provider.
+ * NULL, with `err` naming the problem, on failure. */
+struct rtm_services *rtm_services_start(const struct rtm_config *cfg, struct rtm_core *core,
+                                        const struct rtm_sink *sink, char *err, size_t err_len);
+
+/* On every TICK: hands finished HTTP results to the pusher, sends due
+ * retries, and reports the registry loader's outcome once. */
+void rtm_services_tick(struct rtm_services *s, int64_t now_ms);
+
+/* Is this connection the registry loader? (its secret password proves it) */
+bool rtm_services_is_loader(const struct rtm_services *s, const char *client_id,
+                            const char *password);
+
+/* The one subscription the loader makes. */
+const char *rtm_services_loader_filter(const struct rtm_services *s);
+
+/* Stops the threads; queued pushes are abandoned. */
+void rtm_services_stop(struct rtm_services *s);
+
+#endif

@@ -1,0 +1,222 @@
+/*
+ * Background services (see rtm_services.h). Everything here runs on the
+ * broker thread except inside rtm_http and rtm_loader, which own their
+ * threads and talk back only through their queues.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rtm_http.h"
+#include "rtm_loader.h"
+#include "rtm_pusher.h"
+#include "rtm_registry.h"
+#include "rtm_services.h"
+
+#define CONNECT_TIMEOUT_MAX_MS 5000
+
+struct rtm_services {
+    const struct rtm_config *cfg;
+    struct rtm_core *core;
+    const struct rtm_sink *sink;
+    struct rtm_push_settings settings;
+    struct rtm_pusher *pusher;
+    struct rtm_http *http; /* NULL: dry run */
+    struct rtm_loader *loader;
+    int64_t now_ms; /* of the TICK being handled, for results */
+    char loader_id[48];
+    char loader_secret[48];
+    char loader_filter[RTM_PREFIX_MAX + 32];
+};
+
+static void slog(struct rtm_services *s, enum rtm_log_level level, const char *line)
+{
+    s->sink->log(s->sink->ud, level, line);
+}
+
+/* 16 random bytes as hex: the loader's secret and id suffix. */
+static int random_hex(char *out, size_t size)
+{
+    unsigned char raw[16];
+    FILE *f = fopen("/dev/urandom", "rb");
+    size_t got = f ? fread(raw, 1, sizeof(raw), f) : 0;
+    if (f)
+        fclose(f);
+    if (got != sizeof(raw) || size < 2 * sizeof(raw) + 1)
+        return -1;
+    for (size_t i = 0; i < sizeof(raw); i++)
+        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+    return 0;
+}
+
+static int submit(void *ud, uint64_t tag, struct rtm_push_request *req)
+{
+    struct rtm_services *s = ud;
+    return rtm_http_submit(s->http, tag, req);
+}
+
+static bool call_pending(void *ud, const char *call_id)
+{
+    struct rtm_services *s = ud;
+    return rtm_core_call_pending(s->core, call_id);
+}
+
+static void on_result(void *ud, const struct rtm_http_result *r)
+{
+    struct rtm_services *s = ud;
+    if (r->status == 0) {
+        char line[400];
+        snprintf(line, sizeof(line), "rtm: push request failed after %lld ms: %s",
+                 (long long)r->elapsed_ms, r->error);
+        slog(s, RTM_LOG_NOTICE, line);
+    }
+    struct rtm_push_response resp = {r->status, r->body, r->body_len, r->retry_after,
+                                     r->rate_limit_reset};
+    rtm_pusher_result(s->pusher, r->tag, &resp, s->now_ms);
+}
+
+static int start_push(struct rtm_services *s, char *err, size_t err_len)
+{
+    const struct rtm_config *cfg = s->cfg;
+    s->settings = (struct rtm_push_settings){
+        .endpoint = cfg->jpush_endpoint,
+        .app_key = cfg->jpush_app_key,
+        .master_secret = cfg->jpush_master_secret,
+        .title = cfg->push_title,
+        .alert = cfg->push_alert,
+        .apns_production = cfg->apns_production,
+        .extra_options = cfg->jpush_options[0] ? cfg->jpush_options : NULL,
+    };
+    bool dry_run = cfg->jpush_app_key[0] == '\0';
+    if (!dry_run) {
+        long timeout = (long)cfg->push_timeout_ms;
+        struct rtm_http_options opts = {
+            .queue_max = cfg->push_queue_max,
+            .timeout_ms = timeout,
+            .connect_timeout_ms =
+                timeout < CONNECT_TIMEOUT_MAX_MS ? timeout : CONNECT_TIMEOUT_MAX_MS,
+            .ca_file = cfg->jpush_ca_file[0] ? cfg->jpush_ca_file : NULL,
+        };
+        if (!(s->http = rtm_http_start(&opts, err, err_len)))
+            return -1;
+    }
+    struct rtm_pusher_env env = {
+        .cfg = cfg,
+        .sink = s->sink,
+        .registry = rtm_core_registry(s->core),
+        .provider = &rtm_push_jpush,
+        .settings = &s->settings,
+        .submit = dry_run ? NULL : submit,
+        .call_pending = call_pending,
+        .ud = s,
+        .seed = (uint64_t)(uintptr_t)s,
+    };
+    if (!(s->pusher = rtm_pusher_new(&env))) {
+        snprintf(err, err_len, "out of memory starting the push dispatcher");
+        return -1;
+    }
+    rtm_core_set_push(s->core, rtm_pusher_on_push, s->pusher);
+    slog(s, RTM_LOG_INFO,
+         dry_run ? "rtm: push: dry run (no plugin_opt_jpush_app_key): pushes are logged, not sent"
+                 : "rtm: push: JPush enabled");
+    return 0;
+}
+
+static int start_loader(struct rtm_services *s, char *err, size_t err_len)
+{
+    if (strcmp(s->cfg->registry_listener, "none") == 0) {
+        slog(s, RTM_LOG_INFO,
+             "rtm: registry_listener none: stored registrations are not read back");
+        return 0;
+    }
+    char suffix[40];
+    if (random_hex(suffix, sizeof(suffix)) != 0 ||
+        random_hex(s->loader_secret, sizeof(s->loader_secret)) != 0) {
+        snprintf(err, err_len, "cannot read /dev/urandom");
+        return -1;
+    }
+    snprintf(s->loader_id, sizeof(s->loader_id), "rtm-registry-%.16s", suffix);
+    snprintf(s->loader_filter, sizeof(s->loader_filter), "%s/u/+/devices/+", s->cfg->topic_prefix);
+    s->loader = rtm_loader_start(s->cfg->registry_listener, s->loader_id, s->loader_secret,
+                                 s->loader_filter, err, err_len);
+    return s->loader ? 0 : -1;
+}
+
+struct rtm_services *rtm_services_start(const struct rtm_config *cfg, struct rtm_core *core,
+                                        const struct rtm_sink *sink, char *err, size_t err_len)
+{
+    struct rtm_services *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    s->cfg = cfg;
+    s->core = core;
+    s->sink = sink;
+    if (start_push(s, err, err_len) != 0 || start_loader(s, err, err_len) != 0) {
+        rtm_services_stop(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void poll_loader(struct rtm_services *s)
+{
+    char why[256], line[800];
+    enum rtm_loader_state state = rtm_loader_poll(s->loader, why, sizeof(why));
+    if (state == RTM_LOADER_RUNNING)
+        return;
+    if (state == RTM_LOADER_DONE)
+        snprintf(line, sizeof(line),
+                 "rtm: device registry read back from the retained store: %zu device(s)",
+                 rtm_registry_count(rtm_core_registry(s->core)));
+    else
+        snprintf(line, sizeof(line),
+                 "rtm: device registry NOT read back from %s: %s (set plugin_opt_registry_listener "
+                 "to a plain MQTT listener of this broker)",
+                 s->cfg->registry_listener, why);
+    slog(s, state == RTM_LOADER_DONE ? RTM_LOG_INFO : RTM_LOG_WARNING, line);
+    rtm_loader_stop(s->loader);
+    s->loader = NULL;
+}
+
+void rtm_services_tick(struct rtm_services *s, int64_t now_ms)
+{
+    s->now_ms = now_ms;
+    if (s->http)
+        rtm_http_drain(s->http, on_result, s);
+    rtm_pusher_tick(s->pusher, now_ms);
+    if (s->loader)
+        poll_loader(s);
+}
+
+bool rtm_services_is_loader(const struct rtm_services *s, const char *client_id,
+                            const char *password)
+{
+    if (!s->loader_id[0] || !client_id || !password || strcmp(client_id, s->loader_id) != 0)
+        return false;
+    size_t n = strlen(s->loader_secret);
+    if (strlen(password) != n)
+        return false;
+    unsigned char diff = 0; /* constant time: the secret is a credential */
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(password[i] ^ s->loader_secret[i]);
+    return diff == 0;
+}
+
+const char *rtm_services_loader_filter(const struct rtm_services *s)
+{
+    return s->loader_filter;
+}
+
+void rtm_services_stop(struct rtm_services *s)
+{
+    if (!s)
+        return;
+    rtm_loader_stop(s->loader);
+    rtm_http_stop(s->http);
+    if (s->core)
+        rtm_core_set_push(s->core, NULL, NULL);
+    rtm_pusher_free(s->pusher);
+    free(s);
+}
