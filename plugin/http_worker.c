@@ -287,6 +287,7 @@ static void http_free(struct rtm_http *h)
     pthread_mutex_destroy(&h->lock);
     free(h->ca_file);
     free(h);
+    curl_global_cleanup();
 }
 
 struct rtm_http *rtm_http_start(const struct rtm_http_options *opts, char *err, size_t err_len)
@@ -295,6 +296,14 @@ struct rtm_http *rtm_http_start(const struct rtm_http_options *opts, char *err, 
     if (!h || pthread_mutex_init(&h->lock, NULL) != 0) {
         free(h);
         snprintf(err, err_len, "out of memory starting the HTTP worker");
+        return NULL;
+    }
+    /* Here, on the broker thread, before any curl handle exists: libcurl's
+     * global state must not be set up lazily from the worker thread. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        pthread_mutex_destroy(&h->lock);
+        free(h);
+        snprintf(err, err_len, "could not initialise libcurl");
         return NULL;
     }
     h->opts = *opts;
