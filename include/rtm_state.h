@@ -46,9 +46,11 @@ struct rtm_user {
     uint32_t confirmed;        /* confirmed sessions */
     uint32_t unconfirmed;      /* sessions a later auth source may still refuse */
     uint32_t busy;             /* live calls placed */
-    uint32_t shown_sessions;   /* what the last presence message said */
+    /* What subscribers were last shown. A user without a record is shown
+     * offline (or was never seen, which reads the same), so a new record
+     * starts offline and only a change is published. */
+    uint32_t shown_sessions;
     bool shown_online;
-    bool shown_known; /* a presence message was published this run */
     char uid[];
 };
 

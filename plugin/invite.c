@@ -265,9 +265,9 @@ static enum rtm_err handle_invite(struct rtm_core *core, const char *sender, con
     rtm_list_add_tail(&callee->calls_in, &call->in_link);
     caller->busy++;
     core->calls_live++;
-    arm_pending(core, call);
-    if (!rtm_user_live(callee))
+    if (!rtm_user_live(callee)) /* before arming: a pushed call needs no fallback push */
         push(core, call, RTM_PUSH_CALL_INVITE, "callee offline", now);
+    arm_pending(core, call);
     if (!rtm_user_live(caller)) /* e.g. a client the broker authenticated by certificate */
         rtm_invite_user_offline(core, caller, now);
     rtm_core_log(core, RTM_LOG_DEBUG, "rtm: call %s %s -> %s invited, ring by %lld", call->id,

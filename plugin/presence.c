@@ -119,11 +119,9 @@ static void publish_presence(struct rtm_core *core, const char *uid, bool online
 static void flush_user(struct rtm_core *core, struct rtm_user *user, int64_t now)
 {
     bool online = user->confirmed > 0;
-    if (user->shown_known && user->shown_online == online &&
-        (!online || user->shown_sessions == user->confirmed))
+    if (user->shown_online == online && (!online || user->shown_sessions == user->confirmed))
         return;
     publish_presence(core, user->uid, online, user->confirmed, now);
-    user->shown_known = true;
     user->shown_online = online;
     user->shown_sessions = user->confirmed;
     rtm_core_log(core, RTM_LOG_DEBUG, "rtm: presence %s %s sessions=%u", user->uid,
