@@ -63,6 +63,13 @@ const char *rtm_fail_reason_name(enum rtm_fail_reason reason);
 
 bool rtm_utf8_valid(const char *s, size_t len);
 
+struct cJSON;
+
+/* Parses `payload` as one UTF-8 JSON object (nothing but whitespace after
+ * it, no escaped NUL, which cJSON would silently cut a string at). Returns
+ * the object, to free with cJSON_Delete, or NULL with `*why` (static text). */
+struct cJSON *rtm_json_object_parse(const char *payload, size_t len, const char **why);
+
 /* Parses and validates `payload`. On RTM_ERR_BAD_REQUEST, `*why` says what
  * is wrong (a static string) and `out->type`/`out->id` hold whatever was
  * valid. Always call rtm_request_free() afterwards. */

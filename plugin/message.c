@@ -132,18 +132,36 @@ static bool only_whitespace(const char *p, const char *end)
     return true;
 }
 
-static cJSON *parse_object(const char *payload, size_t len, const char **why)
+/* An escaped NUL anywhere; an escaped backslash before "u0000" is not one. */
+static bool has_nul_escape(const char *p, size_t len)
 {
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (p[i] != '\\')
+            continue;
+        if (p[i + 1] == 'u' && i + 5 < len && memcmp(p + i + 2, "0000", 4) == 0)
+            return true;
+        i++;
+    }
+    return false;
+}
+
+cJSON *rtm_json_object_parse(const char *payload, size_t len, const char **why)
+{
+    if (!rtm_utf8_valid(payload, len)) {
+        *why = "payload is not valid UTF-8";
+        return NULL;
+    }
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(payload, len, &end, 0);
+    cJSON *root = payload && len ? cJSON_ParseWithLengthOpts(payload, len, &end, 0) : NULL;
     if (!root || !only_whitespace(end, payload + len)) {
         cJSON_Delete(root);
         *why = "payload is not JSON";
         return NULL;
     }
-    if (!cJSON_IsObject(root)) {
+    if (!cJSON_IsObject(root) || has_nul_escape(payload, len)) {
+        *why = cJSON_IsObject(root) ? "payload contains an escaped NUL (\\u0000)"
+                                    : "payload is not a JSON object";
         cJSON_Delete(root);
-        *why = "payload is not a JSON object";
         return NULL;
     }
     return root;
@@ -217,11 +235,7 @@ enum rtm_err rtm_request_parse(const char *payload, size_t len, const struct rtm
         *why = "payload larger than max_payload";
         return RTM_ERR_BAD_REQUEST;
     }
-    if (!rtm_utf8_valid(payload, len)) {
-        *why = "payload is not valid UTF-8";
-        return RTM_ERR_BAD_REQUEST;
-    }
-    cJSON *root = parse_object(payload, len, why);
+    cJSON *root = rtm_json_object_parse(payload, len, why);
     if (!root)
         return RTM_ERR_BAD_REQUEST;
     out->json = root;

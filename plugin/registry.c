@@ -79,46 +79,6 @@ static bool token_valid(const char *s)
     return true;
 }
 
-static bool only_whitespace(const char *p, const char *end)
-{
-    for (; p < end; p++) {
-        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
-            return false;
-    }
-    return true;
-}
-
-/* cJSON cuts a string at an escaped NUL, so "jpush\u0000x" would read as
- * "jpush": refuse the escape outright. Backslashes occur only in strings. */
-static bool has_nul_escape(const char *p, size_t len)
-{
-    for (size_t i = 0; i + 1 < len; i++) {
-        if (p[i] != '\\')
-            continue;
-        if (p[i + 1] == 'u' && i + 5 < len && memcmp(p + i + 2, "0000", 4) == 0)
-            return true;
-        i++; /* skip the escaped character, so "\\u0000" is not caught */
-    }
-    return false;
-}
-
-static cJSON *parse_object(const char *payload, size_t len, const char **why)
-{
-    const char *end = NULL;
-    cJSON *root = len ? cJSON_ParseWithLengthOpts(payload, len, &end, 0) : NULL;
-    if (!root || !only_whitespace(end, payload + len)) {
-        cJSON_Delete(root);
-        *why = "registration is not JSON";
-        return NULL;
-    }
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        *why = "registration is not a JSON object";
-        return NULL;
-    }
-    return root;
-}
-
 static bool parse_provider(const cJSON *root, struct rtm_registration *out, const char **why)
 {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, "provider");
@@ -162,18 +122,9 @@ bool rtm_registration_parse(const char *payload, size_t len, struct rtm_registra
         *why = "registration larger than 1024 bytes";
         return false;
     }
-    if (!rtm_utf8_valid(payload, len)) {
-        *why = "registration is not valid UTF-8";
-        return false;
-    }
-    cJSON *root = parse_object(payload, len, why);
+    cJSON *root = rtm_json_object_parse(payload, len, why);
     if (!root)
         return false;
-    if (has_nul_escape(payload, len)) {
-        cJSON_Delete(root);
-        *why = "registration contains an escaped NUL (\\u0000)";
-        return false;
-    }
     bool ok = parse_provider(root, out, why) && parse_platform(root, out, why) &&
               parse_token(root, out, why);
     cJSON_Delete(root);

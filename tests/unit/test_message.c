@@ -417,6 +417,21 @@ static void test_bad_id(void **state)
     expect_bad(buf, RTM_MSG_INVITE, "");
 }
 
+/* cJSON would cut a string at an escaped NUL, so "ab\u0000cd" would pass
+ * as the id "ab": any escaped NUL is refused, an escaped backslash is not. */
+static void test_escaped_nul(void **state)
+{
+    (void)state;
+    expect_bad("{\"type\":\"invite\",\"id\":\"ab\\u0000cd\"}", RTM_MSG_NONE, "");
+    expect_bad("{\"type\":\"invite\",\"id\":\"ab\",\"content\":\"x\\u0000\"}", RTM_MSG_NONE, "");
+    struct rtm_request req;
+    const char *why = NULL;
+    const char *ok = "{\"type\":\"invite\",\"id\":\"ab\",\"content\":\"\\\\u0000\"}";
+    assert_int_equal(parse_n(ok, strlen(ok), &req, &why), RTM_OK);
+    assert_string_equal(req.content, "\\u0000");
+    rtm_request_free(&req);
+}
+
 static void test_bad_fields(void **state)
 {
     (void)state;
@@ -870,6 +885,7 @@ int main(void)
         cmocka_unit_test(test_bad_type),
         cmocka_unit_test(test_bad_id),
         cmocka_unit_test(test_bad_fields),
+        cmocka_unit_test(test_escaped_nul),
         cmocka_unit_test(test_event_invite),
         cmocka_unit_test(test_event_ringing_cancel),
         cmocka_unit_test(test_event_accept_refuse),
