@@ -1,0 +1,498 @@
+/*
+ * The shared fixture of the core's tests: the recording sink, the fake
+ * clock, the configuration every test starts from, the clients, and the
+ * helpers and assertions the test_core_*.c programs share. core_fixture.h
+ * says what each one does.
+ */
+#include "core_fixture.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct core_fixture T;
+
+static char *dup_n(const char *s, size_t n)
+{
+    char *p = malloc(n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
+char *dup_s(const char *s)
+{
+    return s ? dup_n(s, strlen(s)) : NULL;
+}
+
+static void *grow(void *arr, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return arr;
+    *cap = *cap ? *cap * 2 : 64;
+    void *p = realloc(arr, *cap * size);
+    if (!p)
+        abort();
+    return p;
+}
+
+/* No assertions in here: a failed assertion would longjmp through the core. */
+static void rec_publish(void *ud, const struct rtm_publish *msg)
+{
+    if (ud != &T)
+        abort();
+    T.pubs = grow(T.pubs, &T.cap, T.npubs, sizeof(*T.pubs));
+    struct pub *p = &T.pubs[T.npubs++];
+    p->client_id = dup_s(msg->client_id);
+    p->topic = dup_s(msg->topic);
+    p->payload = dup_n(msg->payload, msg->payload_len);
+    p->json = cJSON_ParseWithLength(msg->payload, msg->payload_len);
+    p->qos = msg->qos;
+    p->retain = msg->retain;
+}
+
+static void rec_log(void *ud, enum rtm_log_level level, const char *line)
+{
+    (void)level;
+    if (ud != &T)
+        abort();
+    T.logs = grow(T.logs, &T.logcap, T.nlogs, sizeof(*T.logs));
+    T.logs[T.nlogs++] = dup_s(line);
+}
+
+void rec_push(void *ud, const struct rtm_push *push)
+{
+    if (ud != &T)
+        abort();
+    T.pushes = grow(T.pushes, &T.pushcap, T.npushes, sizeof(*T.pushes));
+    struct pushed *p = &T.pushes[T.npushes++];
+    p->kind = push->kind;
+    p->call_id = dup_s(push->call_id);
+    p->caller = dup_s(push->caller);
+    p->callee = dup_s(push->callee);
+    p->channel = dup_s(push->channel);
+    p->expires_at = push->expires_at;
+    p->now_ms = push->now_ms;
+    p->has_why = push->why && push->why[0];
+}
+
+void rec_clear(void)
+{
+    for (size_t i = 0; i < T.npubs; i++) {
+        free(T.pubs[i].client_id);
+        free(T.pubs[i].topic);
+        free(T.pubs[i].payload);
+        cJSON_Delete(T.pubs[i].json);
+    }
+    T.npubs = 0;
+    for (size_t i = 0; i < T.nlogs; i++)
+        free(T.logs[i]);
+    T.nlogs = 0;
+    for (size_t i = 0; i < T.npushes; i++) {
+        free(T.pushes[i].call_id);
+        free(T.pushes[i].caller);
+        free(T.pushes[i].callee);
+        free(T.pushes[i].channel);
+    }
+    T.npushes = 0;
+}
+
+void out_clear(void)
+{
+    free(T.out);
+    T.out = NULL;
+    cJSON_Delete(T.out_json);
+    T.out_json = NULL;
+}
+
+int core_setup(void **state)
+{
+    (void)state;
+    memset(&T, 0, sizeof(T));
+    rtm_config_defaults(&T.cfg);
+    T.cfg.invite_timeout_ms = INVITE_MS;
+    T.cfg.ring_timeout_ms = RING_MS;
+    T.cfg.caller_grace_ms = GRACE_MS;
+    /* The fallback push has its own tests (test_push_*); elsewhere it would
+     * only add a silent timer firing. */
+    T.cfg.push_fallback_ms = 0;
+    T.sink.ud = &T;
+    T.sink.publish = rec_publish;
+    T.sink.log = rec_log;
+    T.now = T0;
+    return 0;
+}
+
+int core_teardown(void **state)
+{
+    (void)state;
+    rtm_core_free(T.core);
+    T.core = NULL;
+    rec_clear();
+    out_clear();
+    free(T.pubs);
+    free(T.logs);
+    free(T.pushes);
+    rtm_config_free(&T.cfg);
+    return 0;
+}
+
+/* Creates the core once the test has set the configuration it wants. */
+void boot(void)
+{
+    T.core = rtm_core_new(&T.cfg, &T.sink);
+    assert_non_null(T.core);
+}
+
+/* --- clients ------------------------------------------------------------------ */
+
+static char handles[16]; /* each client's handle is the address of one byte */
+
+const struct rtm_client alice = {&handles[0], "alice", "alice-phone"};
+const struct rtm_client alice2 = {&handles[1], "alice", "alice-web"};
+const struct rtm_client bob = {&handles[2], "bob", "bob-phone"};
+const struct rtm_client bob2 = {&handles[3], "bob", "bob-tablet"};
+const struct rtm_client carol = {&handles[4], "carol", "carol-phone"};
+const struct rtm_client dave = {&handles[5], "dave", "dave-phone"};
+const struct rtm_client root = {&handles[6], "root", "root-console"};
+const struct rtm_client anon = {&handles[7], NULL, "no uid"};
+/* A new connection with alice's client id: a takeover. */
+const struct rtm_client alice_again = {&handles[8], "alice", "alice-phone"};
+
+void tick(void)
+{
+    rtm_core_tick(T.core, T.now);
+}
+
+void tick_at(int64_t t)
+{
+    T.now = t;
+    tick();
+}
+
+void conn(const struct rtm_client *c)
+{
+    rtm_core_connect(T.core, c, T.now);
+}
+
+void disc(const struct rtm_client *c)
+{
+    rtm_core_disconnect(T.core, c->handle, T.now);
+}
+
+/* Connects and confirms `c`, then forgets what that published. */
+void online(const struct rtm_client *c)
+{
+    conn(c);
+    tick();
+    rec_clear();
+}
+
+void offline(const struct rtm_client *c)
+{
+    disc(c);
+    tick();
+    rec_clear();
+}
+
+const char *inbox(const char *uid)
+{
+    static char buf[8][160];
+    static unsigned next;
+    char *b = buf[next++ % 8];
+    snprintf(b, sizeof(buf[0]), "rtm/u/%s/call", uid);
+    return b;
+}
+
+const char *presence_topic(const char *uid)
+{
+    static char buf[4][160];
+    static unsigned next;
+    char *b = buf[next++ % 4];
+    snprintf(b, sizeof(buf[0]), "rtm/presence/%s", uid);
+    return b;
+}
+
+struct rtm_core_stats stats(void)
+{
+    struct rtm_core_stats s;
+    memset(&s, 0xA5, sizeof(s));
+    rtm_core_stats(T.core, &s);
+    return s;
+}
+
+/* --- JSON helpers ----------------------------------------------------------------- */
+
+const char *jstr(const cJSON *o, const char *key)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsString(it))
+        print_error("no string field %s\n", key);
+    assert_true(cJSON_IsString(it));
+    return it->valuestring;
+}
+
+int64_t jnum(const cJSON *o, const char *key)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(it))
+        print_error("no number field %s\n", key);
+    assert_true(cJSON_IsNumber(it));
+    return (int64_t)it->valuedouble;
+}
+
+bool jhas(const cJSON *o, const char *key)
+{
+    return cJSON_GetObjectItemCaseSensitive(o, key) != NULL;
+}
+
+/* Asserts that `o` has exactly the keys listed (NULL-terminated), no more. */
+void assert_keys(const cJSON *o, ...)
+{
+    const char *keys[16];
+    size_t n = 0;
+    va_list ap;
+    va_start(ap, o);
+    for (const char *k = va_arg(ap, const char *); k && n < 16; k = va_arg(ap, const char *))
+        keys[n++] = k;
+    va_end(ap);
+    assert_non_null(o);
+    assert_true(cJSON_IsObject(o));
+    for (size_t i = 0; i < n; i++) {
+        if (!jhas(o, keys[i]))
+            print_error("missing key %s\n", keys[i]);
+        assert_true(jhas(o, keys[i]));
+    }
+    if ((size_t)cJSON_GetArraySize(o) != n) {
+        char *text = cJSON_PrintUnformatted(o);
+        print_error("expected %zu keys: %s\n", n, text ? text : "?");
+        free(text);
+    }
+    assert_int_equal(cJSON_GetArraySize(o), n);
+}
+
+void assert_event(const cJSON *j, const char *type, const char *id, const char *caller,
+                  const char *callee, const char *by, int64_t ts)
+{
+    assert_non_null(j);
+    assert_string_equal(jstr(j, "type"), type);
+    assert_string_equal(jstr(j, "id"), id);
+    assert_string_equal(jstr(j, "caller"), caller);
+    assert_string_equal(jstr(j, "callee"), callee);
+    assert_string_equal(jstr(j, "by"), by);
+    assert_int_equal(jnum(j, "ts"), ts);
+}
+
+/* --- publishes ---------------------------------------------------------------------- */
+
+size_t count_on(const char *topic)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < T.npubs; i++)
+        n += strcmp(T.pubs[i].topic, topic) == 0;
+    return n;
+}
+
+/* The only publish on `topic`. */
+const struct pub *only_on(const char *topic)
+{
+    assert_int_equal(count_on(topic), 1);
+    for (size_t i = 0; i < T.npubs; i++) {
+        if (strcmp(T.pubs[i].topic, topic) == 0) {
+            assert_non_null(T.pubs[i].json);
+            return &T.pubs[i];
+        }
+    }
+    return NULL;
+}
+
+size_t count_type(const char *type)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < T.npubs; i++) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(T.pubs[i].json, "type");
+        n += cJSON_IsString(t) && strcmp(t->valuestring, type) == 0;
+    }
+    return n;
+}
+
+/* The only publish of `type` on `topic`. */
+const struct pub *only_type_on(const char *topic, const char *type)
+{
+    const struct pub *found = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < T.npubs; i++) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(T.pubs[i].json, "type");
+        if (strcmp(T.pubs[i].topic, topic) == 0 && cJSON_IsString(t) &&
+            strcmp(t->valuestring, type) == 0) {
+            found = &T.pubs[i];
+            n++;
+        }
+    }
+    if (n != 1)
+        print_error("%zu %s publishes on %s\n", n, type, topic);
+    assert_int_equal(n, 1);
+    return found;
+}
+
+void expect_quiet(void)
+{
+    if (T.npubs)
+        print_error("unexpected publish on %s: %s\n", T.pubs[0].topic, T.pubs[0].payload);
+    assert_int_equal(T.npubs, 0);
+}
+
+/* --- requests ------------------------------------------------------------------------- */
+
+/* Publishes `len` bytes copied into a buffer of exactly that size (no NUL
+ * after it, as an MQTT payload), so a read past the end is caught by ASan. */
+enum rtm_verdict send_raw(const struct rtm_client *c, const char *topic, const char *payload,
+                          size_t len, bool retain)
+{
+    out_clear();
+    char *buf = malloc(len ? len : 1);
+    assert_non_null(buf);
+    memcpy(buf, payload, len);
+    struct rtm_message_result r = rtm_core_message(T.core, c, topic, buf, len, retain, T.now);
+    free(buf);
+    if (r.verdict == RTM_REPLACE) {
+        assert_non_null(r.payload);
+        T.out = dup_n(r.payload, r.payload_len);
+        free(r.payload);
+        T.out_json = cJSON_Parse(T.out);
+        assert_non_null(T.out_json);
+    } else {
+        assert_null(r.payload);
+        assert_int_equal(r.payload_len, 0);
+    }
+    return r.verdict;
+}
+
+enum rtm_verdict send_to(const struct rtm_client *c, const char *peer, const char *json)
+{
+    return send_raw(c, inbox(peer), json, strlen(json), false);
+}
+
+/* Expects `json` from `c` to `peer`'s inbox to be let through, stamped. */
+const cJSON *expect_replace(const struct rtm_client *c, const char *peer, const char *json)
+{
+    rec_clear();
+    enum rtm_verdict v = send_to(c, peer, json);
+    if (v != RTM_REPLACE) {
+        print_error("not let through (%d): %s\n", v, json);
+        if (T.npubs)
+            print_error("  %s\n", T.pubs[0].payload);
+    }
+    assert_int_equal(v, RTM_REPLACE);
+    return T.out_json;
+}
+
+/* An ending was let through: the same event was also published, once, to
+ * the sender's own inbox, for every subscriber. */
+void expect_own_copy(const struct rtm_client *c)
+{
+    assert_int_equal(T.npubs, 1);
+    const struct pub *p = only_on(inbox(c->uid));
+    assert_null(p->client_id);
+    assert_int_equal(p->qos, 1);
+    assert_false(p->retain);
+    assert_string_equal(p->payload, T.out);
+}
+
+/* Expects the request to be refused: RTM_DENY, and exactly one publish, an
+ * error to the sender's own inbox for the sending session only. `id` and
+ * `request` NULL: the error must not carry that field. */
+void expect_error_raw(const struct rtm_client *c, const char *topic, const char *payload,
+                      size_t len, bool retain, const char *code, const char *id,
+                      const char *request)
+{
+    rec_clear();
+    enum rtm_verdict v = send_raw(c, topic, payload, len, retain);
+    if (v != RTM_DENY)
+        print_error("expected %s, got verdict %d: %.*s\n", code, v, (int)len, payload);
+    assert_int_equal(v, RTM_DENY);
+    if (T.npubs != 1)
+        print_error("expected one error publish, got %zu\n", T.npubs);
+    assert_int_equal(T.npubs, 1);
+    const struct pub *p = &T.pubs[0];
+    assert_string_equal(p->topic, inbox(c->uid));
+    assert_non_null(p->client_id);
+    assert_string_equal(p->client_id, c->client_id);
+    assert_int_equal(p->qos, 1);
+    assert_false(p->retain);
+    const cJSON *j = p->json;
+    assert_non_null(j);
+    assert_string_equal(jstr(j, "type"), "error");
+    if (strcmp(jstr(j, "code"), code) != 0)
+        print_error("error: %s\n", p->payload);
+    assert_string_equal(jstr(j, "code"), code);
+    assert_true(jstr(j, "message")[0] != '\0');
+    assert_int_equal(jnum(j, "ts"), T.now);
+    if (id)
+        assert_string_equal(jstr(j, "id"), id);
+    else
+        assert_false(jhas(j, "id"));
+    if (request)
+        assert_string_equal(jstr(j, "request"), request);
+    else
+        assert_false(jhas(j, "request"));
+    assert_int_equal(cJSON_GetArraySize(j), 4 + (id != NULL) + (request != NULL));
+}
+
+void expect_error(const struct rtm_client *c, const char *peer, const char *json, const char *code,
+                  const char *id, const char *request)
+{
+    expect_error_raw(c, inbox(peer), json, strlen(json), false, code, id, request);
+}
+
+/* A failure was published in this tick: once to each inbox, to every
+ * subscriber, by the server, at T.now. */
+void expect_failure(const char *id, const char *caller, const char *callee, const char *reason)
+{
+    assert_int_equal(count_type("failure"), 2);
+    const char *uids[2] = {caller, callee};
+    for (int i = 0; i < 2; i++) {
+        const struct pub *p = only_type_on(inbox(uids[i]), "failure");
+        assert_null(p->client_id);
+        assert_int_equal(p->qos, 1);
+        assert_false(p->retain);
+        assert_keys(p->json, "type", "id", "caller", "callee", "by", "ts", "reason", NULL);
+        assert_event(p->json, "failure", id, caller, callee, "server", T.now);
+        assert_string_equal(jstr(p->json, "reason"), reason);
+    }
+}
+
+/* Ticks at every millisecond-exact boundary: nothing at due - 1, the
+ * failure at due. */
+void expect_failure_at(int64_t due, const char *id, const char *caller, const char *callee,
+                       const char *reason)
+{
+    rec_clear();
+    tick_at(due - 1);
+    expect_quiet();
+    tick_at(due);
+    expect_failure(id, caller, callee, reason);
+    rec_clear();
+}
+
+void expect_presence(const struct pub *p, const char *uid, bool online, int sessions)
+{
+    assert_non_null(p);
+    assert_null(p->client_id);
+    assert_int_equal(p->qos, 1);
+    assert_true(p->retain);
+    assert_string_equal(p->topic, presence_topic(uid));
+    assert_string_equal(jstr(p->json, "uid"), uid);
+    const cJSON *on = cJSON_GetObjectItemCaseSensitive(p->json, "online");
+    assert_true(cJSON_IsBool(on));
+    assert_int_equal(cJSON_IsTrue(on), online);
+    assert_int_equal(jnum(p->json, "ts"), T.now);
+    if (online) {
+        assert_keys(p->json, "uid", "online", "sessions", "ts", NULL);
+        assert_int_equal(jnum(p->json, "sessions"), sessions);
+    } else {
+        assert_keys(p->json, "uid", "online", "ts", NULL);
+    }
+}
