@@ -23,6 +23,9 @@ packages=(
     libcjson-dev
     libcurl4-openssl-dev
     libcmocka-dev        # unit tests
+    python3              # the mock JPush server (tests/mock_jpush)
+    openssl              # the mock JPush server's throwaway test CA
+    curl                 # the mock JPush self-test
     "$@"
 )
 
