@@ -50,6 +50,18 @@ static size_t heap_in_use(void)
     return mi.uordblks + mi.hblkhd;
 }
 
+/* Every caller online, as callers are: one session each. */
+static void connect_callers(struct rtm_core *core, size_t n, int64_t now)
+{
+    char caller[32];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(caller, sizeof(caller), "caller%zu", i);
+        struct rtm_client client = {(void *)(i + 1), caller, caller};
+        rtm_core_connect(core, &client, now);
+    }
+    rtm_core_tick(core, now);
+}
+
 static int invite_all(struct rtm_core *core, size_t n, int64_t now)
 {
     char topic[64], payload[96], caller[32];
@@ -78,6 +90,8 @@ int main(int argc, char **argv)
     struct rtm_core *core = rtm_core_new(&cfg, &sink);
     int64_t now = 1700000000000;
 
+    size_t heap_start = heap_in_use();
+    connect_callers(core, n, now);
     size_t heap0 = heap_in_use();
     double t0 = seconds();
     if (!core || invite_all(core, n, now) != 0) {
@@ -106,7 +120,9 @@ int main(int argc, char **argv)
 
     printf("invitations          %zu\n", n);
     printf("invite               %.2f us each\n", (t1 - t0) * 1e6 / (double)n);
-    printf("heap per invitation  %.0f bytes (callers and callees included)\n",
+    printf("heap per online user %.0f bytes (its session included)\n",
+           (double)(heap0 - heap_start) / (double)n);
+    printf("heap per invitation  %.0f bytes (its callee's record included)\n",
            (double)(heap1 - heap0) / (double)n);
     printf("idle tick            %.1f us with %zu timers armed\n", idle_tick * 1e6, st.timers);
     printf("expire all           %.3f s over %d ticks (%.2f us per invitation)\n", expire,
