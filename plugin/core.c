@@ -204,6 +204,31 @@ struct rtm_message_result rtm_core_message(struct rtm_core *core, const struct r
     return res;
 }
 
+/* A publish the topic table forbids never reaches rtm_core_message, so the
+ * sender learns why here: an error on its own inbox, to that session only. */
+static void refuse_write(struct rtm_core *core, const struct rtm_client *client, const char *topic,
+                         const struct rtm_topic *t, int64_t now)
+{
+    size_t len;
+    char *json;
+    if (t->kind == RTM_TOPIC_DEVICE) {
+        char device[RTM_ID_MAX + 1];
+        memcpy(device, t->device, t->device_len);
+        device[t->device_len] = '\0';
+        json = rtm_device_error_json(RTM_ERR_BAD_REQUEST,
+                                     "only the owner or an admin may register "
+                                     "its devices",
+                                     device, now, &len);
+    } else {
+        json = rtm_error_json(RTM_ERR_NOT_PARTY, "this topic is not yours to publish to", NULL,
+                              RTM_MSG_NONE, now, &len);
+    }
+    if (json)
+        rtm_core_to_inbox(core, client->uid, client->client_id, json, len);
+    free(json);
+    rtm_core_log(core, RTM_LOG_NOTICE, "rtm: refused publish to %s by %s", topic, client->uid);
+}
+
 static bool owns_uid(const struct rtm_core *core, const struct rtm_client *client,
                      const struct rtm_topic *t)
 {
@@ -274,7 +299,7 @@ enum rtm_acl rtm_core_acl(struct rtm_core *core, const struct rtm_client *client
         return RTM_ACL_DENY;
     enum rtm_acl verdict = check_topic(core, client, access, &t, payload, payload_len, now_ms);
     if (verdict == RTM_ACL_DENY && access == RTM_ACCESS_WRITE)
-        rtm_core_log(core, RTM_LOG_NOTICE, "rtm: refused publish to %s by %s", topic, client->uid);
+        refuse_write(core, client, topic, &t, now_ms);
     return verdict;
 }
 

@@ -422,12 +422,25 @@ void rtm_pusher_result(struct rtm_pusher *p, uint64_t tag, const struct rtm_push
     job_free(p, job);
 }
 
+/* A retry is sent only if its call is still pending: a call canceled
+ * during the backoff must not ring again. */
+static void retry_now(struct rtm_pusher *p, struct job *job, int64_t now)
+{
+    if (job->kind == RTM_PUSH_CALL_INVITE && !p->env.call_pending(p->env.ud, job->id)) {
+        plog(p, RTM_LOG_INFO, "rtm: push %s %s to %s: call ended; retry dropped",
+             kind_name(job->kind), job->id, job->callee);
+        job_free(p, job);
+        return;
+    }
+    job_send(p, job, now);
+}
+
 void rtm_pusher_tick(struct rtm_pusher *p, int64_t now)
 {
     struct rtm_timer *t;
     while ((t = rtm_heap_pop_due(&p->timers, now)) != NULL) {
         if (t->kind == TIMER_RETRY)
-            job_send(p, rtm_container_of(t, struct job, retry), now);
+            retry_now(p, rtm_container_of(t, struct job, retry), now);
         else
             call_free(p, rtm_container_of(t, struct pushed_call, forget));
     }
