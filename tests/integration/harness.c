@@ -76,6 +76,22 @@ static struct timespec mono_deadline(int64_t deadline_ms)
 
 static struct broker *g_brokers[MAX_BROKERS];
 
+#define MAX_AT_END 16
+
+static struct {
+    void (*fn)(void *ud, bool failed);
+    void *ud;
+} g_at_end[MAX_AT_END];
+static int g_nat_end;
+
+static void run_at_end(bool failed)
+{
+    while (g_nat_end > 0) {
+        g_nat_end--;
+        g_at_end[g_nat_end].fn(g_at_end[g_nat_end].ud, failed);
+    }
+}
+
 static char *read_file(const char *path, long from, long *len_out)
 {
     FILE *f = fopen(path, "rb");
@@ -150,6 +166,7 @@ _Noreturn void rt_fail(const char *file, int line, const char *fmt, ...)
         print_log_tail(b);
         fprintf(stderr, "(broker dir kept: %s)\n", b->dir);
     }
+    run_at_end(true);
     fflush(stderr);
     _exit(1);
 }
@@ -240,6 +257,15 @@ void rt_expect_keys(const char *file, int line, const cJSON *obj, ...)
         if (!listed)
             fail_json(file, line, obj, "unexpected field \"%s\"", it->string ? it->string : "?");
     }
+}
+
+void rt_at_end(void (*fn)(void *ud, bool failed), void *ud)
+{
+    if (g_nat_end == MAX_AT_END)
+        FAIL("rt_at_end: more than %d entries", MAX_AT_END);
+    g_at_end[g_nat_end].fn = fn;
+    g_at_end[g_nat_end].ud = ud;
+    g_nat_end++;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -382,9 +408,19 @@ static void write_conf(struct broker *b, const struct broker_opts *opts)
     fprintf(f, "plugin %s\n", plugin_path());
     if (!(opts && opts->other_topics_default))
         fprintf(f, "plugin_opt_other_topics allow\n");
+    bool own_listener = true;
     if (opts && opts->plugin_opts) {
-        for (const char *const *o = opts->plugin_opts; *o; o++)
+        for (const char *const *o = opts->plugin_opts; *o; o++) {
             fprintf(f, "plugin_opt_%s\n", *o);
+            if (strncmp(*o, "registry_listener", 17) == 0 && (*o)[17] == ' ')
+                own_listener = false;
+        }
+    }
+    if (own_listener) {
+        if (opts && opts->registry_listener)
+            fprintf(f, "plugin_opt_registry_listener %s\n", opts->registry_listener);
+        else
+            fprintf(f, "plugin_opt_registry_listener 127.0.0.1:%d\n", b->port);
     }
     if (opts && opts->passwd_users)
         fprintf(f, "password_file %s/passwd\n", b->dir);
@@ -410,7 +446,7 @@ static char **child_env(void)
     size_t n = 0;
     while (environ[n])
         n++;
-    char **env = calloc(n + 4, sizeof(*env));
+    char **env = calloc(n + 6, sizeof(*env));
     if (!env)
         FAIL("out of memory");
     size_t k = 0;
@@ -420,8 +456,14 @@ static char **child_env(void)
                     strncmp(environ[i], "ASAN_OPTIONS=", 13) == 0 ||
                     strncmp(environ[i], "UBSAN_OPTIONS=", 14) == 0))
             continue;
+        if (strncmp(environ[i], "no_proxy=", 9) == 0 || strncmp(environ[i], "NO_PROXY=", 9) == 0)
+            continue;
         env[k++] = environ[i];
     }
+    /* The plugin's libcurl must reach the mock JPush on loopback directly,
+     * whatever proxy the environment names. */
+    env[k++] = "no_proxy=127.0.0.1,localhost";
+    env[k++] = "NO_PROXY=127.0.0.1,localhost";
     if (san) {
         static char ld[1100];
         snprintf(ld, sizeof(ld), "LD_PRELOAD=%s", preload);
@@ -707,6 +749,65 @@ bool broker_wait_log(const struct broker *b, long from, const char *needle, int 
     int64_t deadline = now_mono_ms() + timeout_ms;
     for (;;) {
         if (broker_log_contains(b, from, needle))
+            return true;
+        if (now_mono_ms() > deadline)
+            return false;
+        pause_ms(20);
+    }
+}
+
+#define MAX_NEEDLES 8
+
+static int count_lines(const struct broker *b, long from, const char *const *needles, int n)
+{
+    char *text = read_file(b->log_path, from, NULL);
+    if (!text)
+        return 0;
+    int count = 0;
+    for (char *line = text, *end; line && *line; line = end ? end + 1 : NULL) {
+        end = strchr(line, '\n');
+        if (end)
+            *end = '\0';
+        bool all = true;
+        for (int i = 0; i < n && all; i++)
+            all = strstr(line, needles[i]) != NULL;
+        count += all;
+    }
+    free(text);
+    return count;
+}
+
+static int needles_from(va_list ap, const char **needles)
+{
+    int n = 0;
+    for (const char *s; (s = va_arg(ap, const char *)) != NULL;) {
+        if (n == MAX_NEEDLES)
+            FAIL("more than %d needles", MAX_NEEDLES);
+        needles[n++] = s;
+    }
+    return n;
+}
+
+int broker_log_lines(const struct broker *b, long from, ...)
+{
+    const char *needles[MAX_NEEDLES];
+    va_list ap;
+    va_start(ap, from);
+    int n = needles_from(ap, needles);
+    va_end(ap);
+    return count_lines(b, from, needles, n);
+}
+
+bool broker_wait_log_line(const struct broker *b, long from, int timeout_ms, ...)
+{
+    const char *needles[MAX_NEEDLES];
+    va_list ap;
+    va_start(ap, timeout_ms);
+    int n = needles_from(ap, needles);
+    va_end(ap);
+    int64_t deadline = now_mono_ms() + timeout_ms;
+    for (;;) {
+        if (count_lines(b, from, needles, n) > 0)
             return true;
         if (now_mono_ms() > deadline)
             return false;
@@ -1500,6 +1601,7 @@ static void run_case(const struct test_case *tc)
         if (g_brokers[i])
             broker_free(g_brokers[i]);
     }
+    run_at_end(false);
     mosquitto_lib_cleanup();
     free_strings();
     fflush(stdout);

@@ -84,6 +84,11 @@ struct broker_opts {
     const char *const *passwd_users;
     /* Leave plugin_opt_other_topics at its default (defer). */
     bool other_topics_default;
+    /* plugin_opt_registry_listener. NULL: this broker's own listener,
+     * 127.0.0.1:<port>, so the plugin never reads back another broker's
+     * registrations (its default, 127.0.0.1:1883, may be anyone's). Not
+     * written at all when plugin_opts sets registry_listener itself. */
+    const char *registry_listener;
 };
 
 struct broker {
@@ -116,6 +121,12 @@ long broker_log_mark(const struct broker *b);
 bool broker_log_contains(const struct broker *b, long from, const char *needle);
 /* Waits for `needle` to appear in the log after `from`. */
 bool broker_wait_log(const struct broker *b, long from, const char *needle, int timeout_ms);
+/* Counts the log lines after `from` that contain every one of the
+ * NULL-terminated needles. */
+int broker_log_lines(const struct broker *b, long from, ...) __attribute__((sentinel));
+/* Waits for a log line after `from` that contains every needle. */
+bool broker_wait_log_line(const struct broker *b, long from, int timeout_ms, ...)
+    __attribute__((sentinel));
 
 /* The path of `name` in the broker's temp dir. */
 const char *broker_dir_file(const struct broker *b, const char *name);
@@ -217,6 +228,12 @@ bool raw_wait_closed(struct raw *r, int timeout_ms);
 void raw_drop(struct raw *r);
 
 /* --- test runner ---------------------------------------------------------- */
+
+/* Runs fn(ud, failed) when the test case ends: with failed false after the
+ * case returned and its brokers were stopped (latest registered first), or
+ * with failed true from rt_fail, after the broker logs were printed (then it
+ * must only kill processes and print what helps; it must not fail again). */
+void rt_at_end(void (*fn)(void *ud, bool failed), void *ud);
 
 struct test_case {
     const char *name;
