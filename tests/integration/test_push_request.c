@@ -7,8 +7,10 @@
  * apns_production, apns_collapse_id = the call id, plus
  * plugin_opt_jpush_options merged in.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "jpush_mock.h"
 
@@ -237,12 +239,48 @@ static void test_options_merge(void)
     teardown(&e);
 }
 
+/* plugin_opt_jpush_master_secret_file: the secret is the file's first
+ * line, and it is what the Basic auth carries. */
+static void test_secret_from_file(void)
+{
+    struct env e;
+    e.m = mock_start(NULL);
+    const char *tmp = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char path[300];
+    snprintf(path, sizeof(path), "%s/rtm-secret-XXXXXX", tmp);
+    int fd = mkstemp(path);
+    CHECKF(fd >= 0, "mkstemp %s failed", path);
+    const char *line = rt_fmt("%s\n", mock_master_secret(e.m));
+    CHECK(write(fd, line, strlen(line)) == (ssize_t)strlen(line));
+    close(fd);
+    const char *const opts[] = {rt_fmt("jpush_endpoint %s", mock_url(e.m)),
+                                rt_fmt("jpush_app_key %s", mock_app_key(e.m)),
+                                rt_fmt("jpush_master_secret_file %s", path), NULL};
+    struct broker_opts o = {.plugin_opts = opts};
+    e.b = broker_start(&o);
+    unlink(path);
+    e.alice = open5(e.b, "alice", NULL);
+    CHECK_EQ_INT(client_subscribe(e.alice, inbox("alice"), 1), 1);
+    struct client *bob = open5(e.b, "bob-phone", "bob");
+    device_register(bob, "bob", "d1", "android", "tok-a");
+    client_free(bob);
+    CHECK_EQ_INT(client_subscribe(e.alice, "rtm/presence/bob", 1), 1);
+    wait_offline(e.alice, "bob");
+    const char *id = rt_uniq("c-file");
+    rt_send(e.alice, inbox("bob"), rt_fmt("{\"type\":\"invite\",\"id\":\"%s\"}", id));
+    cJSON *list = MOCK_EXPECT(e.m, 1, PUSH_WAIT_MS);
+    CHECK_PUSH(e.m, cJSON_GetArrayItem(list, 0), "call_invite", id, "tok-a");
+    EXPECT_EVENT(e.alice, "alice", "pushed", id);
+    teardown(&e);
+}
+
 int main(int argc, char **argv)
 {
     static const struct test_case cases[] = {
         {"configured_request", test_configured_request},
         {"defaults_and_ttl", test_defaults_and_ttl},
         {"options_merge", test_options_merge},
+        {"secret_from_file", test_secret_from_file},
     };
     return run_tests(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
 }
