@@ -68,6 +68,7 @@ struct rtm_push_response {
     size_t body_len;
     const char *retry_after;      /* Retry-After: seconds, or an HTTP date (treated as absent) */
     const char *rate_limit_reset; /* X-Rate-Limit-Reset: seconds until the quota resets */
+    const char *error;            /* why no response came (status 0), or NULL */
 };
 
 struct rtm_push_provider {

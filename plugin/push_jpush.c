@@ -394,7 +394,9 @@ static void jpush_classify(const struct rtm_push_response *response, struct rtm_
     out->provider_code = 0;
     if (response->status == 0) {
         out->outcome = RTM_PUSH_RETRY;
-        snprintf(out->message, sizeof(out->message), "JPush: no HTTP response");
+        snprintf(out->message, sizeof(out->message), "JPush: no HTTP response%s%s",
+                 response->error && *response->error ? ": " : "",
+                 response->error ? response->error : "");
         return;
     }
     char text[sizeof(out->message)];

@@ -64,14 +64,14 @@ static bool call_pending(void *ud, const char *call_id)
 static void on_result(void *ud, const struct rtm_http_result *r)
 {
     struct rtm_services *s = ud;
-    if (r->status == 0) {
-        char line[400];
-        snprintf(line, sizeof(line), "rtm: push request failed after %lld ms: %s",
-                 (long long)r->elapsed_ms, r->error);
-        slog(s, RTM_LOG_NOTICE, line);
-    }
-    struct rtm_push_response resp = {r->status, r->body, r->body_len, r->retry_after,
-                                     r->rate_limit_reset};
+    struct rtm_push_response resp = {
+        .status = r->status,
+        .body = r->body,
+        .body_len = r->body_len,
+        .retry_after = r->retry_after,
+        .rate_limit_reset = r->rate_limit_reset,
+        .error = r->error,
+    };
     rtm_pusher_result(s->pusher, r->tag, &resp, s->now_ms);
 }
 

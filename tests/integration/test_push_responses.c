@@ -182,7 +182,7 @@ static void test_retry_network_error(void)
     EXPECT_REQUEST(&e, 2, "call_invite", id);
     EXPECT_REQUEST(&e, 3, "call_invite", id);
     EXPECT_EVENT(e.alice, "alice", "pushed", id);
-    CHECK_EQ_INT(broker_log_lines(e.b, 0, "push request failed", (char *)NULL), 2);
+    CHECK_EQ_INT(broker_log_lines(e.b, 0, id, "no HTTP response", (char *)NULL), 2);
     EXPECT_LOG(&e, "the network error's retry", id, "retry 2", NULL);
     expect_pushed_events(&e, id, 1);
     cJSON *all = SENTINEL(&e);
