@@ -12,56 +12,7 @@
 
 struct core_fixture T;
 
-static char *dup_n(const char *s, size_t n)
-{
-    char *p = malloc(n + 1);
-    if (p) {
-        memcpy(p, s, n);
-        p[n] = '\0';
-    }
-    return p;
-}
-
-char *dup_s(const char *s)
-{
-    return s ? dup_n(s, strlen(s)) : NULL;
-}
-
-static void *grow(void *arr, size_t *cap, size_t n, size_t size)
-{
-    if (n < *cap)
-        return arr;
-    *cap = *cap ? *cap * 2 : 64;
-    void *p = realloc(arr, *cap * size);
-    if (!p)
-        abort();
-    return p;
-}
-
 /* No assertions in here: a failed assertion would longjmp through the core. */
-static void rec_publish(void *ud, const struct rtm_publish *msg)
-{
-    if (ud != &T)
-        abort();
-    T.pubs = grow(T.pubs, &T.cap, T.npubs, sizeof(*T.pubs));
-    struct pub *p = &T.pubs[T.npubs++];
-    p->client_id = dup_s(msg->client_id);
-    p->topic = dup_s(msg->topic);
-    p->payload = dup_n(msg->payload, msg->payload_len);
-    p->json = cJSON_ParseWithLength(msg->payload, msg->payload_len);
-    p->qos = msg->qos;
-    p->retain = msg->retain;
-}
-
-static void rec_log(void *ud, enum rtm_log_level level, const char *line)
-{
-    (void)level;
-    if (ud != &T)
-        abort();
-    T.logs = grow(T.logs, &T.logcap, T.nlogs, sizeof(*T.logs));
-    T.logs[T.nlogs++] = dup_s(line);
-}
-
 void rec_push(void *ud, const struct rtm_push *push)
 {
     if (ud != &T)
@@ -80,16 +31,7 @@ void rec_push(void *ud, const struct rtm_push *push)
 
 void rec_clear(void)
 {
-    for (size_t i = 0; i < T.npubs; i++) {
-        free(T.pubs[i].client_id);
-        free(T.pubs[i].topic);
-        free(T.pubs[i].payload);
-        cJSON_Delete(T.pubs[i].json);
-    }
-    T.npubs = 0;
-    for (size_t i = 0; i < T.nlogs; i++)
-        free(T.logs[i]);
-    T.nlogs = 0;
+    recorder_clear(&T.rec);
     for (size_t i = 0; i < T.npushes; i++) {
         free(T.pushes[i].call_id);
         free(T.pushes[i].caller);
@@ -118,9 +60,7 @@ int core_setup(void **state)
     /* The fallback push has its own tests (test_push_*); elsewhere it would
      * only add a silent timer firing. */
     T.cfg.push_fallback_ms = 0;
-    T.sink.ud = &T;
-    T.sink.publish = rec_publish;
-    T.sink.log = rec_log;
+    recorder_install(&T.rec, &T.sink);
     T.now = T0;
     return 0;
 }
@@ -132,8 +72,7 @@ int core_teardown(void **state)
     T.core = NULL;
     rec_clear();
     out_clear();
-    free(T.pubs);
-    free(T.logs);
+    recorder_free(&T.rec);
     free(T.pushes);
     rtm_config_free(&T.cfg);
     return 0;
@@ -290,8 +229,8 @@ void assert_event(const cJSON *j, const char *type, const char *id, const char *
 size_t count_on(const char *topic)
 {
     size_t n = 0;
-    for (size_t i = 0; i < T.npubs; i++)
-        n += strcmp(T.pubs[i].topic, topic) == 0;
+    for (size_t i = 0; i < T.rec.npubs; i++)
+        n += strcmp(T.rec.pubs[i].topic, topic) == 0;
     return n;
 }
 
@@ -299,10 +238,10 @@ size_t count_on(const char *topic)
 const struct pub *only_on(const char *topic)
 {
     assert_int_equal(count_on(topic), 1);
-    for (size_t i = 0; i < T.npubs; i++) {
-        if (strcmp(T.pubs[i].topic, topic) == 0) {
-            assert_non_null(T.pubs[i].json);
-            return &T.pubs[i];
+    for (size_t i = 0; i < T.rec.npubs; i++) {
+        if (strcmp(T.rec.pubs[i].topic, topic) == 0) {
+            assert_non_null(T.rec.pubs[i].json);
+            return &T.rec.pubs[i];
         }
     }
     return NULL;
@@ -311,8 +250,8 @@ const struct pub *only_on(const char *topic)
 size_t count_type(const char *type)
 {
     size_t n = 0;
-    for (size_t i = 0; i < T.npubs; i++) {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(T.pubs[i].json, "type");
+    for (size_t i = 0; i < T.rec.npubs; i++) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(T.rec.pubs[i].json, "type");
         n += cJSON_IsString(t) && strcmp(t->valuestring, type) == 0;
     }
     return n;
@@ -323,11 +262,11 @@ const struct pub *only_type_on(const char *topic, const char *type)
 {
     const struct pub *found = NULL;
     size_t n = 0;
-    for (size_t i = 0; i < T.npubs; i++) {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(T.pubs[i].json, "type");
-        if (strcmp(T.pubs[i].topic, topic) == 0 && cJSON_IsString(t) &&
+    for (size_t i = 0; i < T.rec.npubs; i++) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(T.rec.pubs[i].json, "type");
+        if (strcmp(T.rec.pubs[i].topic, topic) == 0 && cJSON_IsString(t) &&
             strcmp(t->valuestring, type) == 0) {
-            found = &T.pubs[i];
+            found = &T.rec.pubs[i];
             n++;
         }
     }
@@ -339,9 +278,9 @@ const struct pub *only_type_on(const char *topic, const char *type)
 
 void expect_quiet(void)
 {
-    if (T.npubs)
-        print_error("unexpected publish on %s: %s\n", T.pubs[0].topic, T.pubs[0].payload);
-    assert_int_equal(T.npubs, 0);
+    if (T.rec.npubs)
+        print_error("unexpected publish on %s: %s\n", T.rec.pubs[0].topic, T.rec.pubs[0].payload);
+    assert_int_equal(T.rec.npubs, 0);
 }
 
 /* --- requests ------------------------------------------------------------------------- */
@@ -382,8 +321,8 @@ const cJSON *expect_replace(const struct rtm_client *c, const char *peer, const 
     enum rtm_verdict v = send_to(c, peer, json);
     if (v != RTM_REPLACE) {
         print_error("not let through (%d): %s\n", v, json);
-        if (T.npubs)
-            print_error("  %s\n", T.pubs[0].payload);
+        if (T.rec.npubs)
+            print_error("  %s\n", T.rec.pubs[0].payload);
     }
     assert_int_equal(v, RTM_REPLACE);
     return T.out_json;
@@ -393,7 +332,7 @@ const cJSON *expect_replace(const struct rtm_client *c, const char *peer, const 
  * the sender's own inbox, for every subscriber. */
 void expect_own_copy(const struct rtm_client *c)
 {
-    assert_int_equal(T.npubs, 1);
+    assert_int_equal(T.rec.npubs, 1);
     const struct pub *p = only_on(inbox(c->uid));
     assert_null(p->client_id);
     assert_int_equal(p->qos, 1);
@@ -413,10 +352,10 @@ void expect_error_raw(const struct rtm_client *c, const char *topic, const char 
     if (v != RTM_DENY)
         print_error("expected %s, got verdict %d: %.*s\n", code, v, (int)len, payload);
     assert_int_equal(v, RTM_DENY);
-    if (T.npubs != 1)
-        print_error("expected one error publish, got %zu\n", T.npubs);
-    assert_int_equal(T.npubs, 1);
-    const struct pub *p = &T.pubs[0];
+    if (T.rec.npubs != 1)
+        print_error("expected one error publish, got %zu\n", T.rec.npubs);
+    assert_int_equal(T.rec.npubs, 1);
+    const struct pub *p = &T.rec.pubs[0];
     assert_string_equal(p->topic, inbox(c->uid));
     assert_non_null(p->client_id);
     assert_string_equal(p->client_id, c->client_id);

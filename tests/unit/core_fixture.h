@@ -25,6 +25,7 @@
 
 #include "rtm_config.h"
 #include "rtm_core.h"
+#include "recorder.h"
 
 #define T0          INT64_C(1764100000000)
 #define INVITE_MS   2000
@@ -33,15 +34,6 @@
 #define REMEMBER_MS 60000 /* max(ring_timeout, 60 s) with RING_MS */
 
 /* --- the recording sink and the fake clock ---------------------------------- */
-
-struct pub {
-    char *client_id; /* NULL: to every subscriber */
-    char *topic;
-    char *payload;
-    cJSON *json; /* NULL when the payload was not JSON */
-    int qos;
-    bool retain;
-};
 
 struct pushed {
     enum rtm_push_kind kind;
@@ -56,10 +48,7 @@ struct core_fixture {
     struct rtm_sink sink;
     struct rtm_core *core;
     int64_t now;
-    struct pub *pubs;
-    size_t npubs, cap;
-    char **logs;
-    size_t nlogs, logcap;
+    struct recorder rec; /* the publishes and log lines */
     struct pushed *pushes;
     size_t npushes, pushcap;
     char *out; /* the payload of the last RTM_REPLACE, NUL-terminated */
@@ -68,10 +57,9 @@ struct core_fixture {
 
 extern struct core_fixture T;
 
-char *dup_s(const char *s);
-
 /* The push hook: a test installs it with rtm_core_set_push(T.core, rec_push, &T). */
 void rec_push(void *ud, const struct rtm_push *push);
+/* Forgets every publish, log line and push recorded so far. */
 void rec_clear(void);
 void out_clear(void);
 

@@ -12,58 +12,7 @@
 
 struct devices_fixture T;
 
-static char *dup_n(const char *s, size_t n)
-{
-    char *p = malloc(n + 1);
-    if (!p)
-        abort();
-    if (n)
-        memcpy(p, s, n);
-    p[n] = '\0';
-    return p;
-}
-
-static char *dup_s(const char *s)
-{
-    return s ? dup_n(s, strlen(s)) : NULL;
-}
-
-static void *grow(void *arr, size_t *cap, size_t n, size_t size)
-{
-    if (n < *cap)
-        return arr;
-    *cap = *cap ? *cap * 2 : 64;
-    void *p = realloc(arr, *cap * size);
-    if (!p)
-        abort();
-    return p;
-}
-
-/* No assertions in the callbacks: they would longjmp through the core. */
-static void rec_publish(void *ud, const struct rtm_publish *msg)
-{
-    if (ud != &T)
-        abort();
-    T.pubs = grow(T.pubs, &T.pubcap, T.npubs, sizeof(*T.pubs));
-    struct pub *p = &T.pubs[T.npubs++];
-    p->client_id = dup_s(msg->client_id);
-    p->topic = dup_s(msg->topic);
-    p->payload = dup_n(msg->payload ? msg->payload : "", msg->payload_len);
-    p->payload_len = msg->payload_len;
-    p->json = msg->payload_len ? cJSON_ParseWithLength(msg->payload, msg->payload_len) : NULL;
-    p->qos = msg->qos;
-    p->retain = msg->retain;
-}
-
-static void rec_log(void *ud, enum rtm_log_level level, const char *line)
-{
-    (void)level;
-    if (ud != &T)
-        abort();
-    T.logs = grow(T.logs, &T.logcap, T.nlogs, sizeof(*T.logs));
-    T.logs[T.nlogs++] = dup_s(line);
-}
-
+/* No assertions in the callback: it would longjmp through the core. */
 static void rec_push(void *ud, const struct rtm_push *push)
 {
     if (ud != &T)
@@ -82,16 +31,7 @@ static void rec_push(void *ud, const struct rtm_push *push)
 
 void rec_clear(void)
 {
-    for (size_t i = 0; i < T.npubs; i++) {
-        free(T.pubs[i].client_id);
-        free(T.pubs[i].topic);
-        free(T.pubs[i].payload);
-        cJSON_Delete(T.pubs[i].json);
-    }
-    T.npubs = 0;
-    for (size_t i = 0; i < T.nlogs; i++)
-        free(T.logs[i]);
-    T.nlogs = 0;
+    recorder_clear(&T.rec);
     for (size_t i = 0; i < T.npushes; i++) {
         free(T.pushes[i].call_id);
         free(T.pushes[i].caller);
@@ -111,9 +51,7 @@ int devices_setup(void **state)
     char err[256];
     if (rtm_config_parse(&T.cfg, &opt, 1, err, sizeof(err)) != 0)
         return -1;
-    T.sink.ud = &T;
-    T.sink.publish = rec_publish;
-    T.sink.log = rec_log;
+    recorder_install(&T.rec, &T.sink);
     T.now = T0;
     return 0;
 }
@@ -125,8 +63,7 @@ int devices_teardown(void **state)
     T.core = NULL;
     rec_clear();
     free(T.out);
-    free(T.pubs);
-    free(T.logs);
+    recorder_free(&T.rec);
     free(T.pushes);
     rtm_config_free(&T.cfg);
     return 0;
@@ -259,9 +196,9 @@ void expect_registered(const struct rtm_client *c, const char *uid, const char *
     assert_int_equal(cJSON_GetArraySize(j), 3);
     assert_string_equal(jstr(j, "provider"), "jpush");
     cJSON_Delete(j);
-    if (T.npubs)
-        print_error("unexpected publish on %s: %s\n", T.pubs[0].topic, T.pubs[0].payload);
-    assert_int_equal(T.npubs, 0);
+    if (T.rec.npubs)
+        print_error("unexpected publish on %s: %s\n", T.rec.pubs[0].topic, T.rec.pubs[0].payload);
+    assert_int_equal(T.rec.npubs, 0);
 }
 
 /* A registration refused: RTM_DENY and one error to the sender's own inbox,
@@ -274,10 +211,10 @@ void expect_refused_raw(const struct rtm_client *c, const char *uid, const char 
     if (v != RTM_DENY)
         print_error("expected a refusal, got verdict %d: %.*s\n", v, (int)len, payload);
     assert_int_equal(v, RTM_DENY);
-    if (T.npubs != 1)
-        print_error("expected one error publish, got %zu\n", T.npubs);
-    assert_int_equal(T.npubs, 1);
-    const struct pub *p = &T.pubs[0];
+    if (T.rec.npubs != 1)
+        print_error("expected one error publish, got %zu\n", T.rec.npubs);
+    assert_int_equal(T.rec.npubs, 1);
+    const struct pub *p = &T.rec.pubs[0];
     assert_string_equal(p->topic, inbox(c->uid));
     assert_non_null(p->client_id);
     assert_string_equal(p->client_id, c->client_id);

@@ -27,20 +27,11 @@
 #include "rtm_config.h"
 #include "rtm_core.h"
 #include "rtm_registry.h"
+#include "recorder.h"
 
 #define T0 INT64_C(1764100000000)
 
 /* --- the recording sink, push function and fake clock -------------------------- */
-
-struct pub {
-    char *client_id;
-    char *topic;
-    char *payload;
-    size_t payload_len;
-    cJSON *json;
-    int qos;
-    bool retain;
-};
 
 struct pushed {
     enum rtm_push_kind kind;
@@ -54,10 +45,7 @@ struct devices_fixture {
     struct rtm_sink sink;
     struct rtm_core *core;
     int64_t now;
-    struct pub *pubs;
-    size_t npubs, pubcap;
-    char **logs;
-    size_t nlogs, logcap;
+    struct recorder rec; /* the publishes and log lines */
     struct pushed *pushes;
     size_t npushes, pushcap;
     char *out; /* the payload of the last RTM_REPLACE */

@@ -13,33 +13,6 @@
 
 struct pusher_fixture P;
 
-static char *dup_n(const char *s, size_t n)
-{
-    char *p = malloc(n + 1);
-    if (!p)
-        abort();
-    if (n)
-        memcpy(p, s, n);
-    p[n] = '\0';
-    return p;
-}
-
-static char *dup_s(const char *s)
-{
-    return s ? dup_n(s, strlen(s)) : NULL;
-}
-
-static void *grow(void *arr, size_t *cap, size_t n, size_t size)
-{
-    if (n < *cap)
-        return arr;
-    *cap = *cap ? *cap * 2 : 64;
-    void *p = realloc(arr, *cap * size);
-    if (!p)
-        abort();
-    return p;
-}
-
 /* No assertions in the callbacks: a failed assertion would longjmp through
  * the pusher. */
 static int rec_submit(void *ud, uint64_t tag, struct rtm_push_request *req)
@@ -70,31 +43,6 @@ static bool rec_pending(void *ud, const char *call_id)
     return P.pending;
 }
 
-static void rec_publish(void *ud, const struct rtm_publish *msg)
-{
-    if (ud != &P)
-        abort();
-    P.pubs = grow(P.pubs, &P.pubcap, P.npubs, sizeof(*P.pubs));
-    struct pub *p = &P.pubs[P.npubs++];
-    p->client_id = dup_s(msg->client_id);
-    p->topic = dup_s(msg->topic);
-    p->payload = dup_n(msg->payload ? msg->payload : "", msg->payload_len);
-    p->payload_len = msg->payload_len;
-    p->json = msg->payload_len ? cJSON_ParseWithLength(msg->payload, msg->payload_len) : NULL;
-    p->qos = msg->qos;
-    p->retain = msg->retain;
-}
-
-static void rec_log(void *ud, enum rtm_log_level level, const char *line)
-{
-    if (ud != &P)
-        abort();
-    P.logs = grow(P.logs, &P.logcap, P.nlogs, sizeof(*P.logs));
-    P.logs[P.nlogs].level = level;
-    P.logs[P.nlogs].text = dup_s(line);
-    P.nlogs++;
-}
-
 static void subs_clear(void)
 {
     for (size_t i = 0; i < P.nsubs; i++) {
@@ -111,15 +59,15 @@ static void subs_clear(void)
 bool secret_kept(void)
 {
     bool ok = true;
-    for (size_t i = 0; i < P.nlogs; i++) {
-        if (strstr(P.logs[i].text, SECRET)) {
-            print_error("the master secret is in a log line: %s\n", P.logs[i].text);
+    for (size_t i = 0; i < P.rec.nlogs; i++) {
+        if (strstr(P.rec.logs[i].text, SECRET)) {
+            print_error("the master secret is in a log line: %s\n", P.rec.logs[i].text);
             ok = false;
         }
     }
-    for (size_t i = 0; i < P.npubs; i++) {
-        if (strstr(P.pubs[i].topic, SECRET) || strstr(P.pubs[i].payload, SECRET)) {
-            print_error("the master secret is in a publish on %s\n", P.pubs[i].topic);
+    for (size_t i = 0; i < P.rec.npubs; i++) {
+        if (strstr(P.rec.pubs[i].topic, SECRET) || strstr(P.rec.pubs[i].payload, SECRET)) {
+            print_error("the master secret is in a publish on %s\n", P.rec.pubs[i].topic);
             ok = false;
         }
     }
@@ -128,16 +76,7 @@ bool secret_kept(void)
 
 static void rec_clear(void)
 {
-    for (size_t i = 0; i < P.npubs; i++) {
-        free(P.pubs[i].client_id);
-        free(P.pubs[i].topic);
-        free(P.pubs[i].payload);
-        cJSON_Delete(P.pubs[i].json);
-    }
-    P.npubs = 0;
-    for (size_t i = 0; i < P.nlogs; i++)
-        free(P.logs[i].text);
-    P.nlogs = 0;
+    recorder_clear(&P.rec);
     subs_clear();
 }
 
@@ -163,9 +102,7 @@ int pusher_setup(void **state)
         .apns_production = false,
         .extra_options = NULL,
     };
-    P.sink.ud = &P;
-    P.sink.publish = rec_publish;
-    P.sink.log = rec_log;
+    recorder_install(&P.rec, &P.sink);
     P.now = T0;
     P.pending = true;
     return 0;
@@ -181,8 +118,7 @@ int pusher_teardown(void **state)
     bool ok = secret_kept();
     rec_clear();
     free(P.subs);
-    free(P.pubs);
-    free(P.logs);
+    recorder_free(&P.rec);
     rtm_config_free(&P.cfg);
     return ok ? 0 : -1;
 }
@@ -455,18 +391,18 @@ int64_t ttl_of(const struct sub *s)
 size_t count_topic(const char *topic)
 {
     size_t n = 0;
-    for (size_t i = 0; i < P.npubs; i++)
-        n += strcmp(P.pubs[i].topic, topic) == 0;
+    for (size_t i = 0; i < P.rec.npubs; i++)
+        n += strcmp(P.rec.pubs[i].topic, topic) == 0;
     return n;
 }
 
 /* The one `pushed` event published since the last clear. */
 void expect_pushed(const char *id, const char *callee, size_t devices)
 {
-    if (P.npubs != 1)
-        print_error("%zu publishes, expected one pushed event\n", P.npubs);
-    assert_int_equal(P.npubs, 1);
-    const struct pub *p = &P.pubs[0];
+    if (P.rec.npubs != 1)
+        print_error("%zu publishes, expected one pushed event\n", P.rec.npubs);
+    assert_int_equal(P.rec.npubs, 1);
+    const struct pub *p = &P.rec.pubs[0];
     assert_string_equal(p->topic, "rtm/u/alice/call");
     assert_null(p->client_id);
     assert_int_equal(p->qos, 1);
@@ -490,19 +426,19 @@ void expect_cleared(const char *uid, const char *device)
     if (count_topic(topic) != 1)
         print_error("%zu publishes on %s, expected one\n", count_topic(topic), topic);
     assert_int_equal(count_topic(topic), 1);
-    for (size_t i = 0; i < P.npubs; i++) {
-        if (strcmp(P.pubs[i].topic, topic) != 0)
+    for (size_t i = 0; i < P.rec.npubs; i++) {
+        if (strcmp(P.rec.pubs[i].topic, topic) != 0)
             continue;
-        assert_int_equal(P.pubs[i].payload_len, 0);
-        assert_true(P.pubs[i].retain);
-        assert_null(P.pubs[i].client_id);
+        assert_int_equal(P.rec.pubs[i].payload_len, 0);
+        assert_true(P.rec.pubs[i].retain);
+        assert_null(P.rec.pubs[i].client_id);
     }
 }
 
 size_t count_logs_at(enum rtm_log_level level)
 {
     size_t n = 0;
-    for (size_t i = 0; i < P.nlogs; i++)
-        n += P.logs[i].level == level;
+    for (size_t i = 0; i < P.rec.nlogs; i++)
+        n += P.rec.logs[i].level == level;
     return n;
 }

@@ -28,6 +28,7 @@
 #include "rtm_push.h"
 #include "rtm_pusher.h"
 #include "rtm_registry.h"
+#include "recorder.h"
 
 #define T0       INT64_C(1764100000000)
 #define ENDPOINT "https://api.jpush.example"
@@ -50,21 +51,6 @@ struct sub {
     cJSON *body; /* NULL when the body was not JSON */
 };
 
-struct pub {
-    char *client_id;
-    char *topic;
-    char *payload;
-    size_t payload_len;
-    cJSON *json;
-    int qos;
-    bool retain;
-};
-
-struct logline {
-    enum rtm_log_level level;
-    char *text;
-};
-
 struct pusher_fixture {
     struct rtm_config cfg;
     struct rtm_push_settings settings;
@@ -80,10 +66,7 @@ struct pusher_fixture {
     size_t submit_calls; /* including refused ones */
     struct sub *subs;
     size_t nsubs, subcap;
-    struct pub *pubs;
-    size_t npubs, pubcap;
-    struct logline *logs;
-    size_t nlogs, logcap;
+    struct recorder rec; /* the publishes and log lines */
 };
 
 extern struct pusher_fixture P;

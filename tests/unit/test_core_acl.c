@@ -24,8 +24,8 @@ static void expect_write_refused(const struct rtm_client *c, const char *topic, 
 {
     rec_clear();
     assert_int_equal(acl(c, RTM_ACCESS_WRITE, topic, payload), RTM_ACL_DENY);
-    assert_int_equal(T.npubs, 1);
-    const struct pub *p = &T.pubs[0];
+    assert_int_equal(T.rec.npubs, 1);
+    const struct pub *p = &T.rec.pubs[0];
     assert_string_equal(p->topic, inbox(c->uid));
     assert_non_null(p->client_id);
     assert_string_equal(p->client_id, c->client_id);
@@ -51,8 +51,8 @@ static void test_acl_presence_read(void **state)
     /* A retained online left over from before a restart. */
     T.now += 5;
     assert_int_equal(acl(&alice, RTM_ACCESS_READ, presence_topic("bob"), stale), RTM_ACL_DENY);
-    assert_int_equal(T.npubs, 1);
-    expect_presence(&T.pubs[0], "bob", false, 0);
+    assert_int_equal(T.rec.npubs, 1);
+    expect_presence(&T.rec.pubs[0], "bob", false, 0);
     rec_clear();
     assert_int_equal(acl(&alice, RTM_ACCESS_READ, presence_topic("bob"), gone), RTM_ACL_ALLOW);
     expect_quiet();
@@ -68,8 +68,8 @@ static void test_acl_presence_read(void **state)
     disc(&bob);
     assert_int_equal(acl(&alice, RTM_ACCESS_READ, presence_topic("bob"), stale), RTM_ACL_DENY);
     tick();
-    assert_int_equal(T.npubs, 1);
-    expect_presence(&T.pubs[0], "bob", false, 0);
+    assert_int_equal(T.rec.npubs, 1);
+    expect_presence(&T.rec.pubs[0], "bob", false, 0);
     rec_clear();
 
     /* Nobody may publish presence. */

@@ -203,7 +203,7 @@ static void test_client_without_uid(void **state)
     rec_clear();
     assert_int_equal(send_to(&anon, "bob", INVITE("c-1")), RTM_DENY);
     expect_quiet();
-    assert_true(T.nlogs > 0);
+    assert_true(T.rec.nlogs > 0);
     assert_int_equal(send_to(&anon, "bob", "junk"), RTM_DENY);
     expect_quiet();
     struct rtm_core_stats s = stats();

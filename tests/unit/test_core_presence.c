@@ -16,8 +16,8 @@ static void test_presence_sessions(void **state)
     expect_quiet(); /* nothing until the tick */
     T.now += 40;
     tick();
-    assert_int_equal(T.npubs, 1);
-    expect_presence(&T.pubs[0], "alice", true, 1);
+    assert_int_equal(T.rec.npubs, 1);
+    expect_presence(&T.rec.pubs[0], "alice", true, 1);
     rec_clear();
     tick();
     expect_quiet();
@@ -26,23 +26,23 @@ static void test_presence_sessions(void **state)
     conn(&alice2);
     expect_quiet();
     tick();
-    assert_int_equal(T.npubs, 1);
-    expect_presence(&T.pubs[0], "alice", true, 2);
+    assert_int_equal(T.rec.npubs, 1);
+    expect_presence(&T.rec.pubs[0], "alice", true, 2);
     rec_clear();
 
     T.now += 100;
     disc(&alice);
     expect_quiet();
     tick();
-    assert_int_equal(T.npubs, 1);
-    expect_presence(&T.pubs[0], "alice", true, 1);
+    assert_int_equal(T.rec.npubs, 1);
+    expect_presence(&T.rec.pubs[0], "alice", true, 1);
     rec_clear();
 
     T.now += 100;
     disc(&alice2);
     tick();
-    assert_int_equal(T.npubs, 1);
-    expect_presence(&T.pubs[0], "alice", false, 0);
+    assert_int_equal(T.rec.npubs, 1);
+    expect_presence(&T.rec.pubs[0], "alice", false, 0);
     rec_clear();
     T.now += 100;
     tick();
@@ -73,8 +73,8 @@ static void test_presence_takeover(void **state)
     T.now += 100;
     disc(&alice_again);
     tick();
-    assert_int_equal(T.npubs, 1);
-    expect_presence(&T.pubs[0], "alice", false, 0);
+    assert_int_equal(T.rec.npubs, 1);
+    expect_presence(&T.rec.pubs[0], "alice", false, 0);
 }
 
 static void test_presence_refused_connection(void **state)
@@ -147,12 +147,12 @@ static void test_presence_confirmed_by_publish(void **state)
     const struct pub *p = only_on(inbox("bob"));
     assert_string_equal(p->client_id, "bob-phone");
     assert_event(p->json, "invite", "c-1", "alice", "bob", "alice", t0);
-    assert_int_equal(T.npubs, 1);
+    assert_int_equal(T.rec.npubs, 1);
     /* Presence waits for the tick; the invite is not delivered twice. */
     rec_clear();
     T.now += 20;
     tick();
-    assert_int_equal(T.npubs, 1);
+    assert_int_equal(T.rec.npubs, 1);
     expect_presence(only_on(presence_topic("bob")), "bob", true, 1);
 }
 
@@ -167,12 +167,12 @@ static void test_presence_confirmed_by_subscribe(void **state)
     /* Subscribing confirms it: the invite is delivered once, not twice. */
     assert_int_equal(rtm_core_acl(T.core, &bob, RTM_ACCESS_SUBSCRIBE, inbox("bob"), NULL, 0, T.now),
                      RTM_ACL_ALLOW);
-    assert_int_equal(T.npubs, 1);
+    assert_int_equal(T.rec.npubs, 1);
     assert_string_equal(only_on(inbox("bob"))->client_id, "bob-phone");
     rec_clear();
     tick();
-    assert_int_equal(T.npubs, 1);
-    expect_presence(&T.pubs[0], "bob", true, 1);
+    assert_int_equal(T.rec.npubs, 1);
+    expect_presence(&T.rec.pubs[0], "bob", true, 1);
 }
 
 /* ================================================================================
@@ -193,7 +193,7 @@ static void test_pending_delivery(void **state)
     expect_quiet();
     T.now += 50;
     tick();
-    assert_int_equal(T.npubs, 2); /* the invite, and bob's presence */
+    assert_int_equal(T.rec.npubs, 2); /* the invite, and bob's presence */
     const struct pub *p = only_on(inbox("bob"));
     assert_string_equal(p->client_id, "bob-phone");
     assert_int_equal(p->qos, 1);
@@ -213,14 +213,14 @@ static void test_pending_delivery(void **state)
     assert_int_equal(rtm_core_acl(T.core, &bob, RTM_ACCESS_SUBSCRIBE, inbox("bob"), NULL, 0, T.now),
                      RTM_ACL_ALLOW);
     p = only_on(inbox("bob"));
-    assert_int_equal(T.npubs, 1);
+    assert_int_equal(T.rec.npubs, 1);
     assert_string_equal(p->client_id, "bob-phone");
     assert_event(p->json, "invite", "c-1", "alice", "bob", "alice", t0);
     rec_clear();
     assert_int_equal(
         rtm_core_acl(T.core, &bob, RTM_ACCESS_SUBSCRIBE, "rtm/u/bob/#", NULL, 0, T.now),
         RTM_ACL_ALLOW);
-    assert_int_equal(T.npubs, 1);
+    assert_int_equal(T.rec.npubs, 1);
     assert_string_equal(only_on(inbox("bob"))->client_id, "bob-phone");
     rec_clear();
     /* A filter that does not cover the inbox: nothing. */

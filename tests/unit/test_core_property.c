@@ -384,8 +384,8 @@ static void p_tick(void)
         M.c[k].fail_pubs[0] = M.c[k].fail_pubs[1] = 0;
     rec_clear();
     tick();
-    for (size_t i = 0; i < T.npubs; i++) {
-        const struct pub *p = &T.pubs[i];
+    for (size_t i = 0; i < T.rec.npubs; i++) {
+        const struct pub *p = &T.rec.pubs[i];
         CHECK(p->json, "not JSON: %s", p->payload);
         if (strncmp(p->topic, "rtm/presence/", 13) == 0) {
             p_presence(p);
@@ -432,7 +432,7 @@ static void p_connect(int u, int h)
     M.u[u].confirmed[h] = false;
     rec_clear();
     conn(&M.cl[u][h]);
-    CHECK(T.npubs == 0, "connect published %s", T.npubs ? T.pubs[0].payload : "");
+    CHECK(T.rec.npubs == 0, "connect published %s", T.rec.npubs ? T.rec.pubs[0].payload : "");
 }
 
 static void p_disconnect(int u, int h)
@@ -443,7 +443,7 @@ static void p_disconnect(int u, int h)
         M.u[u].grace_due = T.now + GRACE_MS;
     rec_clear();
     disc(&M.cl[u][h]);
-    CHECK(T.npubs == 0, "disconnect published %s", T.npubs ? T.pubs[0].payload : "");
+    CHECK(T.rec.npubs == 0, "disconnect published %s", T.rec.npubs ? T.rec.pubs[0].payload : "");
 }
 
 static bool p_pick_handle(int u, int *h)
@@ -607,8 +607,8 @@ static void p_request(void)
     enum rtm_verdict v = send_to(&M.cl[s][h], M.uid[t], json);
 
     size_t errors = 0, copies = 0;
-    for (size_t i = 0; i < T.npubs; i++) {
-        const struct pub *p = &T.pubs[i];
+    for (size_t i = 0; i < T.rec.npubs; i++) {
+        const struct pub *p = &T.rec.pubs[i];
         CHECK(p->json && strcmp(p->topic, inbox(M.uid[s])) == 0, "%s from %s published %s on %s",
               json, M.cid[s][h], p->payload, p->topic);
         const char *ptype = p_str(p->json, "type");
@@ -645,7 +645,8 @@ static void p_request(void)
     } else {
         CHECK(v == RTM_REPLACE && errors == 0,
               "%s from %s to %s (state %d): verdict %d, %zu errors%s%s", json, M.uid[s], M.uid[t],
-              c->st, v, errors, T.npubs ? ": " : "", T.npubs ? T.pubs[T.npubs - 1].payload : "");
+              c->st, v, errors, T.rec.npubs ? ": " : "",
+              T.rec.npubs ? T.rec.pubs[T.rec.npubs - 1].payload : "");
         CHECK(copies == (type >= TY_ACCEPT ? 1u : 0u), "%s: %zu copies to the sender's inbox", json,
               copies);
         p_replaced(type, k, s, t, timeout, content, channel, response);

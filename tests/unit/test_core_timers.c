@@ -196,9 +196,9 @@ static void test_caller_grace_counts_from_last_session(void **state)
     assert_int_equal(count_type("failure"), 4);
     assert_int_equal(count_on(inbox("alice")), 2);
     assert_int_equal(count_on(inbox("bob")), 2);
-    for (size_t i = 0; i < T.npubs; i++) {
-        assert_string_equal(jstr(T.pubs[i].json, "reason"), "caller_offline");
-        assert_int_equal(jnum(T.pubs[i].json, "ts"), T.now);
+    for (size_t i = 0; i < T.rec.npubs; i++) {
+        assert_string_equal(jstr(T.rec.pubs[i].json, "reason"), "caller_offline");
+        assert_int_equal(jnum(T.rec.pubs[i].json, "ts"), T.now);
     }
     assert_int_equal(stats().calls_live, 0);
 }

@@ -20,8 +20,8 @@ static void invite(const char *id, const char *extra)
     char json[256];
     snprintf(json, sizeof(json), "{\"type\":\"invite\",\"id\":\"%s\"%s}", id, extra);
     enum rtm_verdict v = send_raw(&alice, inbox("bob"), json, strlen(json), false);
-    if (v != RTM_REPLACE && T.npubs)
-        print_error("invite refused: %s\n", T.pubs[0].payload);
+    if (v != RTM_REPLACE && T.rec.npubs)
+        print_error("invite refused: %s\n", T.rec.pubs[0].payload);
     assert_int_equal(v, RTM_REPLACE);
 }
 
@@ -35,8 +35,8 @@ static void answer(const struct rtm_client *from, const char *to, const char *ty
 static size_t count_type(const char *type)
 {
     size_t n = 0;
-    for (size_t i = 0; i < T.npubs; i++) {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(T.pubs[i].json, "type");
+    for (size_t i = 0; i < T.rec.npubs; i++) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(T.rec.pubs[i].json, "type");
         n += cJSON_IsString(t) && strcmp(t->valuestring, type) == 0;
     }
     return n;

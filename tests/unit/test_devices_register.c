@@ -136,7 +136,7 @@ static void test_unregister(void **state)
     expect_registered(&bob, "bob", "tablet", REG("android", "tok-2"), REG("android", "tok-2"));
     rec_clear();
     assert_int_equal(send_dev(&bob, "bob", "phone", "", true), RTM_PASS);
-    assert_int_equal(T.npubs, 0);
+    assert_int_equal(T.rec.npubs, 0);
     assert_false(has_device("bob", "phone"));
     assert_true(has_device("bob", "tablet"));
     assert_int_equal(devices_of("bob"), 1);
@@ -144,7 +144,7 @@ static void test_unregister(void **state)
     expect_registered(&bob, "bob", "laptop", REG("ios", "tok-1"), REG("ios", "tok-1"));
     /* Unregistering a device that does not exist is fine too. */
     assert_int_equal(send_dev(&bob, "bob", "ghost", "", true), RTM_PASS);
-    assert_int_equal(T.npubs, 0);
+    assert_int_equal(T.rec.npubs, 0);
     assert_int_equal(devices_of("bob"), 2);
 }
 
@@ -188,13 +188,13 @@ static void test_token_moves(void **state)
     assert_int_equal(send_dev(&carol, "carol", "cphone", REG("android", "shared-tok"), true),
                      RTM_REPLACE);
     assert_string_equal(T.out, REG("android", "shared-tok"));
-    if (T.npubs != 1)
-        print_error("%zu publishes, expected bob's registration cleared\n", T.npubs);
-    assert_int_equal(T.npubs, 1);
-    assert_string_equal(T.pubs[0].topic, "rtm/u/bob/devices/phone");
-    assert_int_equal(T.pubs[0].payload_len, 0);
-    assert_true(T.pubs[0].retain);
-    assert_null(T.pubs[0].client_id);
+    if (T.rec.npubs != 1)
+        print_error("%zu publishes, expected bob's registration cleared\n", T.rec.npubs);
+    assert_int_equal(T.rec.npubs, 1);
+    assert_string_equal(T.rec.pubs[0].topic, "rtm/u/bob/devices/phone");
+    assert_int_equal(T.rec.pubs[0].payload_len, 0);
+    assert_true(T.rec.pubs[0].retain);
+    assert_null(T.rec.pubs[0].client_id);
     assert_false(has_device("bob", "phone"));
     assert_true(has_device("bob", "tablet"));
     expect_device("carol", "cphone", RTM_PLATFORM_ANDROID, "shared-tok");
@@ -207,10 +207,10 @@ static void test_token_moves(void **state)
     rec_clear();
     assert_int_equal(send_dev(&carol, "carol", "reinstalled", REG("ios", "shared-tok"), true),
                      RTM_REPLACE);
-    assert_int_equal(T.npubs, 1);
-    assert_string_equal(T.pubs[0].topic, "rtm/u/carol/devices/cphone");
-    assert_int_equal(T.pubs[0].payload_len, 0);
-    assert_true(T.pubs[0].retain);
+    assert_int_equal(T.rec.npubs, 1);
+    assert_string_equal(T.rec.pubs[0].topic, "rtm/u/carol/devices/cphone");
+    assert_int_equal(T.rec.pubs[0].payload_len, 0);
+    assert_true(T.rec.pubs[0].retain);
     assert_int_equal(devices_of("carol"), 1);
     expect_device("carol", "reinstalled", RTM_PLATFORM_IOS, "shared-tok");
 }
@@ -287,12 +287,12 @@ static void test_other_uid_refused_with_error(void **state)
     rec_clear();
     assert_int_equal(acl(&alice, RTM_ACCESS_WRITE, dev_topic("bob", "phone")), RTM_ACL_DENY);
     assert_int_equal(devices_of("bob"), 0);
-    if (T.npubs != 1)
+    if (T.rec.npubs != 1)
         print_error("alice's refused registration for bob published %zu message(s), expected "
                     "one error to alice's session\n",
-                    T.npubs);
-    assert_int_equal(T.npubs, 1);
-    const struct pub *p = &T.pubs[0];
+                    T.rec.npubs);
+    assert_int_equal(T.rec.npubs, 1);
+    const struct pub *p = &T.rec.pubs[0];
     assert_string_equal(p->topic, inbox("alice"));
     assert_string_equal(p->client_id, alice.client_id);
     assert_non_null(p->json);
@@ -326,8 +326,8 @@ static void test_load_device(void **state)
     assert_true(load(dev_topic("bob", "ipad"), REG("ios", "tok-2")));
     expect_device("bob", "phone", RTM_PLATFORM_ANDROID, "tok-1");
     expect_device("bob", "ipad", RTM_PLATFORM_IOS, "tok-2");
-    assert_int_equal(T.npubs, 0);
-    assert_int_equal(T.nlogs, 0);
+    assert_int_equal(T.rec.npubs, 0);
+    assert_int_equal(T.rec.nlogs, 0);
 
     /* Invalid: each refused with a log line, nothing stored or published. */
     static const struct {
@@ -351,8 +351,8 @@ static void test_load_device(void **state)
         if (ok)
             print_error("loaded %s: %s\n", bad[i].topic, bad[i].payload);
         assert_false(ok);
-        assert_int_equal(T.nlogs, 1);
-        assert_int_equal(T.npubs, 0);
+        assert_int_equal(T.rec.nlogs, 1);
+        assert_int_equal(T.rec.npubs, 0);
     }
     assert_int_equal(devices_of("carol"), 0);
     assert_int_equal(devices_of("bob"), 2);

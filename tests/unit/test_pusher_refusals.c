@@ -28,7 +28,7 @@ static void test_invalid_tokens_removed(void **state)
     assert_int_equal(devices_of("bob"), 0);
     assert_int_equal(devices_of("carol"), 1);
     assert_true(has_device("carol", "phone", "tok-3"));
-    assert_int_equal(P.npubs, 2);
+    assert_int_equal(P.rec.npubs, 2);
     expect_cleared("bob", "phone");
     expect_cleared("bob", "tablet");
     assert_int_equal(count_topic("rtm/u/alice/call"), 0); /* no pushed event */
@@ -45,7 +45,7 @@ static void test_invalid_tokens_removed(void **state)
     rtm_registry_remove(P.registry, "bob", "tablet");
     clear();
     respond(tag, 400, ERR_1011);
-    assert_int_equal(P.npubs, 1);
+    assert_int_equal(P.rec.npubs, 1);
     expect_cleared("bob", "phone");
     assert_int_equal(devices_of("bob"), 0);
     assert_int_equal(stats().tokens_removed, 3);
@@ -79,7 +79,7 @@ static void test_config_error_not_retried(void **state)
             print_error("case %zu: %zu error lines\n", i, count_logs_at(RTM_LOG_ERR));
         assert_int_equal(count_logs_at(RTM_LOG_ERR), 1);
         assert_true(secret_kept());
-        assert_int_equal(P.npubs, 0);
+        assert_int_equal(P.rec.npubs, 0);
         assert_int_equal(tick_until_submitted(P.now, P.now + 70000), -1);
         assert_int_equal(devices_of("bob"), 1); /* not the tokens' fault */
         struct rtm_pusher_stats s = stats();
@@ -98,8 +98,8 @@ static void test_other_refusal_not_retried(void **state)
     uint64_t tag = P.subs[0].tag;
     clear();
     respond(tag, 400, "{\"error\":{\"code\":1030,\"message\":\"internal service timeout\"}}");
-    assert_int_equal(P.npubs, 0);
-    assert_true(P.nlogs >= 1);
+    assert_int_equal(P.rec.npubs, 0);
+    assert_true(P.rec.nlogs >= 1);
     assert_int_equal(tick_until_submitted(P.now, P.now + 70000), -1);
     assert_int_equal(devices_of("bob"), 1);
     expect_stats(0, 1, 1, 0, 0, 1, 0, 0);

@@ -68,7 +68,7 @@ static void test_retry_backoff(void **state)
         respond(P.subs[P.nsubs - 1].tag, 500, ERR_500);
         assert_int_equal(tick_until_submitted(P.now, P.now + 70000), -1);
         assert_int_equal(P.nsubs, RTM_PUSH_MAX_ATTEMPTS);
-        assert_int_equal(P.npubs, 0);
+        assert_int_equal(P.rec.npubs, 0);
         expect_stats(0, 1, RTM_PUSH_MAX_ATTEMPTS, 0, RTM_PUSH_MAX_ATTEMPTS - 1, 1, 0, 0);
         assert_true(count_logs_at(RTM_LOG_WARNING) >= 1);
     }
@@ -88,7 +88,7 @@ static void test_retry_then_ok(void **state)
     reg("bob", "tablet", "tok-2");
     invite("c-1", "bob", FAR);
     respond(P.subs[0].tag, 503, NULL);
-    assert_int_equal(P.npubs, 0);
+    assert_int_equal(P.rec.npubs, 0);
     assert_true(tick_until_submitted(P.now, P.now + 1000) > 0);
     assert_int_equal(P.nsubs, 2);
     uint64_t tag = P.subs[1].tag;
@@ -146,7 +146,7 @@ static void test_retry_stops_when_call_not_pending(void **state)
     assert_string_equal(P.pending_last, "c-1");
     assert_int_equal(tick_until_submitted(P.now, P.now + 70000), -1);
     assert_int_equal(P.nsubs, 1);
-    assert_int_equal(P.npubs, 0);
+    assert_int_equal(P.rec.npubs, 0);
     expect_stats(0, 1, 1, 0, 0, 1, 0, 0);
 }
 

@@ -33,17 +33,17 @@ static void test_no_devices(void **state)
     boot();
     invite("c-1", "bob", FAR);
     assert_int_equal(P.submit_calls, 0);
-    assert_int_equal(P.npubs, 0);
-    if (P.nlogs != 1)
-        print_error("%zu log lines, expected one\n", P.nlogs);
-    assert_int_equal(P.nlogs, 1);
-    assert_non_null(strstr(P.logs[0].text, "bob"));
+    assert_int_equal(P.rec.npubs, 0);
+    if (P.rec.nlogs != 1)
+        print_error("%zu log lines, expected one\n", P.rec.nlogs);
+    assert_int_equal(P.rec.nlogs, 1);
+    assert_non_null(strstr(P.rec.logs[0].text, "bob"));
     expect_stats(0, 0, 0, 0, 0, 0, 0, 0);
     /* Nothing was woken, so nothing is told to stop ringing. */
     clear();
     cancel("c-1", "bob", FAR);
     assert_int_equal(P.submit_calls, 0);
-    assert_int_equal(P.npubs, 0);
+    assert_int_equal(P.rec.npubs, 0);
 }
 
 static void test_one_device_ok(void **state)
@@ -59,7 +59,7 @@ static void test_one_device_ok(void **state)
     static const char *const want[] = {"1a0018970a2b3c4d5e6"};
     expect_audience(s, want, 1);
     assert_int_equal(ttl_of(s), 30);
-    assert_int_equal(P.npubs, 0); /* nothing is told before the provider answers */
+    assert_int_equal(P.rec.npubs, 0); /* nothing is told before the provider answers */
     expect_stats(1, 1, 1, 0, 0, 0, 0, 0);
 
     uint64_t tag = s->tag;
@@ -73,7 +73,7 @@ static void test_one_device_ok(void **state)
     /* The same answer again (a duplicate from the worker) changes nothing. */
     clear();
     respond(tag, 200, OK_BODY);
-    assert_int_equal(P.npubs, 0);
+    assert_int_equal(P.rec.npubs, 0);
     expect_stats(0, 1, 1, 1, 0, 0, 0, 0);
     tick_at(P.now + 60000);
     assert_int_equal(P.submit_calls, 0);
@@ -177,7 +177,7 @@ static void test_cancel_goes_to_the_woken_tokens(void **state)
     uint64_t tag = P.subs[0].tag;
     clear();
     respond(tag, 200, OK_BODY);
-    assert_int_equal(P.npubs, 0);
+    assert_int_equal(P.rec.npubs, 0);
     expect_stats(0, 0, 2, 2, 0, 0, 0, 0);
     /* The cancel was the call's last push: a second one sends nothing. */
     clear();
@@ -192,7 +192,7 @@ static void test_cancel_without_invite_push(void **state)
     reg("bob", "phone", "tok-1");
     cancel("c-1", "bob", T0 + 30000);
     assert_int_equal(P.submit_calls, 0);
-    assert_int_equal(P.npubs, 0);
+    assert_int_equal(P.rec.npubs, 0);
     expect_stats(0, 0, 0, 0, 0, 0, 0, 0);
     /* Another call's invite does not make this call's cancel go anywhere. */
     invite("c-2", "bob", T0 + 30000);
@@ -234,13 +234,13 @@ static void test_dry_run(void **state)
     reg("bob", "phone", "tok-1");
     reg("bob", "tablet", "tok-2");
     invite("c-1", "bob", T0 + 30000);
-    if (P.nlogs != 1)
-        print_error("%zu log lines, expected one\n", P.nlogs);
-    assert_int_equal(P.nlogs, 1);
-    assert_non_null(strstr(P.logs[0].text, "phone"));
-    assert_non_null(strstr(P.logs[0].text, "tablet"));
-    assert_non_null(strstr(P.logs[0].text, "c-1"));
-    assert_int_equal(P.npubs, 0);
+    if (P.rec.nlogs != 1)
+        print_error("%zu log lines, expected one\n", P.rec.nlogs);
+    assert_int_equal(P.rec.nlogs, 1);
+    assert_non_null(strstr(P.rec.logs[0].text, "phone"));
+    assert_non_null(strstr(P.rec.logs[0].text, "tablet"));
+    assert_non_null(strstr(P.rec.logs[0].text, "c-1"));
+    assert_int_equal(P.rec.npubs, 0);
     assert_int_equal(P.submit_calls, 0);
     struct rtm_pusher_stats s = stats();
     assert_int_equal(s.sent, 0);
@@ -249,16 +249,16 @@ static void test_dry_run(void **state)
     /* Nothing to tick, nothing to answer. */
     clear();
     tick_at(P.now + 10000);
-    assert_int_equal(P.npubs, 0);
+    assert_int_equal(P.rec.npubs, 0);
     /* Its cancel is logged the same way. */
     cancel("c-1", "bob", T0 + 30000);
-    assert_int_equal(P.nlogs, 1);
-    assert_non_null(strstr(P.logs[0].text, "c-1"));
+    assert_int_equal(P.rec.nlogs, 1);
+    assert_non_null(strstr(P.rec.logs[0].text, "c-1"));
     assert_int_equal(P.submit_calls, 0);
     /* No devices: one line saying so, as when sending. */
     clear();
     invite("c-2", "dave", T0 + 30000);
-    assert_int_equal(P.nlogs, 1);
+    assert_int_equal(P.rec.nlogs, 1);
 }
 
 static void test_queue_full(void **state)
@@ -270,7 +270,7 @@ static void test_queue_full(void **state)
     invite("c-1", "bob", FAR);
     assert_int_equal(P.submit_calls, 1);
     assert_int_equal(P.nsubs, 0);
-    assert_int_equal(P.npubs, 0);
+    assert_int_equal(P.rec.npubs, 0);
     assert_true(count_logs_at(RTM_LOG_WARNING) >= 1);
     expect_sender(0, 0, 0, 1);
 
@@ -298,7 +298,7 @@ static void test_unknown_tags_ignored(void **state)
     respond(0, 200, OK_BODY);
     respond(1, 500, ERR_500);
     respond(UINT64_MAX, 400, ERR_1011);
-    assert_int_equal(P.npubs, 0);
+    assert_int_equal(P.rec.npubs, 0);
     assert_int_equal(P.submit_calls, 0);
     expect_stats(0, 0, 0, 0, 0, 0, 0, 0);
 
@@ -308,7 +308,7 @@ static void test_unknown_tags_ignored(void **state)
     clear();
     respond(tag + 1, 400, ERR_1011);
     respond(tag ^ 0x8000000000000000ULL, 200, OK_BODY);
-    assert_int_equal(P.npubs, 0);
+    assert_int_equal(P.rec.npubs, 0);
     assert_int_equal(devices_of("bob"), 1);
     expect_stats(1, 1, 1, 0, 0, 0, 0, 0);
     respond(tag, 200, OK_BODY);
@@ -316,7 +316,7 @@ static void test_unknown_tags_ignored(void **state)
     /* A late answer for a finished request is unknown too. */
     clear();
     respond(tag, 400, ERR_1011);
-    assert_int_equal(P.npubs, 0);
+    assert_int_equal(P.rec.npubs, 0);
     assert_int_equal(devices_of("bob"), 1);
     expect_stats(0, 1, 1, 1, 0, 0, 0, 0);
 }

@@ -1,0 +1,59 @@
+/*
+ * The recording sink the unit test fixtures share (core_fixture.c,
+ * devices_fixture.c, pusher_fixture.c): a `struct recorder` keeps every
+ * publish (its payload copied and parsed with cJSON) and every log line a
+ * `struct rtm_sink` receives, until the test clears it. Also the copying and
+ * growing helpers the fixtures' own recorders use.
+ *
+ * A zeroed recorder is empty. Its callbacks make no assertions (a failed
+ * assertion would longjmp through the code under test) and abort when out
+ * of memory.
+ */
+#ifndef RTM_TESTS_RECORDER_H
+#define RTM_TESTS_RECORDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cJSON.h>
+
+#include "rtm_core.h"
+
+struct pub {
+    char *client_id; /* NULL: to every subscriber */
+    char *topic;
+    char *payload; /* payload_len bytes, NUL-terminated */
+    size_t payload_len;
+    cJSON *json; /* NULL when the payload was not JSON */
+    int qos;
+    bool retain;
+};
+
+struct logline {
+    enum rtm_log_level level;
+    char *text;
+};
+
+struct recorder {
+    struct pub *pubs;
+    size_t npubs, pubcap;
+    struct logline *logs;
+    size_t nlogs, logcap;
+};
+
+/* Points `sink` at `r`: its publishes and log lines are recorded there. */
+void recorder_install(struct recorder *r, struct rtm_sink *sink);
+/* Forgets every publish and log line recorded so far. */
+void recorder_clear(struct recorder *r);
+/* Clears `r` and frees its arrays: it is empty again. */
+void recorder_free(struct recorder *r);
+
+/* A NUL-terminated copy of the `n` bytes at `s` (which may be NULL when `n`
+ * is 0), and of the string `s` (NULL for NULL). */
+char *dup_n(const char *s, size_t n);
+char *dup_s(const char *s);
+/* `arr` (of `n` elements of `size` bytes, room for *cap) with room for one
+ * more: doubles *cap, from 64, when it is full. */
+void *grow(void *arr, size_t *cap, size_t n, size_t size);
+
+#endif
