@@ -560,13 +560,13 @@ struct client *client_open_inbox(const struct broker *b, const char *id, const c
 /* call protocol helpers                                                     */
 
 cJSON *rt_expect_event_at(const char *file, int line, struct client *c, const char *uid,
-                          const char *type, const char *id)
+                          const char *type, const char *id, int timeout_ms)
 {
-    cJSON *ev = client_wait_json(c, inbox(uid), WAIT_MS, "type", type, "id", id, (char *)NULL);
+    cJSON *ev = client_wait_json(c, inbox(uid), timeout_ms, "type", type, "id", id, (char *)NULL);
     if (!ev) {
         client_dump(c);
         rt_fail(file, line, "%s: no \"%s\" for id %s on %s within %d ms", c->id, type, id,
-                inbox(uid), WAIT_MS);
+                inbox(uid), timeout_ms);
     }
     return ev;
 }

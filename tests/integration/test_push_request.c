@@ -201,7 +201,7 @@ static void test_defaults_and_ttl(void)
 
     /* No ringing: no_response at 3 s, then call_cancel with the deadline
      * passed: time_to_live 1. */
-    cJSON *f = EXPECT_EVENT(e.alice, "alice", "failure", id);
+    cJSON *f = EXPECT_TIMER_EVENT(e.alice, "alice", "failure", id);
     EXPECT_STR(f, "reason", "no_response");
     list = MOCK_EXPECT(e.m, 2, PUSH_WAIT_MS);
     rec = cJSON_GetArrayItem(list, 1);

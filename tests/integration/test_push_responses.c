@@ -265,7 +265,7 @@ static void test_retries_stop_at_deadline(void)
     const char *id = rt_uniq("call");
     rt_send(e.alice, inbox("bob"), rt_fmt("{\"type\":\"invite\",\"id\":\"%s\",\"timeout\":2}", id));
     EXPECT_REQUEST(&e, 1, "call_invite", id);
-    cJSON *f = EXPECT_EVENT(e.alice, "alice", "failure", id);
+    cJSON *f = EXPECT_TIMER_EVENT(e.alice, "alice", "failure", id);
     EXPECT_STR(f, "reason", "peer_offline");
     EXPECT_LOG(&e, "the last attempt", id, "giving up", NULL);
     cJSON *all = mock_requests(e.m);

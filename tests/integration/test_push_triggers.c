@@ -119,23 +119,6 @@ static struct client *bob_online(struct env *e)
     return bob;
 }
 
-/* A failure comes from a timer (invite_timeout 5, ring_timeout 3,
- * caller_grace 1 here): wait past its due time, not WAIT_MS, which is for
- * what happens at once. */
-#define TIMER_WAIT_MS 15000
-
-static cJSON *expect_failure_at(const char *file, int line, struct client *c, const char *id)
-{
-    cJSON *ev = client_wait_json(c, inbox("alice"), TIMER_WAIT_MS, "type", "failure", "id", id,
-                                 (char *)NULL);
-    if (!ev) {
-        client_dump(c);
-        rt_fail(file, line, "alice: no failure for %s within %d ms", id, TIMER_WAIT_MS);
-    }
-    return ev;
-}
-#define EXPECT_ALICE_FAILURE(c, id) expect_failure_at(__FILE__, __LINE__, (c), (id))
-
 static void test_offline_callee_once(void)
 {
     struct env e;
@@ -256,7 +239,7 @@ static void test_failure_no_response(void)
     const char *id = invite(&e, "bob", "\"timeout\":2");
     EXPECT_EVENT(bob, "bob", "invite", id);
     EXPECT_PUSH(&e, "call_invite", id); /* the fallback */
-    cJSON *f = EXPECT_ALICE_FAILURE(e.alice, id);
+    cJSON *f = EXPECT_TIMER_EVENT(e.alice, "alice", "failure", id);
     EXPECT_STR(f, "reason", "no_response");
     EXPECT_CANCEL_PUSH(&e, id);
     client_free(bob);
@@ -269,7 +252,7 @@ static void test_failure_peer_offline(void)
     setup(&e, NULL);
     const char *id = invite(&e, "bob", "\"timeout\":1");
     EXPECT_PUSH(&e, "call_invite", id);
-    cJSON *f = EXPECT_ALICE_FAILURE(e.alice, id);
+    cJSON *f = EXPECT_TIMER_EVENT(e.alice, "alice", "failure", id);
     EXPECT_STR(f, "reason", "peer_offline");
     EXPECT_CANCEL_PUSH(&e, id);
     teardown(&e);
@@ -285,7 +268,7 @@ static void test_failure_expired(void)
     EXPECT_EVENT(bob, "bob", "invite", id);
     rt_send(bob, inbox("alice"), rt_fmt("{\"type\":\"ringing\",\"id\":\"%s\"}", id));
     EXPECT_EVENT(e.alice, "alice", "ringing", id);
-    cJSON *f = EXPECT_ALICE_FAILURE(e.alice, id); /* ring_timeout 3 */
+    cJSON *f = EXPECT_TIMER_EVENT(e.alice, "alice", "failure", id); /* ring_timeout 3 */
     EXPECT_STR(f, "reason", "expired");
     EXPECT_CANCEL_PUSH(&e, id);
     client_free(bob);
@@ -334,7 +317,7 @@ static void test_push_on_cancel_off(void)
     EXPECT_EVENT(e.alice, "alice", "cancel", id);
     const char *id2 = invite(&e, "bob", "\"timeout\":1");
     EXPECT_PUSH(&e, "call_invite", id2);
-    cJSON *f = EXPECT_ALICE_FAILURE(e.alice, id2);
+    cJSON *f = EXPECT_TIMER_EVENT(e.alice, "alice", "failure", id2);
     EXPECT_STR(f, "reason", "peer_offline");
     cJSON *all = SENTINEL(&e);
     CHECK_EQ_INT(rec_count(all, "call_cancel", NULL), 0);
