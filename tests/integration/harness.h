@@ -12,6 +12,7 @@
 #define RTM_IT_HARNESS_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -69,6 +70,12 @@ int64_t now_wall_ms(void);
  * after ring_timeout), or paces a poll loop bounded by a deadline. Never use
  * it alone to wait for an event: wait for the event. */
 void rt_wait_ms(int ms);
+
+/* Starts `path` with `argv` and `envp`, its stdout and stderr appended to
+ * `log_path`; the child dies with the test process. Fails the test if it
+ * cannot. */
+pid_t rt_spawn_logged(const char *path, char *const argv[], char *const envp[],
+                      const char *log_path);
 
 /* --- broker --------------------------------------------------------------- */
 

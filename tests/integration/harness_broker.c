@@ -268,30 +268,9 @@ static void spawn(struct broker *b)
 {
     const char *bin = env_or("MOSQUITTO_BIN", "/usr/sbin/mosquitto");
     char **env = child_env();
-    int fd = open(b->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd < 0)
-        FAIL("cannot open %s: %s", b->log_path, strerror(errno));
-    pid_t parent = getpid();
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0)
-        FAIL("fork: %s", strerror(errno));
-    if (pid == 0) {
-        /* Only async-signal-safe calls from here on: the parent has threads. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(126);
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-        close(fd);
-        char *argv[] = {(char *)bin, "-c", b->conf_path, NULL};
-        execve(bin, argv, env);
-        _exit(127);
-    }
-    close(fd);
+    char *argv[] = {(char *)bin, "-c", b->conf_path, NULL};
+    b->pid = rt_spawn_logged(bin, argv, env, b->log_path);
     free(env);
-    b->pid = pid;
 }
 
 static bool tcp_probe(int port)

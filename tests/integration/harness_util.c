@@ -7,6 +7,7 @@
 #include "harness_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -307,4 +308,31 @@ int run_tests(const struct test_case *cases, size_t count, int argc, char **argv
     }
     printf("%d of %d cases passed\n", ran - failed, ran);
     return failed ? 1 : 0;
+}
+
+pid_t rt_spawn_logged(const char *path, char *const argv[], char *const envp[],
+                      const char *log_path)
+{
+    int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd < 0)
+        FAIL("cannot open %s: %s", log_path, strerror(errno));
+    pid_t parent = getpid();
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0)
+        FAIL("fork: %s", strerror(errno));
+    if (pid == 0) {
+        /* Only async-signal-safe calls from here on: the parent has threads. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(126);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+        execve(path, argv, envp);
+        _exit(127);
+    }
+    close(fd);
+    return pid;
 }

@@ -161,28 +161,7 @@ static void spawn(struct mock *m)
                     m->master_secret,
                     m->tls ? "--tls" : NULL,
                     NULL};
-    int fd = open(m->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd < 0)
-        FAIL("cannot open %s: %s", m->log_path, strerror(errno));
-    pid_t parent = getpid();
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0)
-        FAIL("fork: %s", strerror(errno));
-    if (pid == 0) {
-        /* Only async-signal-safe calls from here on: the parent has threads. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(126);
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-        close(fd);
-        execve(py, argv, environ);
-        _exit(127);
-    }
-    close(fd);
-    m->pid = pid;
+    m->pid = rt_spawn_logged(py, argv, environ, m->log_path);
 }
 
 /* The port from DIR/port, once the mock has written it; 0 before. */
