@@ -136,15 +136,6 @@ void offline(const struct rtm_client *c)
     rec_clear();
 }
 
-const char *inbox(const char *uid)
-{
-    static char buf[8][160];
-    static unsigned next;
-    char *b = buf[next++ % 8];
-    snprintf(b, sizeof(buf[0]), "rtm/u/%s/call", uid);
-    return b;
-}
-
 const char *presence_topic(const char *uid)
 {
     static char buf[4][160];
@@ -160,31 +151,6 @@ struct rtm_core_stats stats(void)
     memset(&s, 0xA5, sizeof(s));
     rtm_core_stats(T.core, &s);
     return s;
-}
-
-/* --- JSON helpers ----------------------------------------------------------------- */
-
-const char *jstr(const cJSON *o, const char *key)
-{
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsString(it))
-        print_error("no string field %s\n", key);
-    assert_true(cJSON_IsString(it));
-    return it->valuestring;
-}
-
-int64_t jnum(const cJSON *o, const char *key)
-{
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(it))
-        print_error("no number field %s\n", key);
-    assert_true(cJSON_IsNumber(it));
-    return (int64_t)it->valuedouble;
-}
-
-bool jhas(const cJSON *o, const char *key)
-{
-    return cJSON_GetObjectItemCaseSensitive(o, key) != NULL;
 }
 
 /* Asserts that `o` has exactly the keys listed (NULL-terminated), no more. */

@@ -83,15 +83,11 @@ void disc(const struct rtm_client *c);
 /* Connects and confirms `c`, then forgets what that published. */
 void online(const struct rtm_client *c);
 void offline(const struct rtm_client *c);
-const char *inbox(const char *uid);
 const char *presence_topic(const char *uid);
 struct rtm_core_stats stats(void);
 
 /* --- JSON helpers ----------------------------------------------------------------- */
 
-const char *jstr(const cJSON *o, const char *key);
-int64_t jnum(const cJSON *o, const char *key);
-bool jhas(const cJSON *o, const char *key);
 /* Asserts that `o` has exactly the keys listed (NULL-terminated), no more. */
 void assert_keys(const cJSON *o, ...);
 void assert_event(const cJSON *j, const char *type, const char *id, const char *caller,

@@ -117,35 +117,6 @@ const char *dev_topic(const char *uid, const char *device)
     return b;
 }
 
-const char *inbox(const char *uid)
-{
-    static char buf[4][160];
-    static unsigned next;
-    char *b = buf[next++ % 4];
-    snprintf(b, sizeof(buf[0]), "rtm/u/%s/call", uid);
-    return b;
-}
-
-/* --- JSON ------------------------------------------------------------------------------ */
-
-const char *jstr(const cJSON *o, const char *key)
-{
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsString(it))
-        print_error("no string field %s\n", key);
-    assert_true(cJSON_IsString(it));
-    return it->valuestring;
-}
-
-static int64_t jnum(const cJSON *o, const char *key)
-{
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(it))
-        print_error("no number field %s\n", key);
-    assert_true(cJSON_IsNumber(it));
-    return (int64_t)it->valuedouble;
-}
-
 /* --- publishing ------------------------------------------------------------------------ */
 
 /* Publishes `len` bytes copied into a buffer of exactly that size (no NUL

@@ -80,12 +80,10 @@ void offline(const struct rtm_client *c);
 /* {prefix}/u/{uid}/devices/{device}, and {prefix}/u/{uid}/call (each in
  * one of four rotating buffers). */
 const char *dev_topic(const char *uid, const char *device);
-const char *inbox(const char *uid);
 
 /* --- JSON ------------------------------------------------------------------------------ */
 
 /* The string member `key` of `o`, which must be there. */
-const char *jstr(const cJSON *o, const char *key);
 
 /* --- publishing ------------------------------------------------------------------------ */
 

@@ -4,6 +4,11 @@
  */
 #include "recorder.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <cmocka.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,4 +93,36 @@ void recorder_free(struct recorder *r)
     free(r->pubs);
     free(r->logs);
     memset(r, 0, sizeof(*r));
+}
+
+const char *inbox(const char *uid)
+{
+    static char buf[8][160];
+    static unsigned next;
+    char *b = buf[next++ % 8];
+    snprintf(b, sizeof(buf[0]), "rtm/u/%s/call", uid);
+    return b;
+}
+
+const char *jstr(const cJSON *o, const char *key)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsString(it))
+        print_error("no string field %s\n", key);
+    assert_true(cJSON_IsString(it));
+    return it->valuestring;
+}
+
+int64_t jnum(const cJSON *o, const char *key)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(it))
+        print_error("no number field %s\n", key);
+    assert_true(cJSON_IsNumber(it));
+    return (int64_t)it->valuedouble;
+}
+
+bool jhas(const cJSON *o, const char *key)
+{
+    return cJSON_GetObjectItemCaseSensitive(o, key) != NULL;
 }

@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cJSON.h>
 
@@ -55,5 +56,13 @@ char *dup_s(const char *s);
 /* `arr` (of `n` elements of `size` bytes, room for *cap) with room for one
  * more: doubles *cap, from 64, when it is full. */
 void *grow(void *arr, size_t *cap, size_t n, size_t size);
+
+/* rtm/u/{uid}/call, in one of a few rotating buffers. */
+const char *inbox(const char *uid);
+
+/* Field of a JSON object, asserting its type (a test failure otherwise). */
+const char *jstr(const cJSON *o, const char *key);
+int64_t jnum(const cJSON *o, const char *key);
+bool jhas(const cJSON *o, const char *key);
 
 #endif
