@@ -87,7 +87,7 @@ int main(int argc, char **argv)
     rtm_config_defaults(&cfg);
     struct counter counter = {0};
     struct rtm_sink sink = {&counter, count_publish, drop_log};
-    struct rtm_core *core = rtm_core_new(&cfg, &sink);
+    struct rtm_core *core = rtm_core_new(&cfg, &sink, NULL);
     int64_t now = 1700000000000;
 
     size_t heap_start = heap_in_use();

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "rtm_config.h"
+#include "rtm_hash.h"
 
 enum rtm_log_level {
     RTM_LOG_DEBUG,
@@ -114,8 +115,15 @@ enum rtm_login_verdict {
 
 struct rtm_core;
 
-/* Returns NULL when out of memory. `cfg` and `sink` must outlive the core. */
-struct rtm_core *rtm_core_new(const struct rtm_config *cfg, const struct rtm_sink *sink);
+/* Returns NULL when out of memory. `cfg` and `sink` must outlive the core.
+ * `hash_key` is the secret key for the tables indexed by client-chosen
+ * strings (uids, ids, tokens): the adapter draws it at random; NULL means all
+ * zero, for tests and benchmarks. */
+struct rtm_core *rtm_core_new(const struct rtm_config *cfg, const struct rtm_sink *sink,
+                              const struct rtm_hash_key *hash_key);
+
+/* The key the core was made with, for the other tables of the plugin. */
+const struct rtm_hash_key *rtm_core_hash_key(const struct rtm_core *core);
 
 /* Frees everything; publishes nothing. */
 void rtm_core_free(struct rtm_core *core);

@@ -2,6 +2,11 @@
  * Intrusive chained hash table. Elements embed a struct rtm_hnode and carry
  * their own key; lookups compare through a callback. Buckets double when the
  * load passes 1, so lookups stay O(1) from ten entries to millions.
+ *
+ * Keys such as uids, invitation ids and device tokens are chosen by clients,
+ * so byte strings are hashed with SipHash-2-4 under a secret key drawn at
+ * load: nobody can craft keys that land in one bucket and turn lookups into
+ * list walks (hash flooding).
  */
 #ifndef RTM_HASH_H
 #define RTM_HASH_H
@@ -15,8 +20,14 @@ struct rtm_hnode {
     uint64_t hash;
 };
 
+/* The secret SipHash key; all zero is allowed (tests, benchmarks). */
+struct rtm_hash_key {
+    uint64_t k0, k1;
+};
+
 struct rtm_hash {
     struct rtm_hnode **buckets;
+    struct rtm_hash_key key;
     size_t mask; /* bucket count - 1; the count is a power of two */
     size_t count;
     size_t low; /* no bucket below this one is in use: keeps draining O(n) */
@@ -24,11 +35,15 @@ struct rtm_hash {
 
 typedef bool (*rtm_hash_eq_fn)(const struct rtm_hnode *node, const void *key);
 
-uint64_t rtm_hash_bytes(const void *data, size_t len);
+/* SipHash-2-4 of `data` under `key`. */
+uint64_t rtm_siphash(const struct rtm_hash_key *key, const void *data, size_t len);
+/* The hash of a byte-string key in table `h` (under the table's key). */
+uint64_t rtm_hash_bytes(const struct rtm_hash *h, const void *data, size_t len);
+/* For pointers, which clients cannot choose: a fast unkeyed mix. */
 uint64_t rtm_hash_ptr(const void *ptr);
 
-/* Returns 0, or -1 when out of memory. */
-int rtm_hash_init(struct rtm_hash *h, size_t initial_buckets);
+/* Returns 0, or -1 when out of memory. `key` NULL: the all-zero key. */
+int rtm_hash_init(struct rtm_hash *h, size_t initial_buckets, const struct rtm_hash_key *key);
 
 /* Frees the buckets, not the elements. */
 void rtm_hash_fini(struct rtm_hash *h);

@@ -31,7 +31,8 @@ struct rtm_pusher_env {
     /* Is the invitation still pending, so that a retry is worth it? */
     bool (*call_pending)(void *ud, const char *call_id);
     void *ud;
-    uint64_t seed; /* for retry jitter */
+    uint64_t seed;                /* for retry jitter */
+    struct rtm_hash_key hash_key; /* for invitation ids */
 };
 
 struct rtm_pusher_stats {

@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include "rtm_config.h"
+#include "rtm_hash.h"
 
 #define RTM_TOKEN_MAX 256
 
@@ -62,7 +63,8 @@ const char *rtm_platform_name(enum rtm_platform platform);
 
 struct rtm_registry;
 
-struct rtm_registry *rtm_registry_new(unsigned max_devices);
+/* `key`: the secret hash key for uids and tokens (NULL: all zero). */
+struct rtm_registry *rtm_registry_new(unsigned max_devices, const struct rtm_hash_key *key);
 void rtm_registry_free(struct rtm_registry *reg);
 
 /* Records (uid, device) -> registration, replacing what that device had.

@@ -88,6 +88,7 @@ struct rtm_call {
 struct rtm_core {
     const struct rtm_config *cfg;
     const struct rtm_sink *sink;
+    struct rtm_hash_key hash_key;
     struct rtm_hash users;
     struct rtm_hash sessions;
     struct rtm_hash calls;

@@ -14,7 +14,8 @@
  * so a burst of expiries never holds the broker loop for long. */
 #define TIMERS_PER_TICK 20000
 
-struct rtm_core *rtm_core_new(const struct rtm_config *cfg, const struct rtm_sink *sink)
+struct rtm_core *rtm_core_new(const struct rtm_config *cfg, const struct rtm_sink *sink,
+                              const struct rtm_hash_key *hash_key)
 {
     struct rtm_core *core = calloc(1, sizeof(*core));
     if (!core)
@@ -24,13 +25,21 @@ struct rtm_core *rtm_core_new(const struct rtm_config *cfg, const struct rtm_sin
     rtm_heap_init(&core->timers);
     rtm_list_init(&core->dirty);
     rtm_list_init(&core->unconfirmed);
-    core->registry = rtm_registry_new(cfg->max_devices);
-    if (!core->registry || rtm_hash_init(&core->users, 1024) ||
-        rtm_hash_init(&core->sessions, 1024) || rtm_hash_init(&core->calls, 1024)) {
+    if (hash_key)
+        core->hash_key = *hash_key;
+    core->registry = rtm_registry_new(cfg->max_devices, &core->hash_key);
+    if (!core->registry || rtm_hash_init(&core->users, 1024, &core->hash_key) ||
+        rtm_hash_init(&core->sessions, 1024, NULL) ||
+        rtm_hash_init(&core->calls, 1024, &core->hash_key)) {
         rtm_core_free(core);
         return NULL;
     }
     return core;
+}
+
+const struct rtm_hash_key *rtm_core_hash_key(const struct rtm_core *core)
+{
+    return &core->hash_key;
 }
 
 void rtm_core_set_push(struct rtm_core *core, rtm_push_fn fn, void *ud)

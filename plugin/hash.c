@@ -4,19 +4,69 @@
  * amortizes to O(1) per insert.
  */
 #include <stdlib.h>
+#include <stdint.h>
 
 #include "rtm_hash.h"
 
-uint64_t rtm_hash_bytes(const void *data, size_t len)
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+
+static void sip_round(uint64_t v[4])
 {
-    /* FNV-1a: short keys (uids, ids), no seed needed for our sizes. */
-    const unsigned char *p = data;
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
+    v[0] += v[1];
+    v[1] = ROTL(v[1], 13);
+    v[1] ^= v[0];
+    v[0] = ROTL(v[0], 32);
+    v[2] += v[3];
+    v[3] = ROTL(v[3], 16);
+    v[3] ^= v[2];
+    v[0] += v[3];
+    v[3] = ROTL(v[3], 21);
+    v[3] ^= v[0];
+    v[2] += v[1];
+    v[1] = ROTL(v[1], 17);
+    v[1] ^= v[2];
+    v[2] = ROTL(v[2], 32);
+}
+
+static void sip_absorb(uint64_t v[4], uint64_t m)
+{
+    v[3] ^= m;
+    sip_round(v);
+    sip_round(v);
+    v[0] ^= m;
+}
+
+/* Little-endian load of n <= 8 bytes, whatever the host's byte order. */
+static uint64_t load_le(const unsigned char *p, size_t n)
+{
+    uint64_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        m |= (uint64_t)p[i] << (8 * i);
+    return m;
+}
+
+uint64_t rtm_siphash(const struct rtm_hash_key *key, const void *data, size_t len)
+{
+    const unsigned char *p = len ? data : (const void *)""; /* never offset NULL */
+    uint64_t v[4] = {
+        key->k0 ^ 0x736f6d6570736575ULL,
+        key->k1 ^ 0x646f72616e646f6dULL,
+        key->k0 ^ 0x6c7967656e657261ULL,
+        key->k1 ^ 0x7465646279746573ULL,
+    };
+    size_t whole = len & ~(size_t)7;
+    for (size_t i = 0; i < whole; i += 8)
+        sip_absorb(v, load_le(p + i, 8));
+    sip_absorb(v, load_le(p + whole, len - whole) | (uint64_t)(len & 0xff) << 56);
+    v[2] ^= 0xff;
+    for (int i = 0; i < 4; i++)
+        sip_round(v);
+    return v[0] ^ v[1] ^ v[2] ^ v[3];
+}
+
+uint64_t rtm_hash_bytes(const struct rtm_hash *h, const void *data, size_t len)
+{
+    return rtm_siphash(&h->key, data, len);
 }
 
 uint64_t rtm_hash_ptr(const void *ptr)
@@ -39,8 +89,10 @@ static size_t round_up_pow2(size_t n)
     return p;
 }
 
-int rtm_hash_init(struct rtm_hash *h, size_t initial_buckets)
+int rtm_hash_init(struct rtm_hash *h, size_t initial_buckets, const struct rtm_hash_key *key)
 {
+    static const struct rtm_hash_key zero;
+    h->key = key ? *key : zero;
     size_t n = round_up_pow2(initial_buckets);
     h->buckets = calloc(n, sizeof(*h->buckets));
     if (!h->buckets)

@@ -30,7 +30,7 @@ static bool call_eq(const struct rtm_hnode *node, const void *key)
 
 static struct rtm_call *call_find(const struct rtm_core *core, const char *id)
 {
-    struct rtm_hnode *n = rtm_hash_find(&core->calls, rtm_hash_bytes(id, strlen(id)), call_eq, id);
+    struct rtm_hnode *n = rtm_hash_find(&core->calls, rtm_hash_bytes(&core->calls, id, strlen(id)), call_eq, id);
     return n ? rtm_container_of(n, struct rtm_call, node) : NULL;
 }
 
@@ -260,7 +260,7 @@ static enum rtm_err handle_invite(struct rtm_core *core, const char *sender, con
             rtm_user_release(core, caller);
         return err;
     }
-    rtm_hash_insert(&core->calls, &call->node, rtm_hash_bytes(call->id, strlen(call->id)));
+    rtm_hash_insert(&core->calls, &call->node, rtm_hash_bytes(&core->calls, call->id, strlen(call->id)));
     rtm_list_add_tail(&caller->calls_out, &call->out_link);
     rtm_list_add_tail(&callee->calls_in, &call->in_link);
     caller->busy++;

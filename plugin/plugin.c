@@ -8,8 +8,10 @@
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "rtm_core.h"
@@ -293,6 +295,16 @@ static void log_started(const struct rtm_config *cfg)
                              cfg->topic_prefix);
 }
 
+/* The secret key of the hash tables, fresh at every load (rtm_hash.h). */
+static bool draw_hash_key(struct rtm_hash_key *key)
+{
+    if (getrandom(key, sizeof(*key), 0) == (ssize_t)sizeof(*key))
+        return true;
+    mosquitto_log_printf(MOSQ_LOG_ERR, "rtm: not loaded: no random bytes for the hash key: %s",
+                         strerror(errno));
+    return false;
+}
+
 static void plugin_free(struct rtm_plugin *p)
 {
     rtm_services_stop(p->services);
@@ -325,7 +337,12 @@ RTM_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **u
     p->sink = (struct rtm_sink){.ud = p, .publish = sink_publish, .log = sink_log};
     p->epoch_offset_ms = clock_ms(CLOCK_REALTIME) - clock_ms(CLOCK_MONOTONIC);
     p->last_tick_ms = now_ms(p);
-    p->core = rtm_core_new(&p->cfg, &p->sink);
+    struct rtm_hash_key key;
+    if (!draw_hash_key(&key)) {
+        plugin_free(p);
+        return MOSQ_ERR_UNKNOWN;
+    }
+    p->core = rtm_core_new(&p->cfg, &p->sink, &key);
     if (!p->core) {
         plugin_free(p);
         return MOSQ_ERR_NOMEM;

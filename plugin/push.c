@@ -112,7 +112,8 @@ static bool call_eq(const struct rtm_hnode *node, const void *key)
 
 static struct pushed_call *call_find(struct rtm_pusher *p, const char *id)
 {
-    struct rtm_hnode *n = rtm_hash_find(&p->calls, rtm_hash_bytes(id, strlen(id)), call_eq, id);
+    struct rtm_hnode *n =
+        rtm_hash_find(&p->calls, rtm_hash_bytes(&p->calls, id, strlen(id)), call_eq, id);
     return n ? rtm_container_of(n, struct pushed_call, node) : NULL;
 }
 
@@ -139,7 +140,7 @@ static void call_remember(struct rtm_pusher *p, const struct rtm_push *push,
     }
     snprintf(pc->id, sizeof(pc->id), "%s", push->call_id);
     pc->forget.kind = TIMER_FORGET;
-    rtm_hash_insert(&p->calls, &pc->node, rtm_hash_bytes(pc->id, strlen(pc->id)));
+    rtm_hash_insert(&p->calls, &pc->node, rtm_hash_bytes(&p->calls, pc->id, strlen(pc->id)));
     int64_t until = push->expires_at > push->now_ms ? push->expires_at : push->now_ms;
     if (rtm_heap_arm(&p->timers, &pc->forget, until + REMEMBER_MS) != 0)
         call_free(p, pc);
@@ -456,7 +457,8 @@ struct rtm_pusher *rtm_pusher_new(const struct rtm_pusher_env *env)
     p->env = *env;
     p->rng = env->seed ? env->seed : 0x9e3779b97f4a7c15ULL;
     rtm_heap_init(&p->timers);
-    if (rtm_hash_init(&p->jobs, 64) != 0 || rtm_hash_init(&p->calls, 64) != 0) {
+    if (rtm_hash_init(&p->jobs, 64, NULL) != 0 ||
+        rtm_hash_init(&p->calls, 64, &env->hash_key) != 0) {
         rtm_hash_fini(&p->jobs);
         free(p);
         return NULL;

@@ -135,9 +135,9 @@ bool rtm_registration_parse(const char *payload, size_t len, struct rtm_registra
 
 /* --- records ------------------------------------------------------------- */
 
-static uint64_t str_hash(const char *s)
+static uint64_t str_hash(const struct rtm_hash *h, const char *s)
 {
-    return rtm_hash_bytes(s, strlen(s));
+    return rtm_hash_bytes(h, s, strlen(s));
 }
 
 static bool user_eq(const struct rtm_hnode *node, const void *key)
@@ -154,13 +154,14 @@ static bool token_eq(const struct rtm_hnode *node, const void *key)
 
 static struct user *user_find(const struct rtm_registry *reg, const char *uid)
 {
-    struct rtm_hnode *n = rtm_hash_find(&reg->users, str_hash(uid), user_eq, uid);
+    struct rtm_hnode *n = rtm_hash_find(&reg->users, str_hash(&reg->users, uid), user_eq, uid);
     return n ? rtm_container_of(n, struct user, node) : NULL;
 }
 
 static struct device *token_find(const struct rtm_registry *reg, const char *token)
 {
-    struct rtm_hnode *n = rtm_hash_find(&reg->tokens, str_hash(token), token_eq, token);
+    struct rtm_hnode *n =
+        rtm_hash_find(&reg->tokens, str_hash(&reg->tokens, token), token_eq, token);
     return n ? rtm_container_of(n, struct device, node) : NULL;
 }
 
@@ -258,14 +259,14 @@ static void evict(struct rtm_registry *reg, struct device *holder,
 
 /* --- the registry ------------------------------------------------------- */
 
-struct rtm_registry *rtm_registry_new(unsigned max_devices)
+struct rtm_registry *rtm_registry_new(unsigned max_devices, const struct rtm_hash_key *key)
 {
     struct rtm_registry *reg = calloc(1, sizeof(*reg));
     if (!reg)
         return NULL;
-    if (rtm_hash_init(&reg->users, 16) != 0)
+    if (rtm_hash_init(&reg->users, 16, key) != 0)
         goto fail_users;
-    if (rtm_hash_init(&reg->tokens, 16) != 0)
+    if (rtm_hash_init(&reg->tokens, 16, key) != 0)
         goto fail_tokens;
     reg->max_devices = max_devices;
     return reg;
@@ -326,7 +327,7 @@ static enum rtm_registry_result update(struct rtm_registry *reg, struct device *
         rtm_hash_remove(&reg->tokens, &d->node);
         free(d->token);
         d->token = token;
-        rtm_hash_insert(&reg->tokens, &d->node, str_hash(token));
+        rtm_hash_insert(&reg->tokens, &d->node, str_hash(&reg->tokens, token));
     }
     return RTM_REG_OK;
 }
@@ -346,7 +347,7 @@ static enum rtm_registry_result add(struct rtm_registry *reg, struct user *user,
         return RTM_REG_NOMEM;
     }
     if (fresh) {
-        rtm_hash_insert(&reg->users, &fresh->node, str_hash(uid));
+        rtm_hash_insert(&reg->users, &fresh->node, str_hash(&reg->users, uid));
         user = fresh;
     }
     d->user = user;
@@ -356,7 +357,7 @@ static enum rtm_registry_result add(struct rtm_registry *reg, struct user *user,
     /* After linking d, so evicting a device of the same user never frees it. */
     if (holder)
         evict(reg, holder, moved_from, moved);
-    rtm_hash_insert(&reg->tokens, &d->node, str_hash(d->token));
+    rtm_hash_insert(&reg->tokens, &d->node, str_hash(&reg->tokens, d->token));
     return RTM_REG_OK;
 }
 

@@ -110,6 +110,7 @@ static int start_push(struct rtm_services *s, char *err, size_t err_len)
         .call_pending = call_pending,
         .ud = s,
         .seed = (uint64_t)(uintptr_t)s,
+        .hash_key = *rtm_core_hash_key(s->core),
     };
     if (!(s->pusher = rtm_pusher_new(&env))) {
         snprintf(err, err_len, "out of memory starting the push dispatcher");

@@ -19,7 +19,7 @@ static bool user_eq(const struct rtm_hnode *node, const void *key)
 struct rtm_user *rtm_user_find(struct rtm_core *core, const char *uid)
 {
     struct rtm_hnode *n =
-        rtm_hash_find(&core->users, rtm_hash_bytes(uid, strlen(uid)), user_eq, uid);
+        rtm_hash_find(&core->users, rtm_hash_bytes(&core->users, uid, strlen(uid)), user_eq, uid);
     return n ? rtm_container_of(n, struct rtm_user, node) : NULL;
 }
 
@@ -37,7 +37,7 @@ static struct rtm_user *user_new(struct rtm_core *core, const char *uid)
     rtm_list_init(&u->dirty);
     u->rate_tokens = (int64_t)core->cfg->invite_rate * RATE_UNIT;
     u->rate_at = -1; /* full, never drawn from */
-    rtm_hash_insert(&core->users, &u->node, rtm_hash_bytes(uid, len));
+    rtm_hash_insert(&core->users, &u->node, rtm_hash_bytes(&core->users, uid, len));
     return u;
 }
 

@@ -81,7 +81,7 @@ int core_teardown(void **state)
 /* Creates the core once the test has set the configuration it wants. */
 void boot(void)
 {
-    T.core = rtm_core_new(&T.cfg, &T.sink);
+    T.core = rtm_core_new(&T.cfg, &T.sink, NULL);
     assert_non_null(T.core);
 }
 

@@ -72,7 +72,7 @@ int devices_teardown(void **state)
 /* Creates the core once the test has set the configuration it wants. */
 void boot(void)
 {
-    T.core = rtm_core_new(&T.cfg, &T.sink);
+    T.core = rtm_core_new(&T.cfg, &T.sink, NULL);
     assert_non_null(T.core);
     rtm_core_set_push(T.core, rec_push, &T);
 }

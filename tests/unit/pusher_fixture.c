@@ -126,7 +126,7 @@ int pusher_teardown(void **state)
 void boot_seed(uint64_t seed)
 {
     if (!P.registry) {
-        P.registry = rtm_registry_new(P.cfg.max_devices);
+        P.registry = rtm_registry_new(P.cfg.max_devices, NULL);
         assert_non_null(P.registry);
     }
     rtm_pusher_free(P.pusher);

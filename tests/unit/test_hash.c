@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+
 #include "rtm_hash.h"
 #include "rtm_list.h"
 
@@ -31,9 +34,11 @@ static bool item_eq(const struct rtm_hnode *node, const void *key)
     return strcmp(it->key, key) == 0;
 }
 
+static const struct rtm_hash_key test_key = {0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL};
+
 static uint64_t key_hash(const char *key)
 {
-    return rtm_hash_bytes(key, strlen(key));
+    return rtm_siphash(&test_key, key, strlen(key));
 }
 
 static struct item *find(const struct rtm_hash *h, const char *key)
@@ -57,7 +62,7 @@ static void test_empty(void **state)
 {
     (void)state;
     struct rtm_hash h;
-    assert_int_equal(rtm_hash_init(&h, 0), 0);
+    assert_int_equal(rtm_hash_init(&h, 0, NULL), 0);
     assert_int_equal(h.count, 0);
     /* A power of two. */
     assert_int_equal((h.mask + 1) & h.mask, 0);
@@ -72,7 +77,7 @@ static void test_initial_buckets_power_of_two(void **state)
     static const size_t sizes[] = {1, 2, 3, 7, 8, 9, 100, 1000, 1024, 1025};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         struct rtm_hash h;
-        assert_int_equal(rtm_hash_init(&h, sizes[i]), 0);
+        assert_int_equal(rtm_hash_init(&h, sizes[i], NULL), 0);
         assert_int_equal((h.mask + 1) & h.mask, 0);
         assert_true(h.mask + 1 >= sizes[i]);
         rtm_hash_fini(&h);
@@ -84,7 +89,7 @@ static void test_insert_find_remove_many(void **state)
     (void)state;
     struct rtm_hash h;
     struct item *items = make_items(MANY);
-    assert_int_equal(rtm_hash_init(&h, 8), 0);
+    assert_int_equal(rtm_hash_init(&h, 8, NULL), 0);
     size_t initial_buckets = h.mask + 1;
 
     for (size_t i = 0; i < MANY; i++) {
@@ -147,7 +152,7 @@ static void test_pop_drains(void **state)
     (void)state;
     struct rtm_hash h;
     struct item *items = make_items(MANY);
-    assert_int_equal(rtm_hash_init(&h, 16), 0);
+    assert_int_equal(rtm_hash_init(&h, 16, NULL), 0);
     for (size_t i = 0; i < MANY; i++)
         rtm_hash_insert(&h, &items[i].node, key_hash(items[i].key));
 
@@ -182,7 +187,7 @@ static void test_same_hash_different_keys(void **state)
     struct rtm_hash h;
     struct item items[5];
     memset(items, 0, sizeof(items));
-    assert_int_equal(rtm_hash_init(&h, 8), 0);
+    assert_int_equal(rtm_hash_init(&h, 8, NULL), 0);
     for (int i = 0; i < 5; i++) {
         snprintf(items[i].key, sizeof(items[i].key), "k%d", i);
         rtm_hash_insert(&h, &items[i].node, 42);
@@ -213,13 +218,14 @@ static void test_same_hash_different_keys(void **state)
 static void test_hash_bytes(void **state)
 {
     (void)state;
-    assert_true(rtm_hash_bytes("bob", 3) == rtm_hash_bytes("bob", 3));
-    assert_true(rtm_hash_bytes("bob", 3) != rtm_hash_bytes("bOb", 3));
-    assert_true(rtm_hash_bytes("bob", 3) != rtm_hash_bytes("bob", 2));
-    assert_true(rtm_hash_bytes("ab", 2) != rtm_hash_bytes("ba", 2));
+    const struct rtm_hash_key *k = &test_key;
+    assert_true(rtm_siphash(k, "bob", 3) == rtm_siphash(k, "bob", 3));
+    assert_true(rtm_siphash(k, "bob", 3) != rtm_siphash(k, "bOb", 3));
+    assert_true(rtm_siphash(k, "bob", 3) != rtm_siphash(k, "bob", 2));
+    assert_true(rtm_siphash(k, "ab", 2) != rtm_siphash(k, "ba", 2));
     /* Only `len` bytes count. */
-    assert_true(rtm_hash_bytes("bobX", 3) == rtm_hash_bytes("bobY", 3));
-    (void)rtm_hash_bytes("", 0);
+    assert_true(rtm_siphash(k, "bobX", 3) == rtm_siphash(k, "bobY", 3));
+    (void)rtm_siphash(k, NULL, 0);
 
     /* Sequential keys spread over the buckets. */
     enum { N = 1 << 16 };
@@ -228,7 +234,7 @@ static void test_hash_bytes(void **state)
     char key[32];
     for (unsigned i = 0; i < N; i++) {
         snprintf(key, sizeof(key), "call-%u", i);
-        hits[rtm_hash_bytes(key, strlen(key)) & (N - 1)]++;
+        hits[key_hash(key) & (N - 1)]++;
     }
     unsigned worst = 0;
     for (unsigned i = 0; i < N; i++)
@@ -237,6 +243,61 @@ static void test_hash_bytes(void **state)
     /* With a fair hash the longest of 65536 chains at load 1 is about 8. */
     assert_true(worst <= 16);
     free(hits);
+}
+
+/* OpenSSL's SIPHASH MAC (2-4 rounds, 8-byte tag, little endian) is an
+ * independent implementation to check ours against. */
+static uint64_t openssl_siphash(const unsigned char key[16], const unsigned char *data, size_t len)
+{
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "SIPHASH", NULL);
+    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    assert_non_null(ctx);
+    size_t size = 8, out_len = 0;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &size),
+                           OSSL_PARAM_construct_end()};
+    unsigned char out[8];
+    assert_int_equal(EVP_MAC_init(ctx, key, 16, params), 1);
+    assert_int_equal(EVP_MAC_update(ctx, data, len), 1);
+    assert_int_equal(EVP_MAC_final(ctx, out, &out_len, sizeof(out)), 1);
+    assert_int_equal(out_len, 8);
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(mac);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)out[i] << (8 * i);
+    return v;
+}
+
+static void test_siphash_matches_openssl(void **state)
+{
+    (void)state;
+    unsigned char key[16], data[64];
+    for (int i = 0; i < 16; i++)
+        key[i] = (unsigned char)i;
+    for (int i = 0; i < 64; i++)
+        data[i] = (unsigned char)(i * 37 + 11);
+    /* test_key is the same 00..0f key as two little-endian words. */
+    for (size_t len = 0; len <= sizeof(data); len++)
+        assert_true(rtm_siphash(&test_key, data, len) == openssl_siphash(key, data, len));
+    /* The reference paper's vector: key 00..0f, message 00..0e. */
+    unsigned char msg[15];
+    for (int i = 0; i < 15; i++)
+        msg[i] = (unsigned char)i;
+    assert_true(rtm_siphash(&test_key, msg, sizeof(msg)) == 0xa129ca6149be45e5ULL);
+}
+
+static void test_tables_are_keyed(void **state)
+{
+    (void)state;
+    struct rtm_hash_key other = {1, 2};
+    struct rtm_hash a, b;
+    assert_int_equal(rtm_hash_init(&a, 8, &test_key), 0);
+    assert_int_equal(rtm_hash_init(&b, 8, &other), 0);
+    /* Another key, other hashes: colliding keys cannot be computed offline. */
+    assert_true(rtm_hash_bytes(&a, "bob", 3) == rtm_siphash(&test_key, "bob", 3));
+    assert_true(rtm_hash_bytes(&a, "bob", 3) != rtm_hash_bytes(&b, "bob", 3));
+    rtm_hash_fini(&a);
+    rtm_hash_fini(&b);
 }
 
 static void test_hash_ptr(void **state)
@@ -262,7 +323,7 @@ static void test_hash_ptr(void **state)
 
     /* Keyed by pointer in a table, as sessions are. */
     struct rtm_hash h;
-    assert_int_equal(rtm_hash_init(&h, 4), 0);
+    assert_int_equal(rtm_hash_init(&h, 4, NULL), 0);
     for (unsigned i = 0; i < N; i++)
         rtm_hash_insert(&h, &items[i].node, rtm_hash_ptr(&items[i]));
     assert_int_equal(h.count, N);
@@ -288,6 +349,8 @@ int main(void)
         cmocka_unit_test(test_pop_drains),
         cmocka_unit_test(test_same_hash_different_keys),
         cmocka_unit_test(test_hash_bytes),
+        cmocka_unit_test(test_siphash_matches_openssl),
+        cmocka_unit_test(test_tables_are_keyed),
         cmocka_unit_test(test_hash_ptr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

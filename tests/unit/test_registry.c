@@ -286,7 +286,7 @@ static size_t devices_of(const struct rtm_registry *reg, const char *uid)
 static void test_set_update_remove(void **state)
 {
     (void)state;
-    struct rtm_registry *reg = rtm_registry_new(10);
+    struct rtm_registry *reg = rtm_registry_new(10, NULL);
     assert_non_null(reg);
     assert_int_equal(rtm_registry_count(reg), 0);
     assert_int_equal(devices_of(reg, "bob"), 0);
@@ -340,7 +340,7 @@ static void test_set_update_remove(void **state)
 static void test_max_devices(void **state)
 {
     (void)state;
-    struct rtm_registry *reg = rtm_registry_new(3);
+    struct rtm_registry *reg = rtm_registry_new(3, NULL);
     set_ok(reg, "bob", "d1", "T1");
     set_ok(reg, "bob", "d2", "T2");
     set_ok(reg, "bob", "d3", "T3");
@@ -374,7 +374,7 @@ static void test_max_devices(void **state)
 static void test_max_devices_zero(void **state)
 {
     (void)state;
-    struct rtm_registry *reg = rtm_registry_new(0);
+    struct rtm_registry *reg = rtm_registry_new(0, NULL);
     struct rtm_registration r = mkreg("T1", RTM_PLATFORM_IOS);
     assert_int_equal(rtm_registry_set(reg, "bob", "d1", &r, NULL, NULL), RTM_REG_TOO_MANY);
     assert_int_equal(rtm_registry_count(reg), 0);
@@ -384,7 +384,7 @@ static void test_max_devices_zero(void **state)
 static void test_token_moves_between_users(void **state)
 {
     (void)state;
-    struct rtm_registry *reg = rtm_registry_new(10);
+    struct rtm_registry *reg = rtm_registry_new(10, NULL);
     set_ok(reg, "alice", "phone", "SHARED");
     set_ok(reg, "alice", "laptop", "A2");
     /* bob logs in on alice's phone: the token leaves alice. */
@@ -413,7 +413,7 @@ static void test_token_moves_between_users(void **state)
 static void test_token_moves_within_user(void **state)
 {
     (void)state;
-    struct rtm_registry *reg = rtm_registry_new(2);
+    struct rtm_registry *reg = rtm_registry_new(2, NULL);
     set_ok(reg, "bob", "old", "T1");
     /* The same token on a second device of bob's: it leaves the first. */
     set_moves(reg, "bob", "new", "T1", "bob", "old");
@@ -439,7 +439,7 @@ static void test_token_moves_within_user(void **state)
 static void test_remove_token(void **state)
 {
     (void)state;
-    struct rtm_registry *reg = rtm_registry_new(10);
+    struct rtm_registry *reg = rtm_registry_new(10, NULL);
     set_ok(reg, "bob", "phone", "T1");
     set_ok(reg, "bob", "tablet", "T2");
     struct rtm_device_ref ref;
@@ -465,7 +465,7 @@ static void test_long_names(void **state)
     uid[RTM_UID_MAX] = '\0';
     memset(dev, 'd', RTM_ID_MAX);
     dev[RTM_ID_MAX] = '\0';
-    struct rtm_registry *reg = rtm_registry_new(10);
+    struct rtm_registry *reg = rtm_registry_new(10, NULL);
     set_ok(reg, uid, dev, "T1");
     set_moves(reg, "bob", "x", "T1", uid, dev);
     struct rtm_device_ref ref;
@@ -477,7 +477,7 @@ static void test_long_names(void **state)
 static void test_users_freed_when_empty(void **state)
 {
     (void)state;
-    struct rtm_registry *reg = rtm_registry_new(2);
+    struct rtm_registry *reg = rtm_registry_new(2, NULL);
     for (int round = 0; round < 3; round++) {
         set_ok(reg, "bob", "d1", "T1");
         set_ok(reg, "bob", "d2", "T2");
@@ -500,7 +500,7 @@ static void test_users_freed_when_empty(void **state)
 static void test_memory_follows_live_state(void **state)
 {
     (void)state;
-    struct rtm_registry *reg = rtm_registry_new(10);
+    struct rtm_registry *reg = rtm_registry_new(10, NULL);
     set_ok(reg, "warmup", "d", "W");
     rtm_registry_remove(reg, "warmup", "d");
     size_t before = allocated_bytes();
@@ -702,7 +702,7 @@ static void run_random(uint64_t seed, int steps)
     memset(&m, 0, sizeof(m));
     m.seed = seed;
     rng_state = seed;
-    struct rtm_registry *reg = rtm_registry_new(MAXD);
+    struct rtm_registry *reg = rtm_registry_new(MAXD, NULL);
     assert_non_null(reg);
     for (m.step = 0; m.step < steps; m.step++) {
         random_step(&m, reg);
@@ -744,7 +744,7 @@ static void test_100k_devices(void **state)
     (void)state;
     char uid[32], dev[32], tok[32];
     clock_t t0 = clock();
-    struct rtm_registry *reg = rtm_registry_new(10);
+    struct rtm_registry *reg = rtm_registry_new(10, NULL);
     for (int i = 0; i < BIG; i++) {
         big_names(i, uid, dev, tok);
         set_ok(reg, uid, dev, tok);
