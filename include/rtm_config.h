@@ -25,7 +25,12 @@ enum rtm_identity {
 enum rtm_auth_mode {
     RTM_AUTH_NONE,  /* accept every client */
     RTM_AUTH_DEFER, /* another source authenticates; only observe */
+    RTM_AUTH_TOKEN, /* the password must be a login token (rtm_token.h) */
 };
+
+/* A token secret shorter than this is refused at load: HMAC-SHA256 keys
+ * should not be guessable. */
+#define RTM_TOKEN_SECRET_MIN 16
 
 enum rtm_other_topics {
     RTM_OTHER_DEFER, /* another ACL source decides topics outside the prefix */
@@ -37,6 +42,8 @@ struct rtm_config {
     size_t prefix_len;
     enum rtm_identity identity;
     enum rtm_auth_mode auth;
+    char token_secret[RTM_CONFIG_TEXT_MAX + 1]; /* auth token only */
+    uint32_t token_leeway_s;                    /* clock skew allowed past a token's expiry */
     enum rtm_other_topics other_topics;
     int64_t invite_timeout_ms;
     int64_t ring_timeout_ms;

@@ -137,10 +137,11 @@ const char *rtm_identity_uid(const struct rtm_config *cfg, const char *username,
 void rtm_core_set_push(struct rtm_core *core, rtm_push_fn fn, void *ud);
 
 /* Decides a connecting client's credentials as plugin_opt_auth says. `none`
- * accepts everyone, `defer` leaves it to another source. */
-enum rtm_login_verdict rtm_core_authenticate(const struct rtm_core *core,
-                                             const struct rtm_client *client, const char *password,
-                                             int64_t now_ms);
+ * accepts everyone, `defer` leaves it to another source, `token` accepts a
+ * valid login token for the client's uid as password and refuses (and logs)
+ * everything else. */
+enum rtm_login_verdict rtm_core_authenticate(struct rtm_core *core, const struct rtm_client *client,
+                                             const char *password, int64_t now_ms);
 
 /* A connection passed our authentication step. It is tracked as unconfirmed
  * until the next rtm_core_tick() (or its first publish or subscribe), because

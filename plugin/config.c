@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,7 @@ struct opt_def {
 };
 
 static const char *const identity_choices[] = {"auto", "username", "clientid", NULL};
-static const char *const auth_choices[] = {"none", "defer", NULL};
+static const char *const auth_choices[] = {"none", "defer", "token", NULL};
 static const char *const other_choices[] = {"defer", "allow", NULL};
 
 #define FIELD(f) offsetof(struct rtm_config, f)
@@ -48,6 +49,9 @@ static const struct opt_def opt_defs[] = {
     {"topic_prefix", OPT_PREFIX, FIELD(topic_prefix), 0, 0, NULL},
     {"identity", OPT_ENUM, FIELD(identity), 0, 0, identity_choices},
     {"auth", OPT_ENUM, FIELD(auth), 0, 0, auth_choices},
+    {"token_secret", OPT_TEXT, FIELD(token_secret), 0, RTM_CONFIG_TEXT_MAX, NULL},
+    {"token_secret_file", OPT_FILE_TEXT, FIELD(token_secret), 0, RTM_CONFIG_TEXT_MAX, NULL},
+    {"token_leeway", OPT_UINT, FIELD(token_leeway_s), 0, 3600, NULL},
     {"other_topics", OPT_ENUM, FIELD(other_topics), 0, 0, other_choices},
     {"invite_timeout", OPT_SECONDS, FIELD(invite_timeout_ms), 1, DAY_S, NULL},
     {"ring_timeout", OPT_SECONDS, FIELD(ring_timeout_ms), 1, DAY_S, NULL},
@@ -82,6 +86,7 @@ void rtm_config_defaults(struct rtm_config *cfg)
     cfg->prefix_len = 3;
     cfg->identity = RTM_IDENTITY_AUTO;
     cfg->auth = RTM_AUTH_NONE;
+    cfg->token_leeway_s = 30;
     cfg->other_topics = RTM_OTHER_DEFER;
     cfg->invite_timeout_ms = 30 * 1000;
     cfg->ring_timeout_ms = 60 * 1000;
@@ -391,8 +396,28 @@ static const struct opt_def *find_def(const char *name)
     return NULL;
 }
 
+static int check_token_secret(const struct rtm_config *cfg, char *err, size_t err_len)
+{
+    size_t len = strlen(cfg->token_secret);
+    if (cfg->auth == RTM_AUTH_TOKEN && len < RTM_TOKEN_SECRET_MIN) {
+        snprintf(err, err_len,
+                 "plugin_opt_auth token needs plugin_opt_token_secret (or _file) of at least %d "
+                 "characters",
+                 RTM_TOKEN_SECRET_MIN);
+        return -1;
+    }
+    if (cfg->auth != RTM_AUTH_TOKEN && len > 0) {
+        snprintf(err, err_len,
+                 "plugin_opt_token_secret (or _file) is given but plugin_opt_auth is not token");
+        return -1;
+    }
+    return 0;
+}
+
 static int check_consistency(const struct rtm_config *cfg, char *err, size_t err_len)
 {
+    if (check_token_secret(cfg, err, err_len) != 0)
+        return -1;
     if (cfg->invite_timeout_ms > (int64_t)cfg->max_invite_timeout_s * 1000) {
         snprintf(err, err_len,
                  "plugin_opt_invite_timeout must not exceed plugin_opt_max_invite_timeout");
@@ -432,6 +457,9 @@ fail:
 
 void rtm_config_free(struct rtm_config *cfg)
 {
+    /* Secrets do not outlive the configuration in memory. */
+    OPENSSL_cleanse(cfg->token_secret, sizeof(cfg->token_secret));
+    OPENSSL_cleanse(cfg->jpush_master_secret, sizeof(cfg->jpush_master_secret));
     free_list(cfg->admin_users, cfg->admin_count);
     cfg->admin_users = NULL;
     cfg->admin_count = 0;

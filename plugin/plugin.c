@@ -281,13 +281,30 @@ static int parse_options(struct rtm_config *cfg, struct mosquitto_opt *options, 
     return MOSQ_ERR_SUCCESS;
 }
 
+static const char *auth_name(enum rtm_auth_mode auth)
+{
+    switch (auth) {
+    case RTM_AUTH_NONE:
+        return "none";
+    case RTM_AUTH_DEFER:
+        return "defer";
+    case RTM_AUTH_TOKEN:
+        return "token";
+    }
+    return "?";
+}
+
 static void log_started(const struct rtm_config *cfg)
 {
     mosquitto_log_printf(MOSQ_LOG_INFO,
                          "rtm: mosquitto-rtm loaded: prefix %s/, auth %s, other topics %s "
                          "(needs per_listener_settings false)",
-                         cfg->topic_prefix, cfg->auth == RTM_AUTH_NONE ? "none" : "defer",
+                         cfg->topic_prefix, auth_name(cfg->auth),
                          cfg->other_topics == RTM_OTHER_ALLOW ? "allow" : "defer");
+    if (cfg->auth == RTM_AUTH_NONE && cfg->admin_count > 0)
+        mosquitto_log_printf(MOSQ_LOG_WARNING,
+                             "rtm: plugin_opt_admin_users is set with plugin_opt_auth none: any "
+                             "client can connect as an admin uid; use token or defer");
     if (cfg->other_topics == RTM_OTHER_DEFER)
         mosquitto_log_printf(MOSQ_LOG_INFO,
                              "rtm: topics outside %s/ are left to other ACL sources; "

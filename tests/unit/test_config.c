@@ -9,7 +9,9 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rtm_config.h"
 
@@ -185,6 +187,78 @@ static void test_auth_values(void **state)
     assert_int_equal(cfg.auth, RTM_AUTH_DEFER);
     rtm_config_free(&cfg);
     expect_refused("auth", "maybe");
+}
+
+static int parse_n(struct rtm_config *cfg, const struct rtm_option *opts, size_t n, char *err)
+{
+    rtm_config_defaults(cfg);
+    err[0] = '\0';
+    return rtm_config_parse(cfg, opts, n, err, ERR_LEN);
+}
+
+static void test_token_options(void **state)
+{
+    (void)state;
+    struct rtm_config cfg;
+    char err[ERR_LEN];
+    const struct rtm_option ok[] = {
+        {"auth", "token"}, {"token_secret", " 0123456789abcdef "}, {"token_leeway", "0"}};
+    assert_int_equal(parse_n(&cfg, ok, 3, err), 0);
+    assert_int_equal(cfg.auth, RTM_AUTH_TOKEN);
+    assert_string_equal(cfg.token_secret, "0123456789abcdef");
+    assert_int_equal(cfg.token_leeway_s, 0);
+    rtm_config_free(&cfg);
+    /* The secret is wiped, not only forgotten. */
+    assert_string_equal(cfg.token_secret, "");
+
+    expect_ok(&cfg, "token_leeway", "3600");
+    assert_int_equal(cfg.token_leeway_s, 3600);
+    rtm_config_free(&cfg);
+    rtm_config_defaults(&cfg);
+    assert_int_equal(cfg.token_leeway_s, 30);
+    expect_refused("token_leeway", "3601");
+    expect_refused("token_leeway", "-1");
+}
+
+static void test_token_secret_required_and_long_enough(void **state)
+{
+    (void)state;
+    struct rtm_config cfg;
+    char err[ERR_LEN];
+    const struct rtm_option missing[] = {{"auth", "token"}};
+    assert_int_equal(parse_n(&cfg, missing, 1, err), -1);
+    assert_non_null(strstr(err, "plugin_opt_token_secret"));
+    const struct rtm_option short_secret[] = {{"auth", "token"},
+                                              {"token_secret", "15-characters.."}};
+    assert_int_equal(parse_n(&cfg, short_secret, 2, err), -1);
+    assert_non_null(strstr(err, "at least 16"));
+    /* A secret with another auth mode is a mistake worth stopping for. */
+    const struct rtm_option unused[] = {{"auth", "none"}, {"token_secret", "0123456789abcdef"}};
+    assert_int_equal(parse_n(&cfg, unused, 2, err), -1);
+    assert_non_null(strstr(err, "plugin_opt_auth is not token"));
+}
+
+static void test_token_secret_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/rtm-token-secret-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    fputs("  s3cret-for-tests  \nsecond line ignored\n", f);
+    fclose(f);
+    struct rtm_config cfg;
+    char err[ERR_LEN];
+    const struct rtm_option opts[] = {{"auth", "token"}, {"token_secret_file", path}};
+    int rc = parse_n(&cfg, opts, 2, err);
+    unlink(path);
+    assert_int_equal(rc, 0);
+    assert_string_equal(cfg.token_secret, "s3cret-for-tests");
+    rtm_config_free(&cfg);
+    const struct rtm_option gone[] = {{"auth", "token"}, {"token_secret_file", path}};
+    assert_int_equal(parse_n(&cfg, gone, 2, err), -1);
+    assert_non_null(strstr(err, "plugin_opt_token_secret_file"));
 }
 
 static void test_other_topics_values(void **state)
@@ -417,6 +491,9 @@ int main(void)
         cmocka_unit_test(test_several_options_at_once),
         cmocka_unit_test(test_identity_values),
         cmocka_unit_test(test_auth_values),
+        cmocka_unit_test(test_token_options),
+        cmocka_unit_test(test_token_secret_required_and_long_enough),
+        cmocka_unit_test(test_token_secret_file),
         cmocka_unit_test(test_other_topics_values),
         cmocka_unit_test(test_topic_prefix),
         cmocka_unit_test(test_admin_users),
