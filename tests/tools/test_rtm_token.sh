@@ -59,7 +59,7 @@ now=$(date +%s)
 token=$("$tool" --uid bob --ttl 60)
 expiry=${token#rtm1.}
 expiry=${expiry%%.*}
-if ((expiry < now + 60 || expiry > now + 61)); then
+if [[ ! "$expiry" =~ ^[0-9]+$ ]] || ((expiry < now + 60 || expiry > now + 61)); then
     fail "--ttl 60 gave expiry $expiry at $now"
 else
     echo "ok: --ttl"
