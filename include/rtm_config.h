@@ -51,6 +51,7 @@ struct rtm_config {
     uint32_t max_invite_timeout_s;
     uint32_t busy_limit;
     uint32_t invite_rate; /* invitations a caller may start per minute */
+    uint32_t device_rate; /* device registrations a uid may write per minute */
     uint32_t max_payload; /* bytes */
     char **admin_users;
     size_t admin_count;

@@ -21,7 +21,16 @@
 
 enum rtm_timer_kind {
     RTM_TIMER_CALL,         /* struct rtm_call.timer */
-    RTM_TIMER_CALLER_GRACE, /* struct rtm_user.grace */
+    RTM_TIMER_CALLER_GRACE, /* struct rtm_user.timer: caller_grace */
+    RTM_TIMER_USER_LINGER,  /* struct rtm_user.timer: until its rate buckets refill */
+};
+
+/* A token bucket that holds `rate` actions and refills `rate` per minute,
+ * continuously; counted in 1/60000 of an action so that the refill per
+ * millisecond is the integer `rate`. */
+struct rtm_bucket {
+    int64_t tokens;
+    int64_t at; /* when last refilled; -1: full and never drawn from */
 };
 
 enum rtm_call_state {
@@ -34,18 +43,21 @@ enum rtm_call_state {
 };
 
 struct rtm_user {
-    struct rtm_hnode node;     /* core->users, keyed by uid */
-    struct rtm_timer grace;    /* caller_grace, armed while offline with live calls */
-    struct rtm_list sessions;  /* struct rtm_session.by_user */
-    struct rtm_list calls_out; /* live calls placed: struct rtm_call.out_link */
-    struct rtm_list calls_in;  /* live calls received: struct rtm_call.in_link */
-    struct rtm_list dirty;     /* in core->dirty while presence may need publishing */
-    int64_t rate_tokens;       /* invite bucket, in 1/60000 of an invitation */
-    int64_t rate_at;           /* when the bucket was last refilled */
-    uint32_t refs;             /* sessions + calls naming this user */
-    uint32_t confirmed;        /* confirmed sessions */
-    uint32_t unconfirmed;      /* sessions a later auth source may still refuse */
-    uint32_t busy;             /* live calls placed */
+    struct rtm_hnode node; /* core->users, keyed by uid */
+    /* caller_grace while offline with live calls; or, once nothing refers
+     * to the user, the linger until its buckets are full again, so that
+     * reconnecting never resets a rate limit. */
+    struct rtm_timer timer;
+    struct rtm_list sessions;        /* struct rtm_session.by_user */
+    struct rtm_list calls_out;       /* live calls placed: struct rtm_call.out_link */
+    struct rtm_list calls_in;        /* live calls received: struct rtm_call.in_link */
+    struct rtm_list dirty;           /* in core->dirty while presence may need publishing */
+    struct rtm_bucket invites;       /* invite_rate */
+    struct rtm_bucket registrations; /* device_rate */
+    uint32_t refs;                   /* sessions + calls naming this user */
+    uint32_t confirmed;              /* confirmed sessions */
+    uint32_t unconfirmed;            /* sessions a later auth source may still refuse */
+    uint32_t busy;                   /* live calls placed */
     /* What subscribers were last shown. A user without a record is shown
      * offline (or was never seen, which reads the same), so a new record
      * starts offline and only a change is published. */
@@ -124,7 +136,11 @@ void rtm_user_gc(struct rtm_core *core, struct rtm_user *user);
 /* True while the user has a confirmed or unconfirmed session. */
 bool rtm_user_live(const struct rtm_user *user);
 /* Takes one invitation from the user's bucket; false when it is empty. */
-bool rtm_user_take_invite_token(struct rtm_core *core, struct rtm_user *user, int64_t now);
+/* Draws one action from `bucket` (the user's invites or registrations),
+ * refilled at `rate` per minute; false when it is empty. */
+bool rtm_user_take(struct rtm_bucket *bucket, uint32_t rate, int64_t now);
+/* The linger timer fired: the user's buckets are full again. */
+void rtm_user_linger_done(struct rtm_core *core, struct rtm_user *user);
 void rtm_users_free_all(struct rtm_core *core);
 
 /* --- presence.c ---------------------------------------------------------- */

@@ -61,6 +61,7 @@ static const struct opt_def opt_defs[] = {
     {"invite_rate", OPT_UINT, FIELD(invite_rate), 1, 1000000, NULL},
     {"max_payload", OPT_UINT, FIELD(max_payload), 256, 268435455, NULL},
     {"admin_users", OPT_UID_LIST, FIELD(admin_users), 0, 0, NULL},
+    {"device_rate", OPT_UINT, FIELD(device_rate), 1, 1000000, NULL},
     {"max_devices", OPT_UINT, FIELD(max_devices), 1, 1000, NULL},
     {"push_fallback_ms", OPT_MS, FIELD(push_fallback_ms), 0, 600000, NULL},
     {"push_on_cancel", OPT_BOOL, FIELD(push_on_cancel), 0, 0, NULL},
@@ -96,6 +97,7 @@ void rtm_config_defaults(struct rtm_config *cfg)
     cfg->invite_rate = 60;
     cfg->max_payload = 8192;
     cfg->max_devices = 10;
+    cfg->device_rate = 30;
     cfg->push_fallback_ms = 5000;
     cfg->push_on_cancel = true;
     cfg->apns_production = false;

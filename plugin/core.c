@@ -131,8 +131,10 @@ static void run_timers(struct rtm_core *core, int64_t now)
             return;
         if (t->kind == RTM_TIMER_CALL)
             rtm_invite_timer(core, rtm_container_of(t, struct rtm_call, timer), now);
+        else if (t->kind == RTM_TIMER_CALLER_GRACE)
+            rtm_invite_caller_gone(core, rtm_container_of(t, struct rtm_user, timer), now);
         else
-            rtm_invite_caller_gone(core, rtm_container_of(t, struct rtm_user, grace), now);
+            rtm_user_linger_done(core, rtm_container_of(t, struct rtm_user, timer));
     }
 }
 

@@ -21,19 +21,42 @@ static void copy_level(char *dst, size_t size, const char *s, size_t len)
 }
 
 /* Tells the one session that sent a refused registration why. */
-static struct rtm_message_result refuse(struct rtm_core *core, const struct rtm_client *client,
-                                        const char *uid, const char *device, const char *why,
-                                        int64_t now)
+static struct rtm_message_result refuse_with(struct rtm_core *core, const struct rtm_client *client,
+                                             enum rtm_err err, const char *uid, const char *device,
+                                             const char *why, int64_t now)
 {
     struct rtm_message_result res = {RTM_DENY, NULL, 0};
     size_t len;
-    char *json = rtm_device_error_json(RTM_ERR_BAD_REQUEST, why, device, now, &len);
+    char *json = rtm_device_error_json(err, why, device, now, &len);
     if (json)
         rtm_core_to_inbox(core, client->uid, client->client_id, json, len);
     free(json);
     rtm_core_log(core, RTM_LOG_NOTICE, "rtm: refused registration of device %s of %s by %s: %s",
                  device, uid, client->uid, why);
     return res;
+}
+
+static struct rtm_message_result refuse(struct rtm_core *core, const struct rtm_client *client,
+                                        const char *uid, const char *device, const char *why,
+                                        int64_t now)
+{
+    return refuse_with(core, client, RTM_ERR_BAD_REQUEST, uid, device, why, now);
+}
+
+/* Every valid write (registration or removal) draws from the writer's
+ * bucket: each one rewrites the broker's retained store. */
+static bool within_rate(struct rtm_core *core, const struct rtm_client *client, int64_t now)
+{
+    struct rtm_user *user = rtm_user_find(core, client->uid);
+    return !user || rtm_user_take(&user->registrations, core->cfg->device_rate, now);
+}
+
+static struct rtm_message_result rate_limited(struct rtm_core *core,
+                                              const struct rtm_client *client, const char *uid,
+                                              const char *device, int64_t now)
+{
+    return refuse_with(core, client, RTM_ERR_RATE_LIMITED, uid, device,
+                       "more than device_rate registrations in a minute", now);
 }
 
 /* Clears the retained registration a moved token left behind. */
@@ -74,6 +97,8 @@ struct rtm_message_result rtm_devices_message(struct rtm_core *core,
     if (!retain)
         return refuse(core, client, uid, device, "device registrations must be retained", now);
     if (len == 0) {
+        if (!within_rate(core, client, now))
+            return rate_limited(core, client, uid, device, now);
         rtm_registry_remove(core->registry, uid, device);
         rtm_core_log(core, RTM_LOG_INFO, "rtm: device %s of %s unregistered", device, uid);
         return res;
@@ -82,6 +107,8 @@ struct rtm_message_result rtm_devices_message(struct rtm_core *core,
     const char *why = NULL;
     if (!rtm_registration_parse(payload, len, &reg, &why))
         return refuse(core, client, uid, device, why, now);
+    if (!within_rate(core, client, now))
+        return rate_limited(core, client, uid, device, now);
     struct rtm_device_ref from;
     bool moved = false;
     switch (rtm_registry_set(core->registry, uid, device, &reg, &from, &moved)) {

@@ -30,7 +30,8 @@ static bool call_eq(const struct rtm_hnode *node, const void *key)
 
 static struct rtm_call *call_find(const struct rtm_core *core, const char *id)
 {
-    struct rtm_hnode *n = rtm_hash_find(&core->calls, rtm_hash_bytes(&core->calls, id, strlen(id)), call_eq, id);
+    struct rtm_hnode *n =
+        rtm_hash_find(&core->calls, rtm_hash_bytes(&core->calls, id, strlen(id)), call_eq, id);
     return n ? rtm_container_of(n, struct rtm_call, node) : NULL;
 }
 
@@ -127,7 +128,7 @@ static void end_call(struct rtm_core *core, struct rtm_call *call, enum rtm_call
     free(call->channel);
     call->content = call->channel = NULL;
     if (rtm_list_empty(&call->caller->calls_out))
-        rtm_heap_disarm(&core->timers, &call->caller->grace);
+        rtm_heap_disarm(&core->timers, &call->caller->timer);
     int64_t remember = core->cfg->ring_timeout_ms;
     arm(core, call, now + (remember > REMEMBER_MIN_MS ? remember : REMEMBER_MIN_MS));
     rtm_core_log(core, RTM_LOG_INFO, "rtm: call %s %s -> %s %s%s%s by %s after %lld ms", call->id,
@@ -247,7 +248,7 @@ static enum rtm_err handle_invite(struct rtm_core *core, const char *sender, con
     else if (caller->busy >= core->cfg->busy_limit)
         err = refuse(RTM_ERR_BUSY_LIMIT, why, why_len,
                      "%s already has busy_limit pending invitations", sender);
-    else if (!rtm_user_take_invite_token(core, caller, now))
+    else if (!rtm_user_take(&caller->invites, core->cfg->invite_rate, now))
         err = refuse(RTM_ERR_RATE_LIMITED, why, why_len,
                      "%s started more than invite_rate invitations in a minute", sender);
     struct rtm_call *call = err == RTM_OK ? call_new(core, req, caller, callee, now) : NULL;
@@ -260,7 +261,8 @@ static enum rtm_err handle_invite(struct rtm_core *core, const char *sender, con
             rtm_user_release(core, caller);
         return err;
     }
-    rtm_hash_insert(&core->calls, &call->node, rtm_hash_bytes(&core->calls, call->id, strlen(call->id)));
+    rtm_hash_insert(&core->calls, &call->node,
+                    rtm_hash_bytes(&core->calls, call->id, strlen(call->id)));
     rtm_list_add_tail(&caller->calls_out, &call->out_link);
     rtm_list_add_tail(&callee->calls_in, &call->in_link);
     caller->busy++;
@@ -398,14 +400,16 @@ void rtm_invite_session_up(struct rtm_core *core, struct rtm_user *user, const c
 
 void rtm_invite_user_offline(struct rtm_core *core, struct rtm_user *user, int64_t now)
 {
-    if (!rtm_list_empty(&user->calls_out) && !rtm_timer_armed(&user->grace) &&
-        rtm_heap_arm(&core->timers, &user->grace, now + core->cfg->caller_grace_ms) != 0)
+    if (rtm_list_empty(&user->calls_out) || rtm_timer_armed(&user->timer))
+        return;
+    user->timer.kind = RTM_TIMER_CALLER_GRACE;
+    if (rtm_heap_arm(&core->timers, &user->timer, now + core->cfg->caller_grace_ms) != 0)
         rtm_core_log(core, RTM_LOG_ERR, "rtm: out of memory arming caller_grace of %s", user->uid);
 }
 
 void rtm_invite_user_online(struct rtm_core *core, struct rtm_user *user)
 {
-    rtm_heap_disarm(&core->timers, &user->grace);
+    rtm_heap_disarm(&core->timers, &user->timer);
 }
 
 bool rtm_invite_pending(const struct rtm_core *core, const char *id)

@@ -1,7 +1,8 @@
 /*
  * Users: one record per uid the core currently needs, found by hash. A
- * record is created on first use and freed as soon as no session, call or
- * pending presence update refers to it, so memory follows live state.
+ * record is created on first use and freed once no session, call or pending
+ * presence update refers to it and its rate buckets are full again, so
+ * memory follows live state and rate limits survive reconnecting.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -30,13 +31,12 @@ static struct rtm_user *user_new(struct rtm_core *core, const char *uid)
     if (!u)
         return NULL;
     memcpy(u->uid, uid, len + 1);
-    u->grace.kind = RTM_TIMER_CALLER_GRACE;
     rtm_list_init(&u->sessions);
     rtm_list_init(&u->calls_out);
     rtm_list_init(&u->calls_in);
     rtm_list_init(&u->dirty);
-    u->rate_tokens = (int64_t)core->cfg->invite_rate * RATE_UNIT;
-    u->rate_at = -1; /* full, never drawn from */
+    u->invites.at = -1;
+    u->registrations.at = -1;
     rtm_hash_insert(&core->users, &u->node, rtm_hash_bytes(&core->users, uid, len));
     return u;
 }
@@ -46,8 +46,11 @@ struct rtm_user *rtm_user_acquire(struct rtm_core *core, const char *uid)
     struct rtm_user *u = rtm_user_find(core, uid);
     if (!u)
         u = user_new(core, uid);
-    if (u)
-        u->refs++;
+    if (!u)
+        return NULL;
+    if (u->timer.kind == RTM_TIMER_USER_LINGER)
+        rtm_heap_disarm(&core->timers, &u->timer);
+    u->refs++;
     return u;
 }
 
@@ -58,7 +61,7 @@ void rtm_user_hold(struct rtm_user *user)
 
 static void user_free(struct rtm_core *core, struct rtm_user *user)
 {
-    rtm_heap_disarm(&core->timers, &user->grace);
+    rtm_heap_disarm(&core->timers, &user->timer);
     rtm_hash_remove(&core->users, &user->node);
     free(user);
 }
@@ -70,10 +73,39 @@ void rtm_user_release(struct rtm_core *core, struct rtm_user *user)
     rtm_user_gc(core, user);
 }
 
+/* When the bucket is full again (ms), or -1 when it was never drawn from. */
+static int64_t full_at(const struct rtm_bucket *b, uint32_t rate)
+{
+    if (b->at < 0)
+        return -1;
+    int64_t missing = (int64_t)rate * RATE_UNIT - b->tokens;
+    return b->at + (missing + rate - 1) / rate;
+}
+
 void rtm_user_gc(struct rtm_core *core, struct rtm_user *user)
 {
-    if (user->refs == 0 && !rtm_list_linked(&user->dirty))
+    if (user->refs != 0 || rtm_list_linked(&user->dirty))
+        return;
+    const struct rtm_config *cfg = core->cfg;
+    int64_t a = full_at(&user->invites, cfg->invite_rate);
+    int64_t b = full_at(&user->registrations, cfg->device_rate);
+    int64_t due = a > b ? a : b;
+    if (due < 0) {
         user_free(core, user);
+        return;
+    }
+    if (rtm_timer_armed(&user->timer))
+        return;
+    user->timer.kind = RTM_TIMER_USER_LINGER;
+    if (rtm_heap_arm(&core->timers, &user->timer, due) != 0)
+        user_free(core, user); /* out of memory: forget the limits, not the memory */
+}
+
+void rtm_user_linger_done(struct rtm_core *core, struct rtm_user *user)
+{
+    user->invites.at = -1;
+    user->registrations.at = -1;
+    rtm_user_gc(core, user);
 }
 
 bool rtm_user_live(const struct rtm_user *user)
@@ -81,22 +113,20 @@ bool rtm_user_live(const struct rtm_user *user)
     return user->confirmed + user->unconfirmed > 0;
 }
 
-bool rtm_user_take_invite_token(struct rtm_core *core, struct rtm_user *user, int64_t now)
+bool rtm_user_take(struct rtm_bucket *b, uint32_t rate, int64_t now)
 {
-    /* Token bucket: holds invite_rate invitations and refills invite_rate per
-     * minute, continuously. Counted in 1/60000 of an invitation so that the
-     * refill per millisecond is the integer invite_rate. */
-    const int64_t capacity = (int64_t)core->cfg->invite_rate * RATE_UNIT;
-    if (user->rate_at >= 0 && now > user->rate_at) {
-        int64_t refill = (now - user->rate_at) * (int64_t)core->cfg->invite_rate;
-        user->rate_tokens =
-            refill >= capacity - user->rate_tokens ? capacity : user->rate_tokens + refill;
+    const int64_t capacity = (int64_t)rate * RATE_UNIT;
+    if (b->at < 0) {
+        b->tokens = capacity;
+    } else if (now > b->at) {
+        int64_t refill = (now - b->at) * (int64_t)rate;
+        b->tokens = refill >= capacity - b->tokens ? capacity : b->tokens + refill;
     }
-    if (user->rate_at < 0 || now > user->rate_at)
-        user->rate_at = now;
-    if (user->rate_tokens < RATE_UNIT)
+    if (b->at < 0 || now > b->at)
+        b->at = now;
+    if (b->tokens < RATE_UNIT)
         return false;
-    user->rate_tokens -= RATE_UNIT;
+    b->tokens -= RATE_UNIT;
     return true;
 }
 

@@ -177,6 +177,12 @@ void expect_registered(const struct rtm_client *c, const char *uid, const char *
 void expect_refused_raw(const struct rtm_client *c, const char *uid, const char *device,
                         const char *payload, size_t len, bool retain)
 {
+    expect_refused_code(c, uid, device, payload, len, retain, "bad_request");
+}
+
+void expect_refused_code(const struct rtm_client *c, const char *uid, const char *device,
+                         const char *payload, size_t len, bool retain, const char *code)
+{
     rec_clear();
     enum rtm_verdict v = send_raw(c, dev_topic(uid, device), payload, len, retain);
     if (v != RTM_DENY)
@@ -194,7 +200,7 @@ void expect_refused_raw(const struct rtm_client *c, const char *uid, const char 
     assert_non_null(p->json);
     assert_int_equal(cJSON_GetArraySize(p->json), 5);
     assert_string_equal(jstr(p->json, "type"), "error");
-    assert_string_equal(jstr(p->json, "code"), "bad_request");
+    assert_string_equal(jstr(p->json, "code"), code);
     assert_true(jstr(p->json, "message")[0] != '\0');
     assert_string_equal(jstr(p->json, "device"), device);
     assert_int_equal(jnum(p->json, "ts"), T.now);

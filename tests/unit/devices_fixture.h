@@ -111,6 +111,9 @@ void expect_refused_raw(const struct rtm_client *c, const char *uid, const char 
                         const char *payload, size_t len, bool retain);
 void expect_refused(const struct rtm_client *c, const char *uid, const char *device,
                     const char *payload, bool retain);
+/* The same, with the error code `code` instead of bad_request. */
+void expect_refused_code(const struct rtm_client *c, const char *uid, const char *device,
+                         const char *payload, size_t len, bool retain, const char *code);
 
 /* --- the registry --------------------------------------------------------------------- */
 

@@ -173,6 +173,67 @@ static void test_max_devices(void **state)
     assert_int_equal(devices_of("bob"), 2);
 }
 
+static void expect_rate_limited(const struct rtm_client *c, const char *device, const char *payload)
+{
+    expect_refused_code(c, c->uid, device, payload, strlen(payload), true, "rate_limited");
+}
+
+/* device_rate bounds every valid write, removals included; invalid ones
+ * are refused before they draw. */
+static void test_device_rate(void **state)
+{
+    (void)state;
+    T.cfg.device_rate = 3; /* one more every 20 s */
+    boot();
+    online(&bob);
+    int64_t t0 = T.now;
+    expect_registered(&bob, "bob", "d1", REG("android", "t-1"), REG("android", "t-1"));
+    expect_refused(&bob, "bob", "d2", "{\"provider\":\"jpush\"}", true);
+    expect_registered(&bob, "bob", "d2", REG("android", "t-2"), REG("android", "t-2"));
+    assert_int_equal(send_dev(&bob, "bob", "d2", "", true), RTM_PASS);
+    expect_rate_limited(&bob, "d3", REG("ios", "t-3"));
+    expect_rate_limited(&bob, "d1", "");
+    assert_true(has_device("bob", "d1"));
+    assert_false(has_device("bob", "d3"));
+    /* Per uid: carol still may. */
+    online(&carol);
+    expect_registered(&carol, "carol", "c1", REG("ios", "c-1"), REG("ios", "c-1"));
+    tick_at(t0 + 19999);
+    expect_rate_limited(&bob, "d3", REG("ios", "t-3"));
+    tick_at(t0 + 20000);
+    expect_registered(&bob, "bob", "d3", REG("ios", "t-3"), REG("ios", "t-3"));
+}
+
+/* Reconnecting does not refill a bucket: the user record lingers until its
+ * buckets are full, then goes. */
+static void test_rate_survives_reconnect(void **state)
+{
+    (void)state;
+    T.cfg.device_rate = 2; /* one more every 30 s */
+    boot();
+    online(&bob);
+    int64_t t0 = T.now;
+    expect_registered(&bob, "bob", "d1", REG("android", "t-1"), REG("android", "t-1"));
+    expect_registered(&bob, "bob", "d2", REG("android", "t-2"), REG("android", "t-2"));
+    offline(&bob);
+    struct rtm_core_stats s;
+    rtm_core_stats(T.core, &s);
+    assert_int_equal(s.users, 1);
+    assert_int_equal(s.timers, 1);
+    online(&bob);
+    expect_rate_limited(&bob, "d3", REG("ios", "t-3"));
+    offline(&bob);
+    tick_at(t0 + 59999);
+    rtm_core_stats(T.core, &s);
+    assert_int_equal(s.users, 1);
+    tick_at(t0 + 60000); /* both tokens back: nothing left to remember */
+    rtm_core_stats(T.core, &s);
+    assert_int_equal(s.users, 0);
+    assert_int_equal(s.timers, 0);
+    online(&bob);
+    expect_registered(&bob, "bob", "d3", REG("ios", "t-3"), REG("ios", "t-3"));
+}
+
 static void test_token_moves(void **state)
 {
     (void)state;
@@ -376,6 +437,8 @@ int main(void)
         T_(test_register_malformed),
         T_(test_unregister),
         T_(test_max_devices),
+        T_(test_device_rate),
+        T_(test_rate_survives_reconnect),
         T_(test_token_moves),
         T_(test_acl_device_topics),
         T_(test_admin_registers_for_other),
