@@ -14,6 +14,10 @@
 #define RTM_CONTENT_MAX  4096
 #define RTM_RESPONSE_MAX 4096
 #define RTM_CHANNEL_MAX  64
+/* Every payload a client sends is a flat JSON object; these bounds leave
+ * apps room for their own extra fields and refuse anything built to hurt. */
+#define RTM_JSON_DEPTH_MAX   8
+#define RTM_JSON_MEMBERS_MAX 32
 
 enum rtm_msg_type {
     RTM_MSG_INVITE,
@@ -66,7 +70,9 @@ bool rtm_utf8_valid(const char *s, size_t len);
 struct cJSON;
 
 /* Parses `payload` as one UTF-8 JSON object (nothing but whitespace after
- * it, no escaped NUL, which cJSON would silently cut a string at). Returns
+ * it, no escaped NUL, which cJSON would silently cut a string at, nesting at
+ * most RTM_JSON_DEPTH_MAX deep, at most RTM_JSON_MEMBERS_MAX members, no
+ * member name twice). Returns
  * the object, to free with cJSON_Delete, or NULL with `*why` (static text). */
 struct cJSON *rtm_json_object_parse(const char *payload, size_t len, const char **why);
 

@@ -108,6 +108,16 @@ static bool optional_string(const cJSON *obj, const char *name, size_t max, cons
     return true;
 }
 
+/* A channel name ends up in push payloads and app logs: no C0 or DEL. */
+static bool has_control_char(const char *s)
+{
+    for (; *s; s++) {
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return true;
+    }
+    return false;
+}
+
 static bool optional_timeout(const cJSON *obj, uint32_t max, uint32_t *out)
 {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, "timeout");
@@ -145,10 +155,55 @@ static bool has_nul_escape(const char *p, size_t len)
     return false;
 }
 
+/* The deepest nesting of arrays and objects, counted without parsing (so
+ * cJSON's recursion never sees a hostile depth); strings are skipped. */
+static size_t nesting_depth(const char *p, size_t len)
+{
+    size_t depth = 0, deepest = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = p[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            if (++depth > deepest)
+                deepest = depth;
+        } else if ((c == '}' || c == ']') && depth > 0) {
+            depth--;
+        }
+    }
+    return deepest;
+}
+
+/* Too many members, or one name twice: parsers disagree on which of two
+ * duplicates wins, so the plugin and the apps could read different values. */
+static const char *check_members(const cJSON *root)
+{
+    size_t n = 0;
+    for (const cJSON *a = root->child; a; a = a->next) {
+        if (++n > RTM_JSON_MEMBERS_MAX)
+            return "payload has more than 32 fields";
+        for (const cJSON *b = root->child; b != a; b = b->next) {
+            if (strcmp(a->string, b->string) == 0)
+                return "payload has a field twice";
+        }
+    }
+    return NULL;
+}
+
 cJSON *rtm_json_object_parse(const char *payload, size_t len, const char **why)
 {
     if (!rtm_utf8_valid(payload, len)) {
         *why = "payload is not valid UTF-8";
+        return NULL;
+    }
+    if (nesting_depth(payload, len) > RTM_JSON_DEPTH_MAX) {
+        *why = "payload nests deeper than 8 levels";
         return NULL;
     }
     const char *end = NULL;
@@ -161,6 +216,10 @@ cJSON *rtm_json_object_parse(const char *payload, size_t len, const char **why)
     if (!cJSON_IsObject(root) || has_nul_escape(payload, len)) {
         *why = cJSON_IsObject(root) ? "payload contains an escaped NUL (\\u0000)"
                                     : "payload is not a JSON object";
+        cJSON_Delete(root);
+        return NULL;
+    }
+    if ((*why = check_members(root)) != NULL) {
         cJSON_Delete(root);
         return NULL;
     }
@@ -205,8 +264,9 @@ static enum rtm_err parse_fields(const cJSON *root, const struct rtm_config *cfg
             *why = "content must be a string of at most 4096 bytes";
             return RTM_ERR_BAD_REQUEST;
         }
-        if (!optional_string(root, "channel", RTM_CHANNEL_MAX, &out->channel)) {
-            *why = "channel must be a string of at most 64 bytes";
+        if (!optional_string(root, "channel", RTM_CHANNEL_MAX, &out->channel) ||
+            (out->channel && has_control_char(out->channel))) {
+            *why = "channel must be a string of at most 64 bytes without control characters";
             return RTM_ERR_BAD_REQUEST;
         }
         if (!optional_timeout(root, cfg->max_invite_timeout_s, &out->timeout_s)) {

@@ -432,6 +432,72 @@ static void test_escaped_nul(void **state)
     rtm_request_free(&req);
 }
 
+/* Expects bad_request, nothing kept, and `why` mentioning `words`. */
+static void expect_refused_because(const char *payload, const char *words)
+{
+    struct rtm_request req;
+    const char *why = NULL;
+    assert_int_equal(parse_n(payload, strlen(payload), &req, &why), RTM_ERR_BAD_REQUEST);
+    if (!why || !strstr(why, words))
+        fail_msg("why \"%s\" does not mention \"%s\"", why ? why : "(null)", words);
+    assert_int_equal(req.type, RTM_MSG_NONE);
+    rtm_request_free(&req);
+}
+
+static void test_nesting_depth(void **state)
+{
+    (void)state;
+    char buf[4096];
+    /* 8 levels in an extra field are fine; 9 are not. */
+    const char *ok = "{\"type\":\"cancel\",\"id\":\"a\",\"x\":[[[[[[[1]]]]]]]}";
+    struct rtm_request req;
+    const char *why = NULL;
+    expect_ok(ok, &req);
+    rtm_request_free(&req);
+    expect_refused_because("{\"type\":\"cancel\",\"id\":\"a\",\"x\":[[[[[[[[1]]]]]]]]}", "deeper");
+    /* Brackets inside strings do not count, escaped quotes included. */
+    const char *strings = "{\"type\":\"cancel\",\"id\":\"a\",\"x\":\"\\\"[[[[[[[[[[[{{{{{{\"}";
+    assert_int_equal(parse_n(strings, strlen(strings), &req, &why), RTM_OK);
+    rtm_request_free(&req);
+    /* Thousands of levels are refused before cJSON recurses into them. */
+    size_t n = 0;
+    n += (size_t)snprintf(buf, sizeof(buf), "{\"type\":\"cancel\",\"id\":\"a\",\"x\":");
+    while (n < sizeof(buf) - 2)
+        buf[n++] = '[';
+    buf[n] = '\0';
+    expect_refused_because(buf, "deeper");
+}
+
+static void test_members(void **state)
+{
+    (void)state;
+    expect_refused_because("{\"type\":\"cancel\",\"id\":\"a\",\"id\":\"b\"}", "twice");
+    expect_refused_because("{\"type\":\"cancel\",\"type\":\"invite\",\"id\":\"a\"}", "twice");
+    expect_refused_because("{\"type\":\"cancel\",\"id\":\"a\",\"x\":1,\"x\":2}", "twice");
+    char buf[2048];
+    size_t n = (size_t)snprintf(buf, sizeof(buf), "{\"type\":\"cancel\",\"id\":\"a\"");
+    for (int i = 0; i < 30; i++)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, ",\"f%d\":%d", i, i);
+    snprintf(buf + n, sizeof(buf) - n, "}");
+    struct rtm_request req;
+    const char *why = NULL;
+    assert_int_equal(parse_n(buf, strlen(buf), &req, &why), RTM_OK); /* 32 members */
+    rtm_request_free(&req);
+    snprintf(buf + n, sizeof(buf) - n, ",\"f99\":1}");
+    expect_refused_because(buf, "more than 32");
+}
+
+static void test_channel_control_chars(void **state)
+{
+    (void)state;
+    expect_bad("{\"type\":\"invite\",\"id\":\"a\",\"channel\":\"room\\n1\"}", RTM_MSG_INVITE, "a");
+    expect_bad("{\"type\":\"invite\",\"id\":\"a\",\"channel\":\"room\\u007f\"}", RTM_MSG_INVITE,
+               "a");
+    struct rtm_request req;
+    expect_ok("{\"type\":\"invite\",\"id\":\"a\",\"channel\":\"r\u00f6\u00f6m 1\"}", &req);
+    rtm_request_free(&req);
+}
+
 static void test_bad_fields(void **state)
 {
     (void)state;
@@ -886,6 +952,9 @@ int main(void)
         cmocka_unit_test(test_bad_id),
         cmocka_unit_test(test_bad_fields),
         cmocka_unit_test(test_escaped_nul),
+        cmocka_unit_test(test_nesting_depth),
+        cmocka_unit_test(test_members),
+        cmocka_unit_test(test_channel_control_chars),
         cmocka_unit_test(test_event_invite),
         cmocka_unit_test(test_event_ringing_cancel),
         cmocka_unit_test(test_event_accept_refuse),
