@@ -71,6 +71,7 @@ struct rtm_config {
     char push_title[RTM_CONFIG_TEXT_MAX + 1];
     char push_alert[RTM_CONFIG_TEXT_MAX + 1];
     char registry_listener[RTM_CONFIG_TEXT_MAX + 1]; /* "host:port" or "none" */
+    uint32_t stats_interval_s;                       /* 0: no statistics */
 };
 
 struct rtm_option {

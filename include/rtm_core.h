@@ -84,6 +84,7 @@ struct rtm_core_stats {
     size_t calls_live;       /* pending or ringing invitations */
     size_t calls_remembered; /* ended invitations kept to answer late messages */
     size_t timers;           /* armed timers */
+    size_t devices;          /* device registrations */
 };
 
 /* The push seam: what the core asks a push provider (JPush, later others)

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "rtm_core.h"
+#include "rtm_stats.h"
 
 struct rtm_services;
 
@@ -30,6 +31,9 @@ bool rtm_services_is_loader(const struct rtm_services *s, const char *client_id,
 
 /* The one subscription the loader makes. */
 const char *rtm_services_loader_filter(const struct rtm_services *s);
+
+/* Adds the push dispatcher's numbers to `out` (rtm_stats.h). */
+void rtm_services_stats(const struct rtm_services *s, struct rtm_stats *out);
 
 /* Stops the threads; queued pushes are abandoned. */
 void rtm_services_stop(struct rtm_services *s);

@@ -77,6 +77,7 @@ static const struct opt_def opt_defs[] = {
     {"jpush_ca_file", OPT_TEXT, FIELD(jpush_ca_file), 0, RTM_CONFIG_TEXT_MAX, NULL},
     {"push_title", OPT_TEXT, FIELD(push_title), 1, RTM_CONFIG_TEXT_MAX, NULL},
     {"push_alert", OPT_TEXT, FIELD(push_alert), 1, RTM_CONFIG_TEXT_MAX, NULL},
+    {"stats_interval", OPT_UINT, FIELD(stats_interval_s), 0, 86400, NULL},
     {"registry_listener", OPT_LISTENER, FIELD(registry_listener), 0, RTM_CONFIG_TEXT_MAX, NULL},
 };
 
@@ -107,6 +108,7 @@ void rtm_config_defaults(struct rtm_config *cfg)
     strcpy(cfg->push_title, "Incoming call");
     strcpy(cfg->push_alert, "{caller} is calling");
     strcpy(cfg->registry_listener, "127.0.0.1:1883");
+    cfg->stats_interval_s = 60;
 }
 
 /* Mosquitto passes the rest of the line: trim it into `buf`. */

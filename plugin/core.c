@@ -344,4 +344,5 @@ void rtm_core_stats(const struct rtm_core *core, struct rtm_core_stats *out)
     out->calls_live = core->calls_live;
     out->calls_remembered = core->calls.count - core->calls_live;
     out->timers = core->timers.len;
+    out->devices = rtm_registry_count(core->registry);
 }

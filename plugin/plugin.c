@@ -9,6 +9,7 @@
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -32,8 +33,13 @@ struct rtm_plugin {
     const struct mosquitto *loader_client; /* the registry loader, while connected */
     int64_t epoch_offset_ms;               /* wall clock minus monotonic clock, at load */
     int64_t last_tick_ms;
+    int64_t next_stats_ms;
     bool stall_reported;
 };
+
+/* AddressSanitizer's allocator keeps its own books; glibc's mallinfo2()
+ * cannot see them. Weak, so that the plain build needs no sanitizer. */
+extern size_t __sanitizer_get_current_allocated_bytes(void) __attribute__((weak));
 
 static int64_t clock_ms(clockid_t id)
 {
@@ -81,11 +87,40 @@ static struct rtm_client client_of(const struct rtm_plugin *p, struct mosquitto 
     return c;
 }
 
+/* Heap in use by the whole broker process, the plugin's threads included. */
+static size_t heap_in_use(void)
+{
+    if (__sanitizer_get_current_allocated_bytes)
+        return __sanitizer_get_current_allocated_bytes();
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+/* Every stats_interval: one log line, and the retained $SYS message. */
+static void report_stats(struct rtm_plugin *p, int64_t now)
+{
+    if (p->cfg.stats_interval_s == 0 || now < p->next_stats_ms)
+        return;
+    p->next_stats_ms = now + (int64_t)p->cfg.stats_interval_s * 1000;
+    struct rtm_stats st = {.heap_bytes = heap_in_use()};
+    rtm_core_stats(p->core, &st.core);
+    rtm_services_stats(p->services, &st);
+    char line[512];
+    rtm_stats_line(&st, line, sizeof(line));
+    mosquitto_log_printf(MOSQ_LOG_INFO, "%s", line);
+    size_t len = 0;
+    char *json = rtm_stats_json(&st, now, &len);
+    if (json && len > 0)
+        sink_publish(p, &(struct rtm_publish){NULL, RTM_STATS_TOPIC, json, len, 0, true});
+    free(json);
+}
+
 static void tick(struct rtm_plugin *p, int64_t now)
 {
     p->last_tick_ms = now;
     rtm_core_tick(p->core, now);
     rtm_services_tick(p->services, now);
+    report_stats(p, now);
 }
 
 /* Runs the tick work from another event when the broker stopped ticking. */

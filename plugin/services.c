@@ -75,6 +75,15 @@ static void on_result(void *ud, const struct rtm_http_result *r)
     rtm_pusher_result(s->pusher, r->tag, &resp, s->now_ms);
 }
 
+void rtm_services_stats(const struct rtm_services *s, struct rtm_stats *out)
+{
+    struct rtm_pusher_stats ps = {0};
+    if (s->pusher)
+        rtm_pusher_stats(s->pusher, &ps);
+    out->push_jobs = ps.jobs;
+    out->push_calls = ps.calls;
+}
+
 static int start_push(struct rtm_services *s, char *err, size_t err_len)
 {
     const struct rtm_config *cfg = s->cfg;

@@ -1,0 +1,32 @@
+/*
+ * Operational statistics: what the plugin holds, published every
+ * plugin_opt_stats_interval seconds as one log line and as a retained JSON
+ * message on $SYS/broker/rtm/stats, so operators (and the hostile-input
+ * test) can watch state and memory return to their baseline. Pure.
+ */
+#ifndef RTM_STATS_H
+#define RTM_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rtm_core.h"
+
+#define RTM_STATS_TOPIC "$SYS/broker/rtm/stats"
+
+struct rtm_stats {
+    struct rtm_core_stats core;
+    size_t push_jobs;  /* push requests in flight or waiting to be retried */
+    size_t push_calls; /* pushed calls remembered for call_cancel */
+    size_t heap_bytes; /* the whole broker process's heap in use */
+};
+
+/* {"users":..,"sessions":..,"calls_live":..,"calls_remembered":..,
+ *  "timers":..,"devices":..,"push_jobs":..,"push_calls":..,
+ *  "heap_bytes":..,"ts":..}: malloc'd, or NULL when out of memory. */
+char *rtm_stats_json(const struct rtm_stats *st, int64_t ts, size_t *len);
+
+/* The same as one log line into `buf`. */
+void rtm_stats_line(const struct rtm_stats *st, char *buf, size_t size);
+
+#endif

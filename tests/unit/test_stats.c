@@ -1,0 +1,66 @@
+/*
+ * The statistics the plugin reports: every number in the JSON and in the
+ * log line, under the names PROTOCOL.md documents.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rtm_stats.h"
+
+static const struct rtm_stats sample = {
+    .core = {.users = 1,
+             .sessions = 2,
+             .calls_live = 3,
+             .calls_remembered = 4,
+             .timers = 5,
+             .devices = 6},
+    .push_jobs = 7,
+    .push_calls = 8,
+    .heap_bytes = (size_t)1 << 40,
+};
+
+static void test_json(void **state)
+{
+    (void)state;
+    size_t len = 0;
+    char *json = rtm_stats_json(&sample, 1764100000123, &len);
+    assert_non_null(json);
+    assert_int_equal(len, strlen(json));
+    cJSON *o = cJSON_Parse(json);
+    assert_non_null(o);
+    static const char *const names[] = {"users",  "sessions", "calls_live", "calls_remembered",
+                                        "timers", "devices",  "push_jobs",  "push_calls"};
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(cJSON_GetObjectItem(o, names[i])->valuedouble, i + 1);
+    assert_true(cJSON_GetObjectItem(o, "heap_bytes")->valuedouble == 1099511627776.0);
+    assert_true(cJSON_GetObjectItem(o, "ts")->valuedouble == 1764100000123.0);
+    assert_int_equal(cJSON_GetArraySize(o), 10);
+    cJSON_Delete(o);
+    free(json);
+}
+
+static void test_line(void **state)
+{
+    (void)state;
+    char line[512];
+    rtm_stats_line(&sample, line, sizeof(line));
+    assert_string_equal(line, "rtm: stats: 1 users, 2 sessions, 3 live calls, 4 remembered, "
+                              "5 timers, 6 devices, 7 push jobs, 8 pushed calls, "
+                              "heap 1099511627776 bytes");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json),
+        cmocka_unit_test(test_line),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
