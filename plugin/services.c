@@ -3,6 +3,7 @@
  * broker thread except inside rtm_http and rtm_loader, which own their
  * threads and talk back only through their queues.
  */
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,12 +207,8 @@ bool rtm_services_is_loader(const struct rtm_services *s, const char *client_id,
     if (!s->loader_id[0] || !client_id || !password || strcmp(client_id, s->loader_id) != 0)
         return false;
     size_t n = strlen(s->loader_secret);
-    if (strlen(password) != n)
-        return false;
-    unsigned char diff = 0; /* constant time: the secret is a credential */
-    for (size_t i = 0; i < n; i++)
-        diff |= (unsigned char)(password[i] ^ s->loader_secret[i]);
-    return diff == 0;
+    /* Constant time: the secret is a credential. */
+    return strlen(password) == n && CRYPTO_memcmp(password, s->loader_secret, n) == 0;
 }
 
 const char *rtm_services_loader_filter(const struct rtm_services *s)
