@@ -31,6 +31,10 @@ static void test_bad_options_stop_the_broker(void)
     expect_refused_option("other_topics sometimes", "other_topics");
     expect_refused_option("topic_prefix rtm/#", "topic_prefix");
     expect_refused_option("admin_users ops,bad uid", "admin_users");
+    expect_refused_option("auth token", "token_secret");
+    expect_refused_option("token_secret 0123456789abcdef", "token_secret");
+    expect_refused_option("device_rate 0", "device_rate");
+    expect_refused_option("stats_interval never", "stats_interval");
 }
 
 static struct client *open5(const struct broker *b, const char *id, const char *user)
@@ -143,6 +147,8 @@ static void test_admin_users(void)
     client_free(root2);
     client_free(eve);
     client_free(alice);
+    /* With auth none anyone may claim an admin uid: the log says so. */
+    CHECK(broker_log_contains(b, 0, "plugin_opt_admin_users is set with plugin_opt_auth none"));
     broker_free(b);
 }
 
