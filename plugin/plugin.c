@@ -31,7 +31,7 @@ struct rtm_plugin {
     struct rtm_core *core;
     struct rtm_services *services;
     const struct mosquitto *loader_client; /* the registry loader, while connected */
-    int64_t epoch_offset_ms;               /* wall clock minus monotonic clock, at load */
+    int64_t epoch_offset_ns;               /* wall clock minus monotonic clock, at load */
     int64_t last_tick_ms;
     int64_t next_stats_ms;
     bool stall_reported;
@@ -41,18 +41,19 @@ struct rtm_plugin {
  * cannot see them. Weak, so that the plain build needs no sanitizer. */
 extern size_t __sanitizer_get_current_allocated_bytes(void) __attribute__((weak));
 
-static int64_t clock_ms(clockid_t id)
+static int64_t clock_ns(clockid_t id)
 {
     struct timespec ts;
     clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* Epoch milliseconds that never jump: wall time at load, advanced by the
- * monotonic clock. */
+ * monotonic clock. The offset is kept in nanoseconds, so that the result is
+ * the wall clock's own millisecond, not one behind it by rounding. */
 static int64_t now_ms(const struct rtm_plugin *p)
 {
-    return p->epoch_offset_ms + clock_ms(CLOCK_MONOTONIC);
+    return (p->epoch_offset_ns + clock_ns(CLOCK_MONOTONIC)) / 1000000;
 }
 
 static void sink_publish(void *ud, const struct rtm_publish *m)
@@ -387,7 +388,11 @@ RTM_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **u
         return rc;
     }
     p->sink = (struct rtm_sink){.ud = p, .publish = sink_publish, .log = sink_log};
-    p->epoch_offset_ms = clock_ms(CLOCK_REALTIME) - clock_ms(CLOCK_MONOTONIC);
+    /* The wall clock is read between two monotonic reads: their midpoint is
+     * the best guess of the monotonic time the wall clock was read at. */
+    int64_t before = clock_ns(CLOCK_MONOTONIC);
+    int64_t wall = clock_ns(CLOCK_REALTIME);
+    p->epoch_offset_ns = wall - (before + (clock_ns(CLOCK_MONOTONIC) - before) / 2);
     p->last_tick_ms = now_ms(p);
     struct rtm_hash_key key;
     if (!draw_hash_key(&key)) {
