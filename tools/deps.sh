@@ -27,6 +27,7 @@ packages=(
     python3              # the mock JPush server (tests/mock_jpush)
     openssl              # the mock JPush server's throwaway test CA
     curl                 # the mock JPush self-test
+    valgrind             # bash tools/test.sh --valgrind: the integration tests' broker under memcheck
     "$@"
 )
 

@@ -3,19 +3,27 @@
 #
 #   bash tools/test.sh              # build/, RelWithDebInfo
 #   bash tools/test.sh --sanitize   # build-asan/, AddressSanitizer + UBSan
+#   bash tools/test.sh --valgrind   # build/, integration tests only, with
+#                                   # every broker under valgrind memcheck
+#
+# --valgrind sets RTM_VALGRIND=1 (tests/integration/harness.h): a test fails
+# on any leak or invalid access with a frame in the plugin; the harness waits
+# longer (RTM_TIME_SCALE, default 5) and widens its timing tolerances.
 #
 # Exits non-zero when the build fails, when any test fails, or when no test
 # was found at all. Works from any directory.
 set -euo pipefail
 
 usage() {
-    sed -n '2,8s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    sed -n '2,14s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 sanitize=0
+valgrind=0
 for arg in "$@"; do
     case "$arg" in
     --sanitize) sanitize=1 ;;
+    --valgrind) valgrind=1 ;;
     -h | --help)
         usage
         exit 0
@@ -28,12 +36,21 @@ for arg in "$@"; do
     esac
 done
 
+if ((sanitize && valgrind)); then
+    echo "test: --sanitize and --valgrind do not go together (ASan and valgrind both track memory)" >&2
+    exit 2
+fi
+
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 bash tools/deps.sh
 
 cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+ctest_args=()
+# Only --valgrind runs the brokers under valgrind, whatever the caller's
+# environment says.
+unset RTM_VALGRIND
 if ((sanitize)); then
     dir=build-asan
     # Debian's mosquitto is not built with ASan, so an instrumented plugin
@@ -50,6 +67,12 @@ if ((sanitize)); then
 else
     dir=build
     cmake_args+=(-DRTM_SANITIZE=OFF)
+    if ((valgrind)); then
+        # The unit tests run no broker: only the integration tests, whose
+        # brokers the harness starts under valgrind.
+        export RTM_VALGRIND=1
+        ctest_args+=(-L integration)
+    fi
 fi
 
 # A fresh configuration every time: options cached by an earlier run (a
@@ -64,4 +87,4 @@ echo "test: building $dir"
 cmake --build "$dir" -j
 echo "test: running tests in $dir"
 # --no-tests=error: a build that registers no test is a failure, not a pass.
-ctest --test-dir "$dir" --output-on-failure --no-tests=error -j2
+ctest --test-dir "$dir" --output-on-failure --no-tests=error -j2 "${ctest_args[@]}"

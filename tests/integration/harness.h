@@ -71,6 +71,29 @@ int64_t now_wall_ms(void);
  * it alone to wait for an event: wait for the event. */
 void rt_wait_ms(int ms);
 
+/* --- valgrind ---------------------------------------------------------------
+ * RTM_VALGRIND=1 (`bash tools/test.sh --valgrind`) starts every broker under
+ * valgrind memcheck (a value starting with '/' names the valgrind binary; ""
+ * or "0" is off). Its report goes to valgrind-<pid>.log in the broker's temp
+ * dir, with tests/integration/valgrind.supp; once the broker has exited
+ * (broker_stop, broker_kill9, broker_start_refused) the harness fails the test
+ * on any error or leak (definitely, indirectly or possibly lost) with a stack
+ * frame in the plugin (mosquitto_rtm.so, plugin/, include/), printing it.
+ * Records wholly inside Mosquitto or libc (2.0.11 leaks its configuration when
+ * start-up fails, for one) are only counted. Not with RTM_PRELOAD (ASan). */
+bool rt_valgrind(void);
+/* 1, or under valgrind RTM_TIME_SCALE (default 5): the broker is much slower
+ * there, so WAIT_MS, TIMER_WAIT_MS, QUIET_MS, the broker's start and stop
+ * waits and the per-case deadline are multiplied by it. rt_wait_ms is not:
+ * what it lets pass is a plugin setting's deadline. */
+int rt_time_scale(void);
+/* The tolerance of a timing assertion (how late an event may come, how long a
+ * round trip may take): `ms`, times rt_time_scale() under valgrind, whose
+ * slower broker would otherwise fail it for no fault of the plugin. Only for
+ * lateness bounds; not for lower bounds, nor for bounds tied to a plugin
+ * setting (they would stop meaning anything). */
+int rt_slack_ms(int ms);
+
 /* Starts `path` with `argv` and `envp`, its stdout and stderr appended to
  * `log_path`; the child dies with the test process. Fails the test if it
  * cannot. */
@@ -79,12 +102,16 @@ pid_t rt_spawn_logged(const char *path, char *const argv[], char *const envp[],
 
 /* --- broker --------------------------------------------------------------- */
 
+struct broker;
+
 struct broker_opts {
     /* "name value" pairs written as `plugin_opt_name value`; NULL-terminated.
      * `other_topics allow` is written first unless other_topics_default. */
     const char *const *plugin_opts;
     /* Raw mosquitto.conf lines; NULL-terminated. `@DIR@` is replaced by the
-     * broker's temp dir (e.g. "password_file @DIR@/passwd"). */
+     * broker's temp dir (e.g. "password_file @DIR@/passwd"). They come after
+     * every line of the plugin's, so a `plugin` line here, and the
+     * `plugin_opt_` lines after it, load another plugin after this one. */
     const char *const *extra_lines;
     /* "user:pass" entries: a password file is made with mosquitto_passwd and
      * `password_file` added to the config. NULL: none. */
@@ -96,6 +123,15 @@ struct broker_opts {
      * registrations (its default, 127.0.0.1:1883, may be anyone's). Not
      * written at all when plugin_opts sets registry_listener itself. */
     const char *registry_listener;
+    /* Files written into the broker's temp dir before it first starts:
+     * name, content, name, content, ..., NULL (e.g. {"acl", "user alice\n",
+     * NULL} with the extra line "acl_file @DIR@/acl"). */
+    const char *const *files;
+    /* Called once before the broker first starts, after `passwd_users` and
+     * `files` are written: for files a tool must make in b->dir (e.g.
+     * mosquitto_ctrl dynsec init). It fails the test itself when it cannot. */
+    void (*prepare)(const struct broker *b, void *ud);
+    void *prepare_ud;
 };
 
 struct broker {
@@ -104,6 +140,8 @@ struct broker {
     char dir[256];
     char conf_path[300];
     char log_path[300];
+    /* Under valgrind: the running (or last) broker's valgrind log; "" else. */
+    char valgrind_log[320];
 };
 
 /* Starts a broker and waits until it accepts TCP connections with the plugin
@@ -113,8 +151,9 @@ struct broker *broker_start(const struct broker_opts *opts);
  * bad plugin option): fails the test if it starts. Its log stays readable;
  * free it with broker_free. */
 struct broker *broker_start_refused(const struct broker_opts *opts);
-/* SIGTERM, waits up to 10 s, then checks the broker exited cleanly and its
- * log holds no sanitizer report. The struct stays valid for broker_restart. */
+/* SIGTERM, waits up to 10 s (x rt_time_scale()), then checks the broker
+ * exited cleanly, its log holds no sanitizer report and its valgrind log
+ * nothing through the plugin. The struct stays valid for broker_restart. */
 void broker_stop(struct broker *b);
 /* SIGKILL (no chance to save or clean up). */
 void broker_kill9(struct broker *b);
@@ -292,10 +331,10 @@ void rt_expect_nothing_else_at(const char *file, int line, struct client *c, con
 #define EXPECT_NOTHING_ELSE(c, topic) rt_expect_nothing_else_at(__FILE__, __LINE__, (c), (topic))
 
 /* Default wait for things that should happen "at once". */
-#define WAIT_MS 3000
+#define WAIT_MS (3000 * rt_time_scale())
 /* Wait for a timer's event; how late timers fire is asserted in test_call_timers. */
-#define TIMER_WAIT_MS 15000
+#define TIMER_WAIT_MS (15000 * rt_time_scale())
 /* Window after a sentinel in which an unwanted message would have shown. */
-#define QUIET_MS 300
+#define QUIET_MS (300 * rt_time_scale())
 
 #endif

@@ -25,6 +25,7 @@
 
 extern char **environ;
 
+/* START_TIMEOUT_MS and STOP_TIMEOUT_MS are multiplied by rt_time_scale(). */
 #define MAX_BROKERS      8
 #define LOG_TAIL_LINES   250
 #define START_TIMEOUT_MS 10000
@@ -99,6 +100,8 @@ void harness_brokers_on_fail(void)
         }
         print_log_tail(b);
         fprintf(stderr, "(broker dir kept: %s)\n", b->dir);
+        if (b->valgrind_log[0])
+            fprintf(stderr, "(valgrind log: %s)\n", b->valgrind_log);
     }
 }
 
@@ -264,12 +267,145 @@ static char **child_env(void)
     return env;
 }
 
+/* ------------------------------------------------------------------------ */
+/* valgrind (see harness.h)                                                  */
+
+/* The source tree with a trailing '/', from this file's path (CMake compiles
+ * it by its full path). valgrind prints source paths relative to it, so the
+ * plugin's frames read "(plugin/core.c:42)", and no other library's can. */
+static const char *source_root(void)
+{
+    static const char tail[] = "tests/integration/harness_broker.c";
+    const char *self = __FILE__;
+    size_t n = strlen(self), t = strlen(tail);
+    if (self[0] != '/' || n <= t || strcmp(self + n - t, tail) != 0)
+        FAIL("RTM_VALGRIND: cannot tell the source tree from this file's path %s", self);
+    return rt_fmt("%.*s", (int)(n - t), self);
+}
+
+static void spawn_valgrind(struct broker *b, const char *bin, char **env)
+{
+    const char *preload = getenv("RTM_PRELOAD");
+    if (preload && *preload)
+        FAIL("RTM_VALGRIND: the broker cannot run under valgrind with RTM_PRELOAD=%s (ASan)",
+             preload);
+    const char *v = getenv("RTM_VALGRIND");
+    const char *valgrind = v[0] == '/' ? v : "/usr/bin/valgrind";
+    if (access(valgrind, X_OK) != 0)
+        FAIL("RTM_VALGRIND: %s: %s (is valgrind installed?)", valgrind, strerror(errno));
+    const char *root = source_root();
+    const char *supp = rt_fmt("%stests/integration/valgrind.supp", root);
+    if (access(supp, R_OK) != 0)
+        FAIL("RTM_VALGRIND: %s: %s", supp, strerror(errno));
+    /* --keep-debuginfo: Mosquitto dlclose()s the plugin before it exits, and
+     * the leak report needs the plugin's symbols. --num-callers: deep enough
+     * to reach the plugin's frames under libcurl's and OpenSSL's. */
+    char *argv[] = {(char *)valgrind,
+                    "--tool=memcheck",
+                    "--leak-check=full",
+                    "--show-leak-kinds=definite,indirect,possible",
+                    "--errors-for-leak-kinds=definite",
+                    "--keep-debuginfo=yes",
+                    "--num-callers=50",
+                    (char *)rt_fmt("--fullpath-after=%s", root),
+                    (char *)rt_fmt("--suppressions=%s", supp),
+                    (char *)rt_fmt("--log-file=%s/valgrind-%%p.log", b->dir),
+                    (char *)bin,
+                    "-c",
+                    b->conf_path,
+                    NULL};
+    b->pid = rt_spawn_logged(valgrind, argv, env, b->log_path);
+    snprintf(b->valgrind_log, sizeof(b->valgrind_log), "%s/valgrind-%d.log", b->dir, (int)b->pid);
+}
+
+/* A line of a valgrind stack: "   at 0x...: fn (file:line)" or "(in object)". */
+static bool frame_line(const char *line)
+{
+    const char *p = line + strspn(line, " ");
+    return p != line && (strncmp(p, "at 0x", 5) == 0 || strncmp(p, "by 0x", 5) == 0);
+}
+
+/* A frame in the plugin: its sources (given --fullpath-after) or, without
+ * debug info, its object file ("/mosquitto_rtm.so)"). */
+static bool plugin_frame(const char *line, const char *object)
+{
+    return frame_line(line) &&
+           (strstr(line, " (plugin/") || strstr(line, " (include/") || strstr(line, object));
+}
+
+/* Fails the test on any error or leak record of the broker's last valgrind
+ * log with a frame in the plugin, printing each; counts the others. A record
+ * is a run of "==pid== " lines up to an empty one; only those with a stack
+ * are errors or leaks (the summaries have none). */
+static void scan_valgrind(struct broker *b)
+{
+    if (!b->valgrind_log[0])
+        return;
+    char *text = read_file(b->valgrind_log, 0, NULL);
+    if (!text)
+        FAIL("no valgrind log at %s", b->valgrind_log);
+    const char *base = strrchr(plugin_path(), '/');
+    const char *object = rt_fmt("/%s)", base ? base + 1 : plugin_path());
+    int ours = 0, other_leaks = 0, other_errors = 0;
+    char first[600] = "";
+    char *rec = NULL, *head = NULL, *frame = NULL;
+    bool stack = false;
+    for (char *line = text, *next; line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        /* Lines other than "==pid== ..." (e.g. "--pid-- " notes) are skipped. */
+        char *content = line[0] == '=' && line[1] == '=' ? strstr(line + 2, "== ") : NULL;
+        if (content)
+            content += 3;
+        bool end = !next || (content && !*content);
+        if (content && *content) {
+            if (!rec)
+                rec = line;
+            if (!head && strncmp(content, "Thread ", 7) != 0)
+                head = content;
+            stack = stack || frame_line(content);
+            if (!frame && plugin_frame(content, object))
+                frame = content;
+        }
+        if (!end || !rec)
+            continue;
+        if (stack && frame) {
+            if (ours++ == 0)
+                snprintf(first, sizeof(first), "\"%s\" %s", head ? head : "?",
+                         frame + strspn(frame, " "));
+            fprintf(stderr, "----- valgrind: through the plugin (%s) -----\n", b->valgrind_log);
+            for (char *l = rec; l <= line; l += strlen(l) + 1)
+                fprintf(stderr, "%s\n", l);
+        } else if (stack && head && strstr(head, " lost in loss record ")) {
+            other_leaks++;
+        } else if (stack) {
+            other_errors++;
+        }
+        rec = head = frame = NULL;
+        stack = false;
+    }
+    free(text);
+    if (other_leaks + other_errors > 0)
+        printf("valgrind: %d leak and %d error record(s) wholly outside the plugin (Mosquitto, "
+               "libc), not counted against it: %s\n",
+               other_leaks, other_errors, b->valgrind_log);
+    if (ours > 0)
+        FAIL("valgrind: %d error/leak record(s) through the plugin (printed above); the first: "
+             "%s",
+             ours, first);
+}
+
 static void spawn(struct broker *b)
 {
     const char *bin = env_or("MOSQUITTO_BIN", "/usr/sbin/mosquitto");
     char **env = child_env();
-    char *argv[] = {(char *)bin, "-c", b->conf_path, NULL};
-    b->pid = rt_spawn_logged(bin, argv, env, b->log_path);
+    if (rt_valgrind()) {
+        spawn_valgrind(b, bin, env);
+    } else {
+        char *argv[] = {(char *)bin, "-c", b->conf_path, NULL};
+        b->pid = rt_spawn_logged(bin, argv, env, b->log_path);
+    }
     free(env);
 }
 
@@ -294,7 +430,8 @@ static int wait_ready(struct broker *b, long mark, bool expect_exit)
 {
     char loaded[600];
     snprintf(loaded, sizeof(loaded), "Loading plugin: %s", plugin_path());
-    int64_t deadline = now_mono_ms() + START_TIMEOUT_MS;
+    int start_ms = START_TIMEOUT_MS * rt_time_scale();
+    int64_t deadline = now_mono_ms() + start_ms;
     for (;;) {
         int status;
         pid_t r = waitpid(b->pid, &status, WNOHANG);
@@ -316,7 +453,7 @@ static int wait_ready(struct broker *b, long mark, bool expect_exit)
             return 0;
         }
         if (now_mono_ms() > deadline)
-            FAIL("broker not ready on port %d after %d ms", b->port, START_TIMEOUT_MS);
+            FAIL("broker not ready on port %d after %d ms", b->port, start_ms);
         pause_ms(20);
     }
 }
@@ -352,6 +489,21 @@ static void make_passwd(struct broker *b, const char *const *users)
     }
 }
 
+static void write_files(struct broker *b, const char *const *files)
+{
+    for (const char *const *f = files; f[0]; f += 2) {
+        if (!f[1])
+            FAIL("broker_opts.files: %s has no content", f[0]);
+        const char *path = broker_dir_file(b, f[0]);
+        FILE *out = fopen(path, "w");
+        if (!out)
+            FAIL("cannot write %s: %s", path, strerror(errno));
+        fputs(f[1], out);
+        if (fclose(out) != 0)
+            FAIL("cannot write %s", path);
+    }
+}
+
 enum leak_check {
     LEAKS_NONE,   /* killed: no leak report can exist */
     LEAKS_ANY,    /* a clean exit: any leak fails */
@@ -366,6 +518,9 @@ static void scan_log(struct broker *b, enum leak_check leaks)
         if (broker_log_contains(b, 0, errors[i]))
             FAIL("broker log reports \"%s\"", errors[i]);
     }
+    /* Whatever `leaks` says: valgrind only counts the plugin's records, and
+     * a killed broker's log has errors at most. */
+    scan_valgrind(b);
     if (leaks == LEAKS_NONE)
         return;
     char *text = read_file(b->log_path, 0, NULL);
@@ -393,6 +548,10 @@ static struct broker *start(const struct broker_opts *opts, bool expect_exit)
     register_broker(b);
     if (opts && opts->passwd_users)
         make_passwd(b, opts->passwd_users);
+    if (opts && opts->files)
+        write_files(b, opts->files);
+    if (opts && opts->prepare)
+        opts->prepare(b, opts->prepare_ud);
     for (int attempt = 0; attempt < 5; attempt++) {
         b->port = free_port();
         write_conf(b, opts);
@@ -423,7 +582,8 @@ void broker_stop(struct broker *b)
     if (b->pid <= 0)
         return;
     kill(b->pid, SIGTERM);
-    int64_t deadline = now_mono_ms() + STOP_TIMEOUT_MS;
+    int stop_ms = STOP_TIMEOUT_MS * rt_time_scale();
+    int64_t deadline = now_mono_ms() + stop_ms;
     int status = 0;
     for (;;) {
         pid_t r = waitpid(b->pid, &status, WNOHANG);
@@ -433,7 +593,7 @@ void broker_stop(struct broker *b)
             kill(b->pid, SIGKILL);
             waitpid(b->pid, NULL, 0);
             b->pid = 0;
-            FAIL("broker did not exit within %d ms of SIGTERM", STOP_TIMEOUT_MS);
+            FAIL("broker did not exit within %d ms of SIGTERM", stop_ms);
         }
         pause_ms(20);
     }
