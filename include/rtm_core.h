@@ -176,6 +176,15 @@ int64_t rtm_core_next_due(const struct rtm_core *core, int64_t now_ms);
 
 void rtm_core_stats(const struct rtm_core *core, struct rtm_core_stats *out);
 
+/* How late timers ran (their tick's time minus their due time) since the
+ * last report; taking the report starts a new interval. */
+struct rtm_timer_report {
+    uint64_t fired;
+    int64_t late_p99_ms;
+    int64_t late_max_ms;
+};
+void rtm_core_timer_report(struct rtm_core *core, struct rtm_timer_report *out);
+
 /* The device registry the core keeps from registrations (rtm_registry.h). */
 struct rtm_registry *rtm_core_registry(struct rtm_core *core);
 

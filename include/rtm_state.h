@@ -97,6 +97,15 @@ struct rtm_call {
     char id[RTM_ID_MAX + 1];
 };
 
+/* Lateness of fired timers in 1 ms buckets; the last one holds everything
+ * from RTM_LATE_BUCKETS - 1 ms on (late_max says how far). */
+#define RTM_LATE_BUCKETS 1001
+struct rtm_late_hist {
+    uint64_t fired;
+    int64_t max_ms;
+    uint32_t count[RTM_LATE_BUCKETS];
+};
+
 struct rtm_core {
     const struct rtm_config *cfg;
     const struct rtm_sink *sink;
@@ -111,6 +120,7 @@ struct rtm_core {
     struct rtm_registry *registry;
     rtm_push_fn push;
     void *push_ud;
+    struct rtm_late_hist late;
 };
 
 /* --- core.c: emitting ------------------------------------------------- */

@@ -19,11 +19,18 @@ struct rtm_stats {
     size_t push_jobs;  /* push requests in flight or waiting to be retried */
     size_t push_calls; /* pushed calls remembered for call_cancel */
     size_t heap_bytes; /* the whole broker process's heap in use */
+    /* Since the previous report: */
+    uint64_t ticks;
+    uint64_t tick_avg_us;
+    uint64_t tick_max_us;
+    struct rtm_timer_report timers;
 };
 
 /* {"users":..,"sessions":..,"calls_live":..,"calls_remembered":..,
  *  "timers":..,"devices":..,"push_jobs":..,"push_calls":..,
- *  "heap_bytes":..,"ts":..}: malloc'd, or NULL when out of memory. */
+ *  "heap_bytes":..,"ticks":..,"tick_avg_us":..,"tick_max_us":..,
+ *  "timers_fired":..,"timer_late_p99_ms":..,"timer_late_max_ms":..,"ts":..}:
+ *  malloc'd, or NULL when out of memory. */
 char *rtm_stats_json(const struct rtm_stats *st, int64_t ts, size_t *len);
 
 /* The same as one log line into `buf`. */

@@ -123,12 +123,38 @@ void rtm_core_disconnect(struct rtm_core *core, const void *handle, int64_t now_
     rtm_presence_disconnect(core, handle, now_ms);
 }
 
+static void record_lateness(struct rtm_late_hist *h, int64_t late)
+{
+    h->fired++;
+    if (late > h->max_ms)
+        h->max_ms = late;
+    h->count[late < RTM_LATE_BUCKETS - 1 ? late : RTM_LATE_BUCKETS - 1]++;
+}
+
+void rtm_core_timer_report(struct rtm_core *core, struct rtm_timer_report *out)
+{
+    struct rtm_late_hist *h = &core->late;
+    out->fired = h->fired;
+    out->late_max_ms = h->max_ms;
+    out->late_p99_ms = 0;
+    uint64_t want = h->fired - h->fired / 100, seen = 0; /* the 99th percentile's rank */
+    for (int64_t ms = 0; h->fired > 0 && ms < RTM_LATE_BUCKETS; ms++) {
+        seen += h->count[ms];
+        if (seen >= want) {
+            out->late_p99_ms = ms < RTM_LATE_BUCKETS - 1 ? ms : h->max_ms;
+            break;
+        }
+    }
+    memset(h, 0, sizeof(*h));
+}
+
 static void run_timers(struct rtm_core *core, int64_t now)
 {
     struct rtm_timer *t;
     for (int budget = TIMERS_PER_TICK; budget > 0; budget--) {
         if (!(t = rtm_heap_pop_due(&core->timers, now)))
             return;
+        record_lateness(&core->late, now - t->due);
         if (t->kind == RTM_TIMER_CALL)
             rtm_invite_timer(core, rtm_container_of(t, struct rtm_call, timer), now);
         else if (t->kind == RTM_TIMER_CALLER_GRACE)

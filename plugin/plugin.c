@@ -35,6 +35,10 @@ struct rtm_plugin {
     int64_t last_tick_ms;
     int64_t next_stats_ms;
     bool stall_reported;
+    /* TICK durations since the last stats report. */
+    uint64_t ticks;
+    uint64_t tick_total_ns;
+    uint64_t tick_max_ns;
 };
 
 /* AddressSanitizer's allocator keeps its own books; glibc's mallinfo2()
@@ -103,8 +107,15 @@ static void report_stats(struct rtm_plugin *p, int64_t now)
     if (p->cfg.stats_interval_s == 0 || now < p->next_stats_ms)
         return;
     p->next_stats_ms = now + (int64_t)p->cfg.stats_interval_s * 1000;
-    struct rtm_stats st = {.heap_bytes = heap_in_use()};
+    struct rtm_stats st = {
+        .heap_bytes = heap_in_use(),
+        .ticks = p->ticks,
+        .tick_avg_us = p->ticks ? p->tick_total_ns / p->ticks / 1000 : 0,
+        .tick_max_us = p->tick_max_ns / 1000,
+    };
+    p->ticks = p->tick_total_ns = p->tick_max_ns = 0;
     rtm_core_stats(p->core, &st.core);
+    rtm_core_timer_report(p->core, &st.timers);
     rtm_services_stats(p->services, &st);
     char line[512];
     rtm_stats_line(&st, line, sizeof(line));
@@ -118,9 +129,15 @@ static void report_stats(struct rtm_plugin *p, int64_t now)
 
 static void tick(struct rtm_plugin *p, int64_t now)
 {
+    int64_t start = clock_ns(CLOCK_MONOTONIC);
     p->last_tick_ms = now;
     rtm_core_tick(p->core, now);
     rtm_services_tick(p->services, now);
+    uint64_t took = (uint64_t)(clock_ns(CLOCK_MONOTONIC) - start);
+    p->ticks++;
+    p->tick_total_ns += took;
+    if (took > p->tick_max_ns)
+        p->tick_max_ns = took;
     report_stats(p, now);
 }
 

@@ -6,8 +6,8 @@
 
 #include "rtm_stats.h"
 
-/* Ten numbers of at most 20 digits and their names fit easily. */
-#define JSON_MAX 512
+/* Sixteen numbers of at most 20 digits and their names fit easily. */
+#define JSON_MAX 1024
 
 char *rtm_stats_json(const struct rtm_stats *st, int64_t ts, size_t *len)
 {
@@ -15,12 +15,18 @@ char *rtm_stats_json(const struct rtm_stats *st, int64_t ts, size_t *len)
     char *json = malloc(JSON_MAX);
     if (!json)
         return NULL;
-    int n = snprintf(json, JSON_MAX,
-                     "{\"users\":%zu,\"sessions\":%zu,\"calls_live\":%zu,"
-                     "\"calls_remembered\":%zu,\"timers\":%zu,\"devices\":%zu,"
-                     "\"push_jobs\":%zu,\"push_calls\":%zu,\"heap_bytes\":%zu,\"ts\":%lld}",
-                     c->users, c->sessions, c->calls_live, c->calls_remembered, c->timers,
-                     c->devices, st->push_jobs, st->push_calls, st->heap_bytes, (long long)ts);
+    int n =
+        snprintf(json, JSON_MAX,
+                 "{\"users\":%zu,\"sessions\":%zu,\"calls_live\":%zu,\"calls_remembered\":%zu,"
+                 "\"timers\":%zu,\"devices\":%zu,\"push_jobs\":%zu,\"push_calls\":%zu,"
+                 "\"heap_bytes\":%zu,\"ticks\":%llu,\"tick_avg_us\":%llu,\"tick_max_us\":%llu,"
+                 "\"timers_fired\":%llu,\"timer_late_p99_ms\":%lld,\"timer_late_max_ms\":%lld,"
+                 "\"ts\":%lld}",
+                 c->users, c->sessions, c->calls_live, c->calls_remembered, c->timers, c->devices,
+                 st->push_jobs, st->push_calls, st->heap_bytes, (unsigned long long)st->ticks,
+                 (unsigned long long)st->tick_avg_us, (unsigned long long)st->tick_max_us,
+                 (unsigned long long)st->timers.fired, (long long)st->timers.late_p99_ms,
+                 (long long)st->timers.late_max_ms, (long long)ts);
     *len = n > 0 && n < JSON_MAX ? (size_t)n : 0;
     return json;
 }
@@ -30,7 +36,11 @@ void rtm_stats_line(const struct rtm_stats *st, char *buf, size_t size)
     const struct rtm_core_stats *c = &st->core;
     snprintf(buf, size,
              "rtm: stats: %zu users, %zu sessions, %zu live calls, %zu remembered, %zu timers, "
-             "%zu devices, %zu push jobs, %zu pushed calls, heap %zu bytes",
+             "%zu devices, %zu push jobs, %zu pushed calls, heap %zu bytes; %llu ticks, "
+             "avg %llu us, max %llu us; %llu timers fired, late p99 %lld ms, max %lld ms",
              c->users, c->sessions, c->calls_live, c->calls_remembered, c->timers, c->devices,
-             st->push_jobs, st->push_calls, st->heap_bytes);
+             st->push_jobs, st->push_calls, st->heap_bytes, (unsigned long long)st->ticks,
+             (unsigned long long)st->tick_avg_us, (unsigned long long)st->tick_max_us,
+             (unsigned long long)st->timers.fired, (long long)st->timers.late_p99_ms,
+             (long long)st->timers.late_max_ms);
 }

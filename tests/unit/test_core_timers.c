@@ -2,6 +2,8 @@
  * The core's timers (core_fixture.h has the fixture): peer_offline,
  * no_response, expired, and caller_offline after the caller's grace.
  */
+#include <stdio.h>
+
 #include "core_fixture.h"
 
 /* ================================================================================
@@ -241,6 +243,37 @@ static void test_caller_grace_refused_reconnect(void **state)
     expect_failure_at(t0 + 100 + GRACE_MS, "c-1", "alice", "bob", "caller_offline");
 }
 
+/* The report of how late timers ran: 99 fire on time, one 250 ms late;
+ * taking the report starts a new interval. */
+static void test_timer_lateness_report(void **state)
+{
+    (void)state;
+    T.cfg.busy_limit = 200;
+    T.cfg.invite_rate = 200;
+    boot();
+    online(&alice);
+    int64_t t0 = T.now;
+    char json[64];
+    for (int i = 0; i < 100; i++) {
+        T.now = t0 + i; /* each one due INVITE_MS after it was sent */
+        snprintf(json, sizeof(json), "{\"type\":\"invite\",\"id\":\"late-%d\"}", i);
+        assert_int_equal(send_to(&alice, "bob", json), RTM_REPLACE);
+    }
+    struct rtm_timer_report r;
+    rtm_core_timer_report(T.core, &r);
+    assert_int_equal(r.fired, 0);
+    for (int i = 0; i < 99; i++)
+        tick_at(t0 + INVITE_MS + i);
+    tick_at(t0 + INVITE_MS + 99 + 250);
+    rtm_core_timer_report(T.core, &r);
+    assert_int_equal(r.fired, 100);
+    assert_int_equal(r.late_p99_ms, 0);
+    assert_int_equal(r.late_max_ms, 250);
+    rtm_core_timer_report(T.core, &r);
+    assert_int_equal(r.fired, 0);
+    assert_int_equal(r.late_max_ms, 0);
+}
+
 int main(void)
 {
 #define T_(f) cmocka_unit_test_setup_teardown(f, core_setup, core_teardown)
@@ -256,6 +289,7 @@ int main(void)
         T_(test_caller_grace_counts_from_last_session),
         T_(test_caller_grace_reconnect),
         T_(test_caller_grace_refused_reconnect),
+        T_(test_timer_lateness_report),
     };
 #undef T_
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,6 +24,10 @@ static const struct rtm_stats sample = {
     .push_jobs = 7,
     .push_calls = 8,
     .heap_bytes = (size_t)1 << 40,
+    .ticks = 9,
+    .tick_avg_us = 10,
+    .tick_max_us = 11,
+    .timers = {.fired = 12, .late_p99_ms = 13, .late_max_ms = 14},
 };
 
 static void test_json(void **state)
@@ -35,13 +39,29 @@ static void test_json(void **state)
     assert_int_equal(len, strlen(json));
     cJSON *o = cJSON_Parse(json);
     assert_non_null(o);
-    static const char *const names[] = {"users",  "sessions", "calls_live", "calls_remembered",
-                                        "timers", "devices",  "push_jobs",  "push_calls"};
-    for (int i = 0; i < 8; i++)
-        assert_int_equal(cJSON_GetObjectItem(o, names[i])->valuedouble, i + 1);
+    static const char *const names[] = {"users",
+                                        "sessions",
+                                        "calls_live",
+                                        "calls_remembered",
+                                        "timers",
+                                        "devices",
+                                        "push_jobs",
+                                        "push_calls",
+                                        "ticks",
+                                        "tick_avg_us",
+                                        "tick_max_us",
+                                        "timers_fired",
+                                        "timer_late_p99_ms",
+                                        "timer_late_max_ms"};
+    for (int i = 0; i < 14; i++) {
+        const cJSON *item = cJSON_GetObjectItem(o, names[i]);
+        if (!item)
+            fail_msg("no %s in %s", names[i], json);
+        assert_int_equal(item->valuedouble, i + 1);
+    }
     assert_true(cJSON_GetObjectItem(o, "heap_bytes")->valuedouble == 1099511627776.0);
     assert_true(cJSON_GetObjectItem(o, "ts")->valuedouble == 1764100000123.0);
-    assert_int_equal(cJSON_GetArraySize(o), 10);
+    assert_int_equal(cJSON_GetArraySize(o), 16);
     cJSON_Delete(o);
     free(json);
 }
@@ -53,7 +73,8 @@ static void test_line(void **state)
     rtm_stats_line(&sample, line, sizeof(line));
     assert_string_equal(line, "rtm: stats: 1 users, 2 sessions, 3 live calls, 4 remembered, "
                               "5 timers, 6 devices, 7 push jobs, 8 pushed calls, "
-                              "heap 1099511627776 bytes");
+                              "heap 1099511627776 bytes; 9 ticks, avg 10 us, max 11 us; "
+                              "12 timers fired, late p99 13 ms, max 14 ms");
 }
 
 int main(void)
