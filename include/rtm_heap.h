@@ -10,18 +10,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* 16 bytes: one sits in every invitation and every user, so it counts. */
 struct rtm_timer {
-    int64_t due;   /* ms */
-    uint64_t seq;  /* arming order, breaks ties */
-    uint32_t slot; /* index in the heap + 1; 0 when not armed */
-    uint8_t kind;  /* what the owner is; read by the dispatcher */
+    int64_t due;       /* ms */
+    uint32_t slot;     /* index in the heap + 1; 0 when not armed */
+    uint32_t seq : 24; /* arming order, breaks ties (serial arithmetic: it wraps) */
+    uint32_t kind : 8; /* what the owner is; read by the dispatcher */
 };
 
 struct rtm_heap {
     struct rtm_timer **v;
     size_t len;
     size_t cap;
-    uint64_t next_seq;
+    uint32_t next_seq;
 };
 
 void rtm_heap_init(struct rtm_heap *heap);

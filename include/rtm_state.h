@@ -76,6 +76,13 @@ struct rtm_session {
     char client_id[];
 };
 
+/* Who ended a call. Both parties are held by the call anyway. */
+enum rtm_party {
+    RTM_PARTY_SERVER, /* a timer, or still live */
+    RTM_PARTY_CALLER,
+    RTM_PARTY_CALLEE,
+};
+
 struct rtm_call {
     struct rtm_hnode node;    /* core->calls, keyed by id */
     struct rtm_timer timer;   /* next deadline: invite, ring, or forget */
@@ -83,8 +90,7 @@ struct rtm_call {
     struct rtm_list in_link;  /* callee->calls_in while live */
     struct rtm_user *caller;
     struct rtm_user *callee;
-    struct rtm_user *ended_by; /* NULL: ended by the server (or live) */
-    char *content;             /* NULL once ended */
+    char *content; /* NULL once ended */
     char *channel;
     int64_t created_at;
     int64_t invite_deadline; /* ringing must come by then (expires_at) */
@@ -92,9 +98,10 @@ struct rtm_call {
     int64_t ended_at;
     uint8_t state;    /* enum rtm_call_state */
     uint8_t reason;   /* enum rtm_fail_reason when failed */
+    uint8_t ended_by; /* enum rtm_party: who ended it */
     bool callee_seen; /* the callee had a live session while pending */
     bool pushed;      /* the callee's devices were asked to ring */
-    char id[RTM_ID_MAX + 1];
+    char id[];        /* 1-64 characters: only as long as it is */
 };
 
 /* Lateness of fired timers in 1 ms buckets; the last one holds everything
@@ -138,7 +145,6 @@ char *rtm_core_topic(const struct rtm_core *core, char *buf, size_t size, const 
 struct rtm_user *rtm_user_find(struct rtm_core *core, const char *uid);
 /* Finds or creates; takes a reference. NULL when out of memory. */
 struct rtm_user *rtm_user_acquire(struct rtm_core *core, const char *uid);
-void rtm_user_hold(struct rtm_user *user);
 /* Drops a reference; frees the user when nothing needs it any more. */
 void rtm_user_release(struct rtm_core *core, struct rtm_user *user);
 /* Frees the user if nothing refers to it and no presence update is due. */

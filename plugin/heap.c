@@ -23,9 +23,14 @@ void rtm_heap_fini(struct rtm_heap *heap)
     rtm_heap_init(heap);
 }
 
+/* Earlier due first; at the same due, the earlier armed, comparing the
+ * 24-bit sequence numbers as serial numbers, so that ties armed within 8
+ * million armings of each other keep their order across a wrap. */
 static bool before(const struct rtm_timer *a, const struct rtm_timer *b)
 {
-    return a->due < b->due || (a->due == b->due && a->seq < b->seq);
+    if (a->due != b->due)
+        return a->due < b->due;
+    return (int32_t)((uint32_t)(a->seq - b->seq) << 8) < 0;
 }
 
 static void place(struct rtm_heap *heap, size_t i, struct rtm_timer *t)
@@ -84,7 +89,7 @@ int rtm_heap_arm(struct rtm_heap *heap, struct rtm_timer *t, int64_t due)
     if (reserve_one(heap) != 0)
         return -1;
     t->due = due;
-    t->seq = heap->next_seq++;
+    t->seq = heap->next_seq++ & 0xffffff;
     heap->len++;
     place(heap, heap->len - 1, t);
     sift_up(heap, heap->len - 1);

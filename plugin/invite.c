@@ -107,6 +107,13 @@ static void push(struct rtm_core *core, struct rtm_call *call, enum rtm_push_kin
     core->push(core->push_ud, &p);
 }
 
+static enum rtm_party party_of(const struct rtm_call *call, const struct rtm_user *user)
+{
+    if (!user)
+        return RTM_PARTY_SERVER;
+    return user == call->caller ? RTM_PARTY_CALLER : RTM_PARTY_CALLEE;
+}
+
 /* Moves `call` into an ending state and starts the time it is remembered. */
 static void end_call(struct rtm_core *core, struct rtm_call *call, enum rtm_call_state state,
                      enum rtm_fail_reason reason, struct rtm_user *by, int64_t now)
@@ -114,10 +121,7 @@ static void end_call(struct rtm_core *core, struct rtm_call *call, enum rtm_call
     call->state = (uint8_t)state;
     call->reason = (uint8_t)reason;
     call->ended_at = now;
-    if (by) {
-        rtm_user_hold(by);
-        call->ended_by = by;
-    }
+    call->ended_by = (uint8_t)party_of(call, by);
     rtm_list_remove(&call->out_link);
     rtm_list_remove(&call->in_link);
     call->caller->busy--;
@@ -143,8 +147,6 @@ static void forget_call(struct rtm_core *core, struct rtm_call *call)
     rtm_heap_disarm(&core->timers, &call->timer);
     rtm_user_release(core, call->caller);
     rtm_user_release(core, call->callee);
-    if (call->ended_by)
-        rtm_user_release(core, call->ended_by);
     free(call->content);
     free(call->channel);
     free(call);
@@ -192,7 +194,8 @@ static enum rtm_err refuse(enum rtm_err err, char *why, size_t why_len, const ch
 static struct rtm_call *call_new(struct rtm_core *core, const struct rtm_request *req,
                                  struct rtm_user *caller, struct rtm_user *callee, int64_t now)
 {
-    struct rtm_call *call = calloc(1, sizeof(*call));
+    size_t id_len = strlen(req->id);
+    struct rtm_call *call = calloc(1, sizeof(*call) + id_len + 1);
     if (!call)
         return NULL;
     call->content = req->content ? strdup(req->content) : NULL;
@@ -203,7 +206,7 @@ static struct rtm_call *call_new(struct rtm_core *core, const struct rtm_request
         free(call);
         return NULL;
     }
-    strcpy(call->id, req->id);
+    memcpy(call->id, req->id, id_len + 1);
     call->timer.kind = RTM_TIMER_CALL;
     call->caller = caller;
     call->callee = callee;
@@ -315,7 +318,7 @@ static enum rtm_err handle_ending(struct rtm_core *core, struct rtm_call *call,
                                   char **out, size_t *out_len, char *why, size_t why_len)
 {
     enum rtm_call_state ending = ending_of(req->type);
-    if (!call_live(call) && (call->state != ending || call->ended_by != by))
+    if (!call_live(call) && (call->state != ending || call->ended_by != party_of(call, by)))
         return refuse(RTM_ERR_INVALID_STATE, why, why_len, "invitation %s has already ended",
                       call->id);
     /* Live: end it now. Ended by this same request (a QoS 1 retry): deliver

@@ -54,11 +54,6 @@ struct rtm_user *rtm_user_acquire(struct rtm_core *core, const char *uid)
     return u;
 }
 
-void rtm_user_hold(struct rtm_user *user)
-{
-    user->refs++;
-}
-
 static void user_free(struct rtm_core *core, struct rtm_user *user)
 {
     rtm_heap_disarm(&core->timers, &user->timer);
