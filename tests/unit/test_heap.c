@@ -77,6 +77,25 @@ static void test_ties_fire_in_arming_order(void **state)
     rtm_heap_fini(&heap);
 }
 
+/* The tie-break sequence is 24 bits: ties armed across its wrap still fire
+ * in arming order. */
+static void test_ties_keep_order_across_wrap(void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    struct rtm_heap heap;
+    struct rtm_timer t[N];
+    memset(t, 0, sizeof(t));
+    rtm_heap_init(&heap);
+    heap.next_seq = 0xffffff - N / 2;
+    for (int i = 0; i < N; i++)
+        assert_int_equal(rtm_heap_arm(&heap, &t[i], 100), 0);
+    assert_true(t[0].seq > t[N - 1].seq); /* it did wrap */
+    for (int i = 0; i < N; i++)
+        assert_ptr_equal(rtm_heap_pop_due(&heap, 100), &t[i]);
+    rtm_heap_fini(&heap);
+}
+
 static void test_rearm_moves(void **state)
 {
     (void)state;
@@ -312,6 +331,7 @@ int main(void)
         cmocka_unit_test(test_empty),
         cmocka_unit_test(test_ordering),
         cmocka_unit_test(test_ties_fire_in_arming_order),
+        cmocka_unit_test(test_ties_keep_order_across_wrap),
         cmocka_unit_test(test_rearm_moves),
         cmocka_unit_test(test_disarm_middle),
         cmocka_unit_test(test_pop_due_respects_now),
