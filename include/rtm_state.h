@@ -25,12 +25,12 @@ enum rtm_timer_kind {
     RTM_TIMER_USER_LINGER,  /* struct rtm_user.timer: until its rate buckets refill */
 };
 
-/* A token bucket that holds `rate` actions and refills `rate` per minute,
- * continuously; counted in 1/60000 of an action so that the refill per
- * millisecond is the integer `rate`. */
+/* A rate limit of `rate` actions a minute with a burst of `rate`, kept as
+ * one number (the generic cell rate algorithm, the token bucket's twin):
+ * the theoretical arrival time of the next action. The bucket is full once
+ * the clock has passed it. */
 struct rtm_bucket {
-    int64_t tokens;
-    int64_t at; /* when last refilled; -1: full and never drawn from */
+    int64_t tat_us; /* 0: full and never drawn from */
 };
 
 enum rtm_call_state {

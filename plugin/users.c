@@ -9,8 +9,6 @@
 
 #include "rtm_state.h"
 
-#define RATE_UNIT 60000 /* bucket units per invitation: one minute in ms */
-
 static bool user_eq(const struct rtm_hnode *node, const void *key)
 {
     const struct rtm_user *u = rtm_container_of(node, struct rtm_user, node);
@@ -35,8 +33,6 @@ static struct rtm_user *user_new(struct rtm_core *core, const char *uid)
     rtm_list_init(&u->calls_out);
     rtm_list_init(&u->calls_in);
     rtm_list_init(&u->dirty);
-    u->invites.at = -1;
-    u->registrations.at = -1;
     rtm_hash_insert(&core->users, &u->node, rtm_hash_bytes(&core->users, uid, len));
     return u;
 }
@@ -69,21 +65,17 @@ void rtm_user_release(struct rtm_core *core, struct rtm_user *user)
 }
 
 /* When the bucket is full again (ms), or -1 when it was never drawn from. */
-static int64_t full_at(const struct rtm_bucket *b, uint32_t rate)
+static int64_t full_at(const struct rtm_bucket *b)
 {
-    if (b->at < 0)
-        return -1;
-    int64_t missing = (int64_t)rate * RATE_UNIT - b->tokens;
-    return b->at + (missing + rate - 1) / rate;
+    return b->tat_us ? (b->tat_us + 999) / 1000 : -1;
 }
 
 void rtm_user_gc(struct rtm_core *core, struct rtm_user *user)
 {
     if (user->refs != 0 || rtm_list_linked(&user->dirty))
         return;
-    const struct rtm_config *cfg = core->cfg;
-    int64_t a = full_at(&user->invites, cfg->invite_rate);
-    int64_t b = full_at(&user->registrations, cfg->device_rate);
+    int64_t a = full_at(&user->invites);
+    int64_t b = full_at(&user->registrations);
     int64_t due = a > b ? a : b;
     if (due < 0) {
         user_free(core, user);
@@ -98,8 +90,8 @@ void rtm_user_gc(struct rtm_core *core, struct rtm_user *user)
 
 void rtm_user_linger_done(struct rtm_core *core, struct rtm_user *user)
 {
-    user->invites.at = -1;
-    user->registrations.at = -1;
+    user->invites.tat_us = 0;
+    user->registrations.tat_us = 0;
     rtm_user_gc(core, user);
 }
 
@@ -110,18 +102,13 @@ bool rtm_user_live(const struct rtm_user *user)
 
 bool rtm_user_take(struct rtm_bucket *b, uint32_t rate, int64_t now)
 {
-    const int64_t capacity = (int64_t)rate * RATE_UNIT;
-    if (b->at < 0) {
-        b->tokens = capacity;
-    } else if (now > b->at) {
-        int64_t refill = (now - b->at) * (int64_t)rate;
-        b->tokens = refill >= capacity - b->tokens ? capacity : b->tokens + refill;
-    }
-    if (b->at < 0 || now > b->at)
-        b->at = now;
-    if (b->tokens < RATE_UNIT)
+    const int64_t interval = 60000000 / rate;    /* microseconds per action */
+    const int64_t burst = interval * (rate - 1); /* how far ahead of now it may run */
+    int64_t now_us = now * 1000;
+    int64_t tat = b->tat_us > now_us ? b->tat_us : now_us;
+    if (tat - now_us > burst)
         return false;
-    b->tokens -= RATE_UNIT;
+    b->tat_us = tat + interval;
     return true;
 }
 
