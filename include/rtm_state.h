@@ -18,6 +18,7 @@
 #include "rtm_message.h"
 #include "rtm_registry.h"
 #include "rtm_topic.h"
+#include "rtm_vec.h"
 
 enum rtm_timer_kind {
     RTM_TIMER_CALL,         /* struct rtm_call.timer */
@@ -51,7 +52,6 @@ struct rtm_user {
     struct rtm_list sessions;        /* struct rtm_session.by_user */
     struct rtm_list calls_out;       /* live calls placed: struct rtm_call.out_link */
     struct rtm_list calls_in;        /* live calls received: struct rtm_call.in_link */
-    struct rtm_list dirty;           /* in core->dirty while presence may need publishing */
     struct rtm_bucket invites;       /* invite_rate */
     struct rtm_bucket registrations; /* device_rate */
     uint32_t refs;                   /* sessions + calls naming this user */
@@ -63,13 +63,13 @@ struct rtm_user {
      * starts offline and only a change is published. */
     uint32_t shown_sessions;
     bool shown_online;
+    bool dirty; /* queued in core->dirty: presence may need publishing */
     char uid[];
 };
 
 struct rtm_session {
-    struct rtm_hnode node;       /* core->sessions, keyed by client handle */
-    struct rtm_list by_user;     /* user->sessions */
-    struct rtm_list unconfirmed; /* core->unconfirmed while not confirmed */
+    struct rtm_hnode node;   /* core->sessions, keyed by client handle */
+    struct rtm_list by_user; /* user->sessions */
     const void *handle;
     struct rtm_user *user;
     bool confirmed;
@@ -121,8 +121,8 @@ struct rtm_core {
     struct rtm_hash sessions;
     struct rtm_hash calls;
     struct rtm_heap timers;
-    struct rtm_list dirty;       /* users whose presence may have changed */
-    struct rtm_list unconfirmed; /* sessions to confirm at the next tick */
+    struct rtm_vec dirty;       /* users whose presence may have changed */
+    struct rtm_vec unconfirmed; /* handles of sessions to confirm at the next tick */
     size_t calls_live;
     struct rtm_registry *registry;
     rtm_push_fn push;

@@ -23,8 +23,6 @@ struct rtm_core *rtm_core_new(const struct rtm_config *cfg, const struct rtm_sin
     core->cfg = cfg;
     core->sink = sink;
     rtm_heap_init(&core->timers);
-    rtm_list_init(&core->dirty);
-    rtm_list_init(&core->unconfirmed);
     if (hash_key)
         core->hash_key = *hash_key;
     core->registry = rtm_registry_new(cfg->max_devices, &core->hash_key);

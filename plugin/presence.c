@@ -26,10 +26,18 @@ static struct rtm_session *session_find(struct rtm_core *core, const void *handl
     return n ? rtm_container_of(n, struct rtm_session, node) : NULL;
 }
 
-static void mark_dirty(struct rtm_core *core, struct rtm_user *user)
+static void flush_user(struct rtm_core *core, struct rtm_user *user, int64_t now);
+
+/* Queues the user's presence for the next tick; out of memory, publishes it
+ * now rather than never. */
+static void mark_dirty(struct rtm_core *core, struct rtm_user *user, int64_t now)
 {
-    if (!rtm_list_linked(&user->dirty))
-        rtm_list_add_tail(&core->dirty, &user->dirty);
+    if (user->dirty)
+        return;
+    if (rtm_vec_push(&core->dirty, user) == 0)
+        user->dirty = true;
+    else
+        flush_user(core, user, now);
 }
 
 void rtm_presence_connect(struct rtm_core *core, const struct rtm_client *client, int64_t now)
@@ -52,20 +60,21 @@ void rtm_presence_connect(struct rtm_core *core, const struct rtm_client *client
     s->user = user;
     rtm_hash_insert(&core->sessions, &s->node, rtm_hash_ptr(client->handle));
     rtm_list_add_tail(&user->sessions, &s->by_user);
-    rtm_list_add_tail(&core->unconfirmed, &s->unconfirmed);
     user->unconfirmed++;
+    /* Out of memory, it is confirmed at its first publish or subscribe. */
+    if (rtm_vec_push(&core->unconfirmed, (void *)client->handle) != 0)
+        rtm_core_log(core, RTM_LOG_ERR, "rtm: out of memory queueing session of %s", client->uid);
 }
 
 static void confirm(struct rtm_core *core, struct rtm_session *s, int64_t now)
 {
     struct rtm_user *user = s->user;
     s->confirmed = true;
-    rtm_list_remove(&s->unconfirmed);
     user->unconfirmed--;
     user->confirmed++;
     if (user->confirmed == 1)
         rtm_invite_user_online(core, user);
-    mark_dirty(core, user);
+    mark_dirty(core, user, now);
     rtm_invite_session_up(core, user, s->client_id, now);
 }
 
@@ -88,10 +97,9 @@ void rtm_presence_disconnect(struct rtm_core *core, const void *handle, int64_t 
     rtm_list_remove(&s->by_user);
     if (s->confirmed) {
         user->confirmed--;
-        mark_dirty(core, user);
+        mark_dirty(core, user, now);
     } else {
-        rtm_list_remove(&s->unconfirmed);
-        user->unconfirmed--;
+        user->unconfirmed--; /* its handle in core->unconfirmed finds nothing */
     }
     free(s);
     if (!rtm_user_live(user))
@@ -130,17 +138,19 @@ static void flush_user(struct rtm_core *core, struct rtm_user *user, int64_t now
 
 void rtm_presence_tick(struct rtm_core *core, int64_t now)
 {
-    while (!rtm_list_empty(&core->unconfirmed)) {
-        struct rtm_session *s =
-            rtm_container_of(core->unconfirmed.next, struct rtm_session, unconfirmed);
-        confirm(core, s, now);
-    }
-    while (!rtm_list_empty(&core->dirty)) {
-        struct rtm_user *user = rtm_container_of(core->dirty.next, struct rtm_user, dirty);
-        rtm_list_remove(&user->dirty);
+    /* A handle may be stale (disconnected, or reused by a new session that
+     * is queued again after it): only a session still unconfirmed counts. */
+    for (size_t i = 0; i < core->unconfirmed.len; i++)
+        rtm_presence_confirm_handle(core, core->unconfirmed.v[i], now);
+    core->unconfirmed.len = 0;
+    /* Confirming may queue more users; a queued user is never freed. */
+    for (size_t i = 0; i < core->dirty.len; i++) {
+        struct rtm_user *user = core->dirty.v[i];
+        user->dirty = false;
         flush_user(core, user, now);
         rtm_user_gc(core, user);
     }
+    core->dirty.len = 0;
 }
 
 bool rtm_presence_read_ok(struct rtm_core *core, const char *uid, const void *payload, size_t len,
@@ -153,7 +163,7 @@ bool rtm_presence_read_ok(struct rtm_core *core, const char *uid, const void *pa
         return true;
     /* Left over from before a restart (or overtaken by a disconnect whose
      * offline message is already queued): never show it. */
-    if (!user || !rtm_list_linked(&user->dirty)) {
+    if (!user || !user->dirty) {
         publish_presence(core, uid, false, 0, now);
         rtm_core_log(core, RTM_LOG_INFO, "rtm: presence %s was stale online; now offline", uid);
     }
@@ -165,6 +175,6 @@ void rtm_presence_free_all(struct rtm_core *core)
     struct rtm_hnode *n;
     while ((n = rtm_hash_pop(&core->sessions)) != NULL)
         free(rtm_container_of(n, struct rtm_session, node));
-    rtm_list_init(&core->unconfirmed);
-    rtm_list_init(&core->dirty);
+    rtm_vec_free(&core->unconfirmed);
+    rtm_vec_free(&core->dirty);
 }

@@ -32,7 +32,6 @@ static struct rtm_user *user_new(struct rtm_core *core, const char *uid)
     rtm_list_init(&u->sessions);
     rtm_list_init(&u->calls_out);
     rtm_list_init(&u->calls_in);
-    rtm_list_init(&u->dirty);
     rtm_hash_insert(&core->users, &u->node, rtm_hash_bytes(&core->users, uid, len));
     return u;
 }
@@ -72,7 +71,7 @@ static int64_t full_at(const struct rtm_bucket *b)
 
 void rtm_user_gc(struct rtm_core *core, struct rtm_user *user)
 {
-    if (user->refs != 0 || rtm_list_linked(&user->dirty))
+    if (user->refs != 0 || user->dirty)
         return;
     int64_t a = full_at(&user->invites);
     int64_t b = full_at(&user->registrations);
