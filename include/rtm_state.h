@@ -93,16 +93,22 @@ struct rtm_call {
     char *content; /* NULL once ended */
     char *channel;
     int64_t created_at;
-    int64_t invite_deadline; /* ringing must come by then (expires_at) */
-    int64_t ring_deadline;
-    int64_t ended_at;
-    uint8_t state;    /* enum rtm_call_state */
-    uint8_t reason;   /* enum rtm_fail_reason when failed */
-    uint8_t ended_by; /* enum rtm_party: who ended it */
-    bool callee_seen; /* the callee had a live session while pending */
-    bool pushed;      /* the callee's devices were asked to ring */
-    char id[];        /* 1-64 characters: only as long as it is */
+    /* Milliseconds after created_at (every duration is at most a day):
+     * ringing must come by invite_after (expires_at), an answer by
+     * ring_after; ended_after once it ended. */
+    uint32_t invite_after;
+    uint32_t ring_after;
+    uint32_t ended_after;
+    /* Two bytes, so that the struct stays at 120 bytes before its id. */
+    uint16_t state : 3;       /* enum rtm_call_state */
+    uint16_t reason : 3;      /* enum rtm_fail_reason when failed */
+    uint16_t ended_by : 2;    /* enum rtm_party: who ended it */
+    uint16_t callee_seen : 1; /* the callee had a live session while pending */
+    uint16_t pushed : 1;      /* the callee's devices were asked to ring */
+    char id[];                /* 1-64 characters: only as long as it is */
 };
+_Static_assert(RTM_CALL_FAILED < 8 && RTM_FAIL_CALLER_OFFLINE < 8 && RTM_PARTY_CALLEE < 4,
+               "struct rtm_call's bit-fields are too narrow");
 
 /* Lateness of fired timers in 1 ms buckets; the last one holds everything
  * from RTM_LATE_BUCKETS - 1 ms on (late_max says how far). */

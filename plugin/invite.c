@@ -23,6 +23,21 @@
 static const char *const state_names[] = {"pending", "ringing",  "accepted",
                                           "refused", "canceled", "failed"};
 
+static int64_t invite_deadline(const struct rtm_call *call)
+{
+    return call->created_at + call->invite_after;
+}
+
+static int64_t ring_deadline(const struct rtm_call *call)
+{
+    return call->created_at + call->ring_after;
+}
+
+static int64_t ended_at(const struct rtm_call *call)
+{
+    return call->created_at + call->ended_after;
+}
+
 static bool call_eq(const struct rtm_hnode *node, const void *key)
 {
     return strcmp(rtm_container_of(node, struct rtm_call, node)->id, key) == 0;
@@ -50,7 +65,7 @@ static void arm(struct rtm_core *core, struct rtm_call *call, int64_t due)
  * that has not rung yet may have a dead socket) or else the invite deadline. */
 static void arm_pending(struct rtm_core *core, struct rtm_call *call)
 {
-    int64_t due = call->invite_deadline;
+    int64_t due = invite_deadline(call);
     int64_t fallback = core->cfg->push_fallback_ms;
     if (!call->pushed && fallback > 0 && call->created_at + fallback < due)
         due = call->created_at + fallback;
@@ -70,7 +85,7 @@ static char *call_event(const struct rtm_call *call, enum rtm_msg_type type, con
         .ts = ts,
         .content = call->content,
         .channel = call->channel,
-        .expires_at = call->invite_deadline,
+        .expires_at = invite_deadline(call),
         .response = response,
         .reason = (enum rtm_fail_reason)call->reason,
     };
@@ -100,7 +115,7 @@ static void push(struct rtm_core *core, struct rtm_call *call, enum rtm_push_kin
         .caller = call->caller->uid,
         .callee = call->callee->uid,
         .channel = call->channel ? call->channel : "",
-        .expires_at = call->invite_deadline,
+        .expires_at = invite_deadline(call),
         .why = why,
         .now_ms = now,
     };
@@ -118,10 +133,10 @@ static enum rtm_party party_of(const struct rtm_call *call, const struct rtm_use
 static void end_call(struct rtm_core *core, struct rtm_call *call, enum rtm_call_state state,
                      enum rtm_fail_reason reason, struct rtm_user *by, int64_t now)
 {
-    call->state = (uint8_t)state;
-    call->reason = (uint8_t)reason;
-    call->ended_at = now;
-    call->ended_by = (uint8_t)party_of(call, by);
+    call->state = state & 7;
+    call->reason = reason & 7;
+    call->ended_after = (uint32_t)(now - call->created_at);
+    call->ended_by = party_of(call, by) & 3;
     rtm_list_remove(&call->out_link);
     rtm_list_remove(&call->in_link);
     call->caller->busy--;
@@ -167,7 +182,7 @@ void rtm_invite_timer(struct rtm_core *core, struct rtm_call *call, int64_t now)
 {
     switch (call->state) {
     case RTM_CALL_PENDING:
-        if (now < call->invite_deadline) { /* the fallback push is due */
+        if (now < invite_deadline(call)) { /* the fallback push is due */
             push(core, call, RTM_PUSH_CALL_INVITE, "no ringing within push_fallback_ms", now);
             arm_pending(core, call);
             break;
@@ -212,9 +227,9 @@ static struct rtm_call *call_new(struct rtm_core *core, const struct rtm_request
     call->callee = callee;
     call->created_at = now;
     int64_t wait = req->timeout_s ? (int64_t)req->timeout_s * 1000 : core->cfg->invite_timeout_ms;
-    call->invite_deadline = now + wait;
+    call->invite_after = (uint32_t)wait;
     int64_t ring = now + core->cfg->ring_timeout_ms;
-    call->ring_deadline = ring > call->invite_deadline ? ring : call->invite_deadline;
+    call->ring_after = (uint32_t)((ring > now + wait ? ring : now + wait) - now);
     call->callee_seen = callee->confirmed > 0;
     return call;
 }
@@ -276,7 +291,7 @@ static enum rtm_err handle_invite(struct rtm_core *core, const char *sender, con
     if (!rtm_user_live(caller)) /* e.g. a client the broker authenticated by certificate */
         rtm_invite_user_offline(core, caller, now);
     rtm_core_log(core, RTM_LOG_DEBUG, "rtm: call %s %s -> %s invited, ring by %lld", call->id,
-                 sender, peer, (long long)call->invite_deadline);
+                 sender, peer, (long long)invite_deadline(call));
     *out = call_event(call, RTM_MSG_INVITE, sender, NULL, now, out_len);
     return RTM_OK;
 }
@@ -302,7 +317,7 @@ static enum rtm_err handle_ringing(struct rtm_core *core, struct rtm_call *call,
                       call->id);
     if (call->state == RTM_CALL_PENDING) {
         call->state = RTM_CALL_RINGING;
-        arm(core, call, call->ring_deadline);
+        arm(core, call, ring_deadline(call));
         rtm_core_log(core, RTM_LOG_DEBUG, "rtm: call %s ringing at %s", call->id,
                      call->callee->uid);
     }
@@ -325,7 +340,7 @@ static enum rtm_err handle_ending(struct rtm_core *core, struct rtm_call *call,
      * it again, exactly as the first time. */
     if (call_live(call))
         end_call(core, call, ending, RTM_FAIL_NONE, by, now);
-    *out = call_event(call, req->type, by->uid, req->response, call->ended_at, out_len);
+    *out = call_event(call, req->type, by->uid, req->response, ended_at(call), out_len);
     if (*out)
         to_inbox(core, by->uid, NULL, *out, *out_len);
     return RTM_OK;
