@@ -91,7 +91,6 @@ struct rtm_call {
     struct rtm_user *caller;
     struct rtm_user *callee;
     char *content; /* NULL once ended */
-    char *channel;
     int64_t created_at;
     /* Milliseconds after created_at (every duration is at most a day):
      * ringing must come by invite_after (expires_at), an answer by
@@ -105,7 +104,8 @@ struct rtm_call {
     uint16_t ended_by : 2;    /* enum rtm_party: who ended it */
     uint16_t callee_seen : 1; /* the callee had a live session while pending */
     uint16_t pushed : 1;      /* the callee's devices were asked to ring */
-    char id[];                /* 1-64 characters: only as long as it is */
+    uint16_t has_channel : 1; /* the channel follows the id's NUL */
+    char id[];                /* 1-64 characters, then the channel (at most 64) if it has one */
 };
 _Static_assert(RTM_CALL_FAILED < 8 && RTM_FAIL_CALLER_OFFLINE < 8 && RTM_PARTY_CALLEE < 4,
                "struct rtm_call's bit-fields are too narrow");

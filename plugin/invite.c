@@ -23,6 +23,12 @@
 static const char *const state_names[] = {"pending", "ringing",  "accepted",
                                           "refused", "canceled", "failed"};
 
+/* The channel is stored inline, after the id: no allocation of its own. */
+static const char *call_channel(const struct rtm_call *call)
+{
+    return call->has_channel ? call->id + strlen(call->id) + 1 : NULL;
+}
+
 static int64_t invite_deadline(const struct rtm_call *call)
 {
     return call->created_at + call->invite_after;
@@ -84,7 +90,7 @@ static char *call_event(const struct rtm_call *call, enum rtm_msg_type type, con
         .by = by,
         .ts = ts,
         .content = call->content,
-        .channel = call->channel,
+        .channel = call_channel(call),
         .expires_at = invite_deadline(call),
         .response = response,
         .reason = (enum rtm_fail_reason)call->reason,
@@ -114,7 +120,7 @@ static void push(struct rtm_core *core, struct rtm_call *call, enum rtm_push_kin
         .call_id = call->id,
         .caller = call->caller->uid,
         .callee = call->callee->uid,
-        .channel = call->channel ? call->channel : "",
+        .channel = call->has_channel ? call_channel(call) : "",
         .expires_at = invite_deadline(call),
         .why = why,
         .now_ms = now,
@@ -144,8 +150,7 @@ static void end_call(struct rtm_core *core, struct rtm_call *call, enum rtm_call
     if (call->pushed && state != RTM_CALL_ACCEPTED && core->cfg->push_on_cancel)
         push(core, call, RTM_PUSH_CALL_CANCEL, state_names[state], now);
     free(call->content);
-    free(call->channel);
-    call->content = call->channel = NULL;
+    call->content = NULL;
     if (rtm_list_empty(&call->caller->calls_out))
         rtm_heap_disarm(&core->timers, &call->caller->timer);
     int64_t remember = core->cfg->ring_timeout_ms;
@@ -163,7 +168,6 @@ static void forget_call(struct rtm_core *core, struct rtm_call *call)
     rtm_user_release(core, call->caller);
     rtm_user_release(core, call->callee);
     free(call->content);
-    free(call->channel);
     free(call);
 }
 
@@ -210,18 +214,19 @@ static struct rtm_call *call_new(struct rtm_core *core, const struct rtm_request
                                  struct rtm_user *caller, struct rtm_user *callee, int64_t now)
 {
     size_t id_len = strlen(req->id);
-    struct rtm_call *call = calloc(1, sizeof(*call) + id_len + 1);
+    size_t channel_size = req->channel ? strlen(req->channel) + 1 : 0;
+    struct rtm_call *call = calloc(1, sizeof(*call) + id_len + 1 + channel_size);
     if (!call)
         return NULL;
     call->content = req->content ? strdup(req->content) : NULL;
-    call->channel = req->channel ? strdup(req->channel) : NULL;
-    if ((req->content && !call->content) || (req->channel && !call->channel)) {
-        free(call->content);
-        free(call->channel);
+    if (req->content && !call->content) {
         free(call);
         return NULL;
     }
     memcpy(call->id, req->id, id_len + 1);
+    if (req->channel)
+        memcpy(call->id + id_len + 1, req->channel, channel_size);
+    call->has_channel = req->channel != NULL;
     call->timer.kind = RTM_TIMER_CALL;
     call->caller = caller;
     call->callee = callee;
@@ -442,7 +447,6 @@ void rtm_invite_free_all(struct rtm_core *core)
     while ((n = rtm_hash_pop(&core->calls)) != NULL) {
         struct rtm_call *call = rtm_container_of(n, struct rtm_call, node);
         free(call->content);
-        free(call->channel);
         free(call);
     }
     core->calls_live = 0;
