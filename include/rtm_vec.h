@@ -30,6 +30,18 @@ static inline int rtm_vec_push(struct rtm_vec *vec, void *p)
     return 0;
 }
 
+/* Empties the queue. A burst (a reconnect storm) grows it; the memory goes
+ * back once it is drained rather than staying for the process's life. */
+static inline void rtm_vec_clear(struct rtm_vec *vec)
+{
+    vec->len = 0;
+    if (vec->cap > 1024) {
+        free(vec->v);
+        vec->v = NULL;
+        vec->cap = 0;
+    }
+}
+
 static inline void rtm_vec_free(struct rtm_vec *vec)
 {
     free(vec->v);

@@ -142,7 +142,7 @@ void rtm_presence_tick(struct rtm_core *core, int64_t now)
      * is queued again after it): only a session still unconfirmed counts. */
     for (size_t i = 0; i < core->unconfirmed.len; i++)
         rtm_presence_confirm_handle(core, core->unconfirmed.v[i], now);
-    core->unconfirmed.len = 0;
+    rtm_vec_clear(&core->unconfirmed);
     /* Confirming may queue more users; a queued user is never freed. */
     for (size_t i = 0; i < core->dirty.len; i++) {
         struct rtm_user *user = core->dirty.v[i];
@@ -150,7 +150,7 @@ void rtm_presence_tick(struct rtm_core *core, int64_t now)
         flush_user(core, user, now);
         rtm_user_gc(core, user);
     }
-    core->dirty.len = 0;
+    rtm_vec_clear(&core->dirty);
 }
 
 bool rtm_presence_read_ok(struct rtm_core *core, const char *uid, const void *payload, size_t len,
