@@ -53,7 +53,7 @@ static bool parse_number(const char *s, long long *out)
 static bool parse_args(int argc, char **argv, struct args *a)
 {
     *a = (struct args){.expiry = -1, .ttl = -1, .leeway = 30};
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *opt = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         bool ok = val != NULL;
@@ -75,7 +75,6 @@ static bool parse_args(int argc, char **argv, struct args *a)
             fprintf(stderr, "rtm-token: bad or incomplete argument: %s\n", opt);
             return false;
         }
-        i++;
     }
     if (!a->uid || !rtm_uid_valid(a->uid, strlen(a->uid))) {
         fprintf(stderr, "rtm-token: --uid must be 1-64 characters of A-Z a-z 0-9 _ . @ -\n");
