@@ -1,6 +1,7 @@
 /*
  * Call messages as JSON: validating what clients send, and writing what the
- * plugin delivers (stamped events, errors, presence). Pure, built on cJSON.
+ * plugin delivers (stamped events, errors, presence). Pure: cJSON reads,
+ * rtm_jsonw writes.
  */
 #ifndef RTM_MESSAGE_H
 #define RTM_MESSAGE_H

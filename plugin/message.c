@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rtm_jsonw.h"
 #include "rtm_message.h"
 #include "rtm_topic.h"
 
@@ -311,116 +312,86 @@ void rtm_request_free(struct rtm_request *req)
     req->json = NULL;
 }
 
-/* Prints `obj` (consumed) into a malloc'd string, unless building it failed. */
-static char *finish(cJSON *obj, bool ok, size_t *len)
-{
-    char *text = obj && ok ? cJSON_PrintUnformatted(obj) : NULL;
-    cJSON_Delete(obj);
-    *len = text ? strlen(text) : 0;
-    return text;
-}
-
-static void add_string(cJSON *obj, const char *name, const char *value, bool *ok)
-{
-    if (!cJSON_AddStringToObject(obj, name, value))
-        *ok = false;
-}
-
-static void add_number(cJSON *obj, const char *name, double value, bool *ok)
-{
-    if (!cJSON_AddNumberToObject(obj, name, value))
-        *ok = false;
-}
+/* A first guess at an event's size: the fixed fields fit, long content
+ * or responses grow the buffer once or twice. */
+#define EVENT_HINT 256
 
 char *rtm_event_json(const struct rtm_event *ev, size_t *len)
 {
-    cJSON *obj = cJSON_CreateObject();
-    bool ok = obj != NULL;
-    if (ok) {
-        add_string(obj, "type", rtm_msg_type_name(ev->type), &ok);
-        add_string(obj, "id", ev->id, &ok);
-        add_string(obj, "caller", ev->caller, &ok);
-        add_string(obj, "callee", ev->callee, &ok);
-        add_string(obj, "by", ev->by ? ev->by : "server", &ok);
-        add_number(obj, "ts", (double)ev->ts, &ok);
+    struct rtm_jsonw w;
+    rtm_jsonw_begin(&w, EVENT_HINT);
+    rtm_jsonw_string(&w, "type", rtm_msg_type_name(ev->type));
+    rtm_jsonw_string(&w, "id", ev->id);
+    rtm_jsonw_string(&w, "caller", ev->caller);
+    rtm_jsonw_string(&w, "callee", ev->callee);
+    rtm_jsonw_string(&w, "by", ev->by ? ev->by : "server");
+    rtm_jsonw_int(&w, "ts", ev->ts);
+    if (ev->type == RTM_MSG_INVITE) {
+        rtm_jsonw_string(&w, "content", ev->content ? ev->content : "");
+        rtm_jsonw_string(&w, "channel", ev->channel ? ev->channel : "");
+        rtm_jsonw_int(&w, "expires_at", ev->expires_at);
     }
-    if (ok && ev->type == RTM_MSG_INVITE) {
-        add_string(obj, "content", ev->content ? ev->content : "", &ok);
-        add_string(obj, "channel", ev->channel ? ev->channel : "", &ok);
-        add_number(obj, "expires_at", (double)ev->expires_at, &ok);
-    }
-    if (ok && ev->response)
-        add_string(obj, "response", ev->response, &ok);
-    if (ok && ev->type == RTM_MSG_FAILURE)
-        add_string(obj, "reason", rtm_fail_reason_name(ev->reason), &ok);
-    return finish(obj, ok, len);
+    if (ev->response)
+        rtm_jsonw_string(&w, "response", ev->response);
+    if (ev->type == RTM_MSG_FAILURE)
+        rtm_jsonw_string(&w, "reason", rtm_fail_reason_name(ev->reason));
+    return rtm_jsonw_end(&w, len);
 }
 
 char *rtm_error_json(enum rtm_err err, const char *message, const char *id,
                      enum rtm_msg_type request, int64_t ts, size_t *len)
 {
-    cJSON *obj = cJSON_CreateObject();
-    bool ok = obj != NULL;
-    if (ok) {
-        add_string(obj, "type", "error", &ok);
-        add_string(obj, "code", rtm_err_code(err), &ok);
-        add_string(obj, "message", message, &ok);
-    }
-    if (ok && id && *id)
-        add_string(obj, "id", id, &ok);
-    if (ok && request < RTM_MSG_FAILURE)
-        add_string(obj, "request", rtm_msg_type_name(request), &ok);
-    if (ok)
-        add_number(obj, "ts", (double)ts, &ok);
-    return finish(obj, ok, len);
+    struct rtm_jsonw w;
+    rtm_jsonw_begin(&w, EVENT_HINT);
+    rtm_jsonw_string(&w, "type", "error");
+    rtm_jsonw_string(&w, "code", rtm_err_code(err));
+    rtm_jsonw_string(&w, "message", message);
+    if (id && *id)
+        rtm_jsonw_string(&w, "id", id);
+    if (request < RTM_MSG_FAILURE)
+        rtm_jsonw_string(&w, "request", rtm_msg_type_name(request));
+    rtm_jsonw_int(&w, "ts", ts);
+    return rtm_jsonw_end(&w, len);
 }
 
 char *rtm_device_error_json(enum rtm_err err, const char *message, const char *device, int64_t ts,
                             size_t *len)
 {
-    cJSON *obj = cJSON_CreateObject();
-    bool ok = obj != NULL;
-    if (ok) {
-        add_string(obj, "type", "error", &ok);
-        add_string(obj, "code", rtm_err_code(err), &ok);
-        add_string(obj, "message", message, &ok);
-        add_string(obj, "device", device, &ok);
-        add_number(obj, "ts", (double)ts, &ok);
-    }
-    return finish(obj, ok, len);
+    struct rtm_jsonw w;
+    rtm_jsonw_begin(&w, EVENT_HINT);
+    rtm_jsonw_string(&w, "type", "error");
+    rtm_jsonw_string(&w, "code", rtm_err_code(err));
+    rtm_jsonw_string(&w, "message", message);
+    rtm_jsonw_string(&w, "device", device);
+    rtm_jsonw_int(&w, "ts", ts);
+    return rtm_jsonw_end(&w, len);
 }
 
 char *rtm_pushed_json(const char *id, const char *caller, const char *callee, size_t devices,
                       int64_t ts, size_t *len)
 {
-    cJSON *obj = cJSON_CreateObject();
-    bool ok = obj != NULL;
-    if (ok) {
-        add_string(obj, "type", "pushed", &ok);
-        add_string(obj, "id", id, &ok);
-        add_string(obj, "caller", caller, &ok);
-        add_string(obj, "callee", callee, &ok);
-        add_string(obj, "by", "server", &ok);
-        add_number(obj, "ts", (double)ts, &ok);
-        add_number(obj, "devices", (double)devices, &ok);
-    }
-    return finish(obj, ok, len);
+    struct rtm_jsonw w;
+    rtm_jsonw_begin(&w, EVENT_HINT);
+    rtm_jsonw_string(&w, "type", "pushed");
+    rtm_jsonw_string(&w, "id", id);
+    rtm_jsonw_string(&w, "caller", caller);
+    rtm_jsonw_string(&w, "callee", callee);
+    rtm_jsonw_string(&w, "by", "server");
+    rtm_jsonw_int(&w, "ts", ts);
+    rtm_jsonw_int(&w, "devices", (int64_t)devices);
+    return rtm_jsonw_end(&w, len);
 }
 
 char *rtm_presence_json(const char *uid, bool online, unsigned sessions, int64_t ts, size_t *len)
 {
-    cJSON *obj = cJSON_CreateObject();
-    bool ok = obj != NULL;
-    if (ok) {
-        add_string(obj, "uid", uid, &ok);
-        if (!cJSON_AddBoolToObject(obj, "online", online))
-            ok = false;
-    }
-    if (ok && online)
-        add_number(obj, "sessions", sessions, &ok);
-    if (ok)
-        add_number(obj, "ts", (double)ts, &ok);
-    return finish(obj, ok, len);
+    struct rtm_jsonw w;
+    rtm_jsonw_begin(&w, 128);
+    rtm_jsonw_string(&w, "uid", uid);
+    rtm_jsonw_bool(&w, "online", online);
+    if (online)
+        rtm_jsonw_int(&w, "sessions", sessions);
+    rtm_jsonw_int(&w, "ts", ts);
+    return rtm_jsonw_end(&w, len);
 }
 
 bool rtm_presence_payload_online(const void *payload, size_t len)
