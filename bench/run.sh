@@ -152,7 +152,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# conf NAME PORT [plugin|push MOCK_PORT]: writes $out/NAME.conf.
+# conf NAME PORT [plugin|heap|push MOCK_PORT]: writes $out/NAME.conf (heap: plugin with
+# plugin_opt_stats_heap).
 conf() {
     local name=$1 port=$2 kind=${3:-plain} f="$out/$1.conf"
     {
@@ -174,6 +175,11 @@ conf() {
             echo "plugin_opt_invite_rate 1000000"
             echo "plugin_opt_max_invite_timeout 86400"
         fi
+        # Walking the heap delays the broker thread (README, stats_heap):
+        # only where no timing is measured.
+        if [[ "$kind" == heap ]]; then
+            echo "plugin_opt_stats_heap true"
+        fi
         if [[ "$kind" == push ]]; then
             echo "plugin_opt_jpush_app_key bench-app-key"
             echo "plugin_opt_jpush_master_secret bench-master-secret"
@@ -182,7 +188,7 @@ conf() {
     } >"$f"
 }
 
-# start NAME [plugin|push MOCK_PORT]: a broker on a free port; sets $port, $pid.
+# start NAME [plugin|heap|push MOCK_PORT]: a broker on a free port; sets $port, $pid.
 start() {
     local name=$1
     shift
@@ -334,7 +340,7 @@ run_scale() {
 run_presence() {
     start pres-plain
     local p1=$port b1=$pid
-    start pres-rtm plugin
+    start pres-rtm heap
     loadgen presence presence --plain "$p1:$b1" --rtm "$port:$pid" --count "$conns" \
         "${pres[@]}"
     stop "$b1" "$pid"

@@ -72,6 +72,10 @@ struct rtm_config {
     char push_alert[RTM_CONFIG_TEXT_MAX + 1];
     char registry_listener[RTM_CONFIG_TEXT_MAX + 1]; /* "host:port" or "none" */
     uint32_t stats_interval_s;                       /* 0: no statistics */
+    /* Also report the process heap (glibc's mallinfo2). It walks every free
+     * chunk on the broker thread: tens of milliseconds on a heap of
+     * millions of chunks, so it is for measuring, not for production. */
+    bool stats_heap;
 };
 
 struct rtm_option {

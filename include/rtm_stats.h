@@ -18,6 +18,8 @@ struct rtm_stats {
     struct rtm_core_stats core;
     size_t push_jobs;  /* push requests in flight or waiting to be retried */
     size_t push_calls; /* pushed calls remembered for call_cancel */
+    size_t rss_bytes;  /* the broker process's resident memory */
+    bool has_heap;     /* plugin_opt_stats_heap: heap_bytes was measured */
     size_t heap_bytes; /* the whole broker process's heap in use */
     /* Since the previous report: */
     uint64_t ticks;
@@ -28,7 +30,7 @@ struct rtm_stats {
 
 /* {"users":..,"sessions":..,"calls_live":..,"calls_remembered":..,
  *  "timers":..,"devices":..,"push_jobs":..,"push_calls":..,
- *  "heap_bytes":..,"ticks":..,"tick_avg_us":..,"tick_max_us":..,
+ *  "rss_bytes":..,["heap_bytes":..,]"ticks":..,"tick_avg_us":..,"tick_max_us":..,
  *  "timers_fired":..,"timer_late_p99_ms":..,"timer_late_max_ms":..,"ts":..}:
  *  malloc'd, or NULL when out of memory. */
 char *rtm_stats_json(const struct rtm_stats *st, int64_t ts, size_t *len);

@@ -235,7 +235,7 @@ static void run_round(const struct broker *b, int round)
 
 static void test_hostile_clients(void)
 {
-    const char *opts[] = {"stats_interval 1", NULL};
+    const char *opts[] = {"stats_interval 1", "stats_heap true", NULL};
     struct broker_opts o = {.plugin_opts = opts};
     struct broker *b = broker_start(&o);
     struct client *observer = client_open(b, "observer", NULL);

@@ -23,6 +23,8 @@ static const struct rtm_stats sample = {
              .devices = 6},
     .push_jobs = 7,
     .push_calls = 8,
+    .rss_bytes = 15,
+    .has_heap = true,
     .heap_bytes = (size_t)1 << 40,
     .ticks = 9,
     .tick_avg_us = 10,
@@ -52,8 +54,9 @@ static void test_json(void **state)
                                         "tick_max_us",
                                         "timers_fired",
                                         "timer_late_p99_ms",
-                                        "timer_late_max_ms"};
-    for (int i = 0; i < 14; i++) {
+                                        "timer_late_max_ms",
+                                        "rss_bytes"};
+    for (int i = 0; i < 15; i++) {
         const cJSON *item = cJSON_GetObjectItem(o, names[i]);
         if (!item)
             fail_msg("no %s in %s", names[i], json);
@@ -61,9 +64,30 @@ static void test_json(void **state)
     }
     assert_true(cJSON_GetObjectItem(o, "heap_bytes")->valuedouble == 1099511627776.0);
     assert_true(cJSON_GetObjectItem(o, "ts")->valuedouble == 1764100000123.0);
-    assert_int_equal(cJSON_GetArraySize(o), 16);
+    assert_int_equal(cJSON_GetArraySize(o), 17);
     cJSON_Delete(o);
     free(json);
+}
+
+/* Without plugin_opt_stats_heap the heap is not walked, and not reported. */
+static void test_no_heap(void **state)
+{
+    (void)state;
+    struct rtm_stats st = sample;
+    st.has_heap = false;
+    size_t len = 0;
+    char *json = rtm_stats_json(&st, 1, &len);
+    assert_non_null(json);
+    cJSON *o = cJSON_Parse(json);
+    assert_non_null(o);
+    assert_null(cJSON_GetObjectItem(o, "heap_bytes"));
+    assert_true(cJSON_GetObjectItem(o, "rss_bytes")->valuedouble == 15.0);
+    cJSON_Delete(o);
+    free(json);
+    char line[512];
+    rtm_stats_line(&st, line, sizeof(line));
+    assert_null(strstr(line, "heap"));
+    assert_non_null(strstr(line, "rss 15 bytes;"));
 }
 
 static void test_line(void **state)
@@ -73,7 +97,8 @@ static void test_line(void **state)
     rtm_stats_line(&sample, line, sizeof(line));
     assert_string_equal(line, "rtm: stats: 1 users, 2 sessions, 3 live calls, 4 remembered, "
                               "5 timers, 6 devices, 7 push jobs, 8 pushed calls, "
-                              "heap 1099511627776 bytes; 9 ticks, avg 10 us, max 11 us; "
+                              "rss 15 bytes, heap 1099511627776 bytes; 9 ticks, avg 10 us, "
+                              "max 11 us; "
                               "12 timers fired, late p99 13 ms, max 14 ms");
 }
 
@@ -82,6 +107,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_line),
+        cmocka_unit_test(test_no_heap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
