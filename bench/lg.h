@@ -42,6 +42,8 @@ void lg_samples_clear(struct lg_samples *s);
 void lg_samples_free(struct lg_samples *s);
 /* Nearest-rank percentile (sorts the samples); -1 when empty. */
 int64_t lg_pct(struct lg_samples *s, double pct);
+/* The same as a double, NaN when there are no samples (no result, never a pass). */
+double lg_pct_ns(struct lg_samples *s, double pct);
 /* Median of n doubles (sorts them); NaN when n == 0. */
 double lg_median(double *v, size_t n);
 
@@ -271,6 +273,7 @@ struct lg_flow_rep {
     double broker_util;
     double p50_ns, p99_ns;
     long preempted; /* involuntary switches of the broker and the load generator */
+    double lg_util; /* the load generator's own CPU use over the window */
 };
 void lg_flow_capacity(struct lg_flow *f, const struct lg_broker *b, double warmup, double secs,
                       int window, struct lg_flow_rep *out);

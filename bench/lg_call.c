@@ -7,8 +7,10 @@
  *
  * The invite's content carries its publish time, the accept's response
  * carries the accept's publish time, so both latencies are measured without
- * tables. With the plugin the callee also receives a copy of its own accept
- * (an ending goes to both inboxes): it is counted in deliveries per call.
+ * tables. An ending goes to both inboxes (SPEC 4.2: the callee's other
+ * devices stop ringing): the plugin publishes the callee's copy itself; the
+ * baseline callee publishes its accept to both inboxes, so both sides carry
+ * the same four messages per call (invite, ringing, accept twice).
  */
 #include "lg.h"
 
@@ -19,6 +21,7 @@
 
 #define CONTENT_LEN 64
 #define PACE_US     100
+#define CALIBRATE_S 1.5 /* closed loop, to choose the latency phase's offered load */
 
 enum mode { IDLE, CLOSED, OPEN };
 
@@ -31,6 +34,8 @@ struct pair {
 
 struct life {
     const char *name;
+    bool plain;   /* the baseline: the callee sends the ending's second copy */
+    unsigned run; /* in every id: a second run against the same broker reuses none */
     const struct lg_broker *broker;
     int n;
     struct lg_conn *callers, *callees;
@@ -53,6 +58,7 @@ struct life_rep {
     double calls_s, cpu_us, util, per_call;
     double inv50, inv99, acc50, acc99; /* ms */
     long preempted; /* involuntary switches of the broker and the load generator */
+    double lg_util; /* the load generator's own CPU use */
 };
 
 static void start_call(struct life *l, int i, int64_t now)
@@ -63,9 +69,9 @@ static void start_call(struct life *l, int i, int64_t now)
     memset(content + 19, 'x', CONTENT_LEN - 19);
     content[CONTENT_LEN] = '\0';
     int len = snprintf(buf, sizeof(buf),
-                       "{\"type\":\"invite\",\"id\":\"c%d-%llu\",\"content\":\"%s\","
+                       "{\"type\":\"invite\",\"id\":\"c%x-%d-%llu\",\"content\":\"%s\","
                        "\"channel\":\"room-1\"}",
-                       i, (unsigned long long)p->seq++, content);
+                       l->run, i, (unsigned long long)p->seq++, content);
     if (lg_publish(&l->callers[i], p->to_callee, buf, len, 1, false)) {
         p->in_flight++;
         l->started++;
@@ -85,7 +91,7 @@ static void callee_got(struct lg_conn *c, const struct mosquitto_message *m, int
     const char *type = lg_field(pl, n, "type", &tlen);
     l->delivered += l->counting;
     if (!type || tlen < 2 || type[0] != 'i')
-        return; /* the plugin's copy of our own accept */
+        return; /* the copy of our own accept in our inbox */
     int64_t sent = lg_field_ll(pl, n, "content", 0);
     if (in_window(l, sent))
         lg_samples_add(&l->inv, now - sent);
@@ -98,6 +104,8 @@ static void callee_got(struct lg_conn *c, const struct mosquitto_message *m, int
     len = snprintf(buf, sizeof(buf), "{\"type\":\"accept\",\"id\":\"%.*s\",\"response\":\"%.19s\"}",
                    (int)idlen, id, stamp);
     lg_publish(c, to, buf, len, 1, false);
+    if (l->plain)
+        lg_publish(c, l->p[c->idx].to_callee, buf, len, 1, false);
 }
 
 static void caller_got(struct lg_conn *c, const struct mosquitto_message *m, int64_t now)
@@ -130,6 +138,8 @@ static void life_setup(struct life *l, const char *name, const char *prefix,
 {
     memset(l, 0, sizeof(*l));
     l->name = name;
+    l->plain = strcmp(prefix, "plain") == 0;
+    l->run = (unsigned)(lg_now_ns() / 1000) & 0xffffffu;
     l->broker = b;
     l->n = pairs;
     l->callers = calloc((size_t)pairs, sizeof(*l->callers));
@@ -199,8 +209,22 @@ static void drain(struct life *l)
         l->p[i].in_flight = 0;
 }
 
+/* One repetition's numbers from its window (ns) and the broker's CPU (ns). */
+static void summarise(struct life *l, double window, double cpu, struct life_rep *out)
+{
+    out->calls_s = (double)l->completed * LG_NS / window;
+    out->cpu_us = l->completed ? cpu / 1000.0 / (double)l->completed : NAN;
+    out->util = cpu / window;
+    out->per_call = l->completed ? (double)l->delivered / (double)l->completed : NAN;
+    out->inv50 = lg_pct_ns(&l->inv, 50) / LG_MS;
+    out->inv99 = lg_pct_ns(&l->inv, 99) / LG_MS;
+    out->acc50 = lg_pct_ns(&l->acc, 50) / LG_MS;
+    out->acc99 = lg_pct_ns(&l->acc, 99) / LG_MS;
+}
+
 /* Runs one repetition: closed loop (rate <= 0) or open loop at `rate`. */
-static void life_rep(struct life *l, const struct lg_opts *o, double rate, struct life_rep *out)
+static void life_rep(struct life *l, const struct lg_opts *o, double rate, double secs,
+                     struct life_rep *out)
 {
     l->mode = rate > 0 ? OPEN : CLOSED;
     l->window = o->window;
@@ -217,34 +241,27 @@ static void life_rep(struct life *l, const struct lg_opts *o, double rate, struc
     lg_samples_clear(&l->acc);
     l->completed = l->delivered = 0;
     long pre0 = lg_preempted(l->broker->pid) + lg_preempted(0);
-    int64_t cpu0 = lg_cpu_ns(l->broker->pid), t0 = lg_now_ns();
+    int64_t self0 = lg_cpu_ns(0), cpu0 = lg_cpu_ns(l->broker->pid), t0 = lg_now_ns();
     l->lat_from = t0;
     l->lat_until = INT64_MAX;
     l->counting = true;
-    run_for(l, o->seconds);
+    run_for(l, secs);
     int64_t t1 = lg_now_ns(), cpu1 = lg_cpu_ns(l->broker->pid);
     out->preempted = lg_preempted(l->broker->pid) + lg_preempted(0) - pre0;
+    out->lg_util = (double)(lg_cpu_ns(0) - self0) / (double)(t1 - t0);
     l->counting = false;
     l->lat_until = t1;
     drain(l);
-    double secs = (double)(t1 - t0) / LG_NS;
-    out->calls_s = (double)l->completed / secs;
-    out->cpu_us = l->completed ? (double)(cpu1 - cpu0) / 1000.0 / (double)l->completed : NAN;
-    out->util = (double)(cpu1 - cpu0) / (double)(t1 - t0);
-    out->per_call = l->completed ? (double)l->delivered / (double)l->completed : NAN;
-    out->inv50 = (double)lg_pct(&l->inv, 50) / LG_MS;
-    out->inv99 = (double)lg_pct(&l->inv, 99) / LG_MS;
-    out->acc50 = (double)lg_pct(&l->acc, 50) / LG_MS;
-    out->acc99 = (double)lg_pct(&l->acc, 99) / LG_MS;
+    summarise(l, (double)(t1 - t0), (double)(cpu1 - cpu0), out);
 }
 
 static void note_rep(const char *kind, const char *name, int r, const struct life_rep *x)
 {
-    lg_note("lifecycle %s %-6s rep %d: %.0f calls/s, broker %.0f%% busy, %.1f us broker CPU per "
-            "call, %.2f deliveries per call, invite p50 %.3f p99 %.3f ms, accept p50 %.3f "
-            "p99 %.3f ms, %ld preemptions",
-            kind, name, r, x->calls_s, x->util * 100, x->cpu_us, x->per_call, x->inv50, x->inv99,
-            x->acc50, x->acc99, x->preempted);
+    lg_note("lifecycle %s %-6s rep %d: %.0f calls/s, broker %.0f%% (loadgen %.0f%%) busy, %.1f us "
+            "broker CPU per call, %.2f deliveries per call, invite p50 %.3f p99 %.3f ms, accept "
+            "p50 %.3f p99 %.3f ms, %ld preemptions",
+            kind, name, r, x->calls_s, x->util * 100, x->lg_util * 100, x->cpu_us, x->per_call,
+            x->inv50, x->inv99, x->acc50, x->acc99, x->preempted);
 }
 
 /* Alternates the brokers' order every repetition (plain first, then the
@@ -255,11 +272,11 @@ static void run_reps(struct life *plain, struct life *rtm, const struct lg_opts 
     const char *kind = rate > 0 ? "latency " : "capacity";
     for (int r = 0; r < o->reps; r++) {
         if (r % 2 == 0) {
-            life_rep(plain, o, rate, &pr[r]);
-            life_rep(rtm, o, rate, &rr[r]);
+            life_rep(plain, o, rate, o->seconds, &pr[r]);
+            life_rep(rtm, o, rate, o->seconds, &rr[r]);
         } else {
-            life_rep(rtm, o, rate, &rr[r]);
-            life_rep(plain, o, rate, &pr[r]);
+            life_rep(rtm, o, rate, o->seconds, &rr[r]);
+            life_rep(plain, o, rate, o->seconds, &pr[r]);
         }
         note_rep(kind, "plain", r, &pr[r]);
         note_rep(kind, "plugin", r, &rr[r]);
@@ -325,17 +342,18 @@ int lg_lifecycle(const struct lg_opts *o)
     lg_note("lifecycle: %d pairs, window %d calls per caller (closed loop), %d reps of %.1f s "
             "after %.1f s warm-up",
             o->pairs, o->window, o->reps, o->seconds, o->warmup);
-    struct life_rep warm, cp[64], cr[64], lp[64], lr[64];
-    life_rep(&plain, o, 0, &warm); /* warm-up, discarded */
-    life_rep(&rtm, o, 0, &warm);
-    run_reps(&plain, &rtm, o, 0, cp, cr);
-    double caps[64];
-    for (int i = 0; i < o->reps; i++)
-        caps[i] = cp[i].calls_s;
-    double rate = o->rate > 0 ? o->rate : o->load * lg_median(caps, (size_t)o->reps);
+    /* Latency first, at a rate from a short closed-loop calibration (which
+     * also warms both up): an ended call is remembered for 60 s, so the
+     * capacity repetitions' calls would expire during a latency phase
+     * after them, at four times the rate the latency phase makes calls. */
+    struct life_rep cal_p, cal_r, cp[64], cr[64], lp[64], lr[64];
+    life_rep(&plain, o, 0, CALIBRATE_S, &cal_p);
+    life_rep(&rtm, o, 0, CALIBRATE_S, &cal_r);
+    double rate = o->rate > 0 ? o->rate : o->load * fmin(cal_p.calls_s, cal_r.calls_s);
     lg_note("lifecycle: latency at %.0f calls/s offered (%s)", rate,
-            o->rate > 0 ? "--rate" : "--load x the baseline's median capacity");
+            o->rate > 0 ? "--rate" : "--load x the slower broker's calibration throughput");
     run_reps(&plain, &rtm, o, rate, lp, lr);
+    run_reps(&plain, &rtm, o, 0, cp, cr);
     report(o, rate, cp, cr, lp, lr);
     life_free(&plain);
     life_free(&rtm);

@@ -209,11 +209,12 @@ void lg_flow_capacity(struct lg_flow *f, const struct lg_broker *b, double warmu
     lg_flow_closed(f, window);
     run_for(f, (int64_t)(warmup * LG_NS));
     long pre0 = lg_preempted(b->pid) + lg_preempted(0);
-    int64_t cpu0 = lg_cpu_ns(b->pid), t0 = lg_now_ns();
+    int64_t self0 = lg_cpu_ns(0), cpu0 = lg_cpu_ns(b->pid), t0 = lg_now_ns();
     lg_flow_measure(f, t0);
     run_for(f, (int64_t)(secs * LG_NS));
     int64_t t1 = lg_now_ns(), cpu1 = lg_cpu_ns(b->pid);
     out->preempted = lg_preempted(b->pid) + lg_preempted(0) - pre0;
+    out->lg_util = (double)(lg_cpu_ns(0) - self0) / (double)(t1 - t0);
     lg_flow_end(f, t1);
     uint64_t n = lg_flow_count(f);
     lg_flow_stop(f, 5000);
@@ -228,15 +229,17 @@ void lg_flow_latency_rep(struct lg_flow *f, const struct lg_broker *b, double wa
     lg_flow_open(f, rate);
     run_for(f, (int64_t)(warmup * LG_NS));
     long pre0 = lg_preempted(b->pid) + lg_preempted(0);
-    int64_t t0 = lg_now_ns();
+    int64_t self0 = lg_cpu_ns(0), cpu0 = lg_cpu_ns(b->pid), t0 = lg_now_ns();
     lg_flow_measure(f, t0);
     run_for(f, (int64_t)(secs * LG_NS));
     int64_t t1 = lg_now_ns();
     out->preempted = lg_preempted(b->pid) + lg_preempted(0) - pre0;
+    out->lg_util = (double)(lg_cpu_ns(0) - self0) / (double)(t1 - t0);
+    out->broker_util = (double)(lg_cpu_ns(b->pid) - cpu0) / (double)(t1 - t0);
     lg_flow_end(f, t1);
     lg_flow_stop(f, 5000);
     out->rate = (double)f->lat.n * LG_NS / (double)(t1 - t0);
-    out->p50_ns = (double)lg_pct(&f->lat, 50);
-    out->p99_ns = (double)lg_pct(&f->lat, 99);
-    out->cpu_us = out->broker_util = -1;
+    out->p50_ns = lg_pct_ns(&f->lat, 50);
+    out->p99_ns = lg_pct_ns(&f->lat, 99);
+    out->cpu_us = -1;
 }

@@ -3,7 +3,7 @@
  * (lg_flow.c), through the broker with the plugin loaded and holding
  * `pending` pending invitations and `users` online users, versus the broker
  * without it with the same online users. Capacity is a closed loop;
- * latency an open loop at --load times the baseline's median capacity.
+ * latency an open loop at --load times the slower broker's median capacity.
  */
 #include "lg.h"
 
@@ -83,18 +83,24 @@ static void one_rep(struct side *sides, int nsides, const struct lg_opts *o, int
                              &res[i][r]);
     }
     const struct lg_flow_rep *p = &res[PLAIN][r], *q = &res[PLUGIN][r];
+    const struct lg_flow_rep *c = nsides > CONTROL ? &res[CONTROL][r] : NULL;
     if (warmup)
         return;
     if (rate > 0)
-        lg_note("unrelated latency rep %d at %.0f msg/s: plain p50 %.3f p99 %.3f ms, plugin p50 "
-                "%.3f p99 %.3f ms, control p99 %.3f ms",
-                r, rate, p->p50_ns / LG_MS, p->p99_ns / LG_MS, q->p50_ns / LG_MS, q->p99_ns / LG_MS,
-                nsides > CONTROL ? res[CONTROL][r].p99_ns / LG_MS : NAN);
+        lg_note("unrelated latency rep %d at %.0f msg/s: plain p50 %.3f p99 %.3f ms (broker "
+                "%.0f%%, loadgen %.0f%% busy, %ld preemptions), plugin p50 %.3f p99 %.3f ms "
+                "(%.0f%%, %.0f%%, %ld), control p99 %.3f ms (%ld)",
+                r, rate, p->p50_ns / LG_MS, p->p99_ns / LG_MS, p->broker_util * 100,
+                p->lg_util * 100, p->preempted, q->p50_ns / LG_MS, q->p99_ns / LG_MS,
+                q->broker_util * 100, q->lg_util * 100, q->preempted, c ? c->p99_ns / LG_MS : NAN,
+                c ? c->preempted : -1L);
     else
-        lg_note("unrelated capacity rep %d: plain %.0f msg/s (broker %.0f%% busy, %.2f us/msg), "
-                "plugin %.0f msg/s (broker %.0f%% busy, %.2f us/msg), control %.0f msg/s",
-                r, p->rate, p->broker_util * 100, p->cpu_us, q->rate, q->broker_util * 100,
-                q->cpu_us, nsides > CONTROL ? res[CONTROL][r].rate : NAN);
+        lg_note("unrelated capacity rep %d: plain %.0f msg/s (broker %.0f%%, loadgen %.0f%% busy, "
+                "%.2f us/msg, %ld preemptions), plugin %.0f msg/s (%.0f%%, %.0f%%, %.2f us/msg, "
+                "%ld), control %.0f msg/s (%ld)",
+                r, p->rate, p->broker_util * 100, p->lg_util * 100, p->cpu_us, p->preempted,
+                q->rate, q->broker_util * 100, q->lg_util * 100, q->cpu_us, q->preempted,
+                c ? c->rate : NAN, c ? c->preempted : -1L);
 }
 
 /* Median over repetitions of a field (scaled), and of the per-rep ratios. */
@@ -162,10 +168,13 @@ int lg_unrelated(const struct lg_opts *o)
     one_rep(sides, nsides, o, 0, 0, warm, true); /* warm-up, discarded */
     for (int r = 0; r < o->reps; r++)
         one_rep(sides, nsides, o, r, 0, cap, false);
-    double caps[64];
-    for (int i = 0; i < o->reps; i++)
+    double caps[64], capr[64];
+    for (int i = 0; i < o->reps; i++) {
         caps[i] = cap[PLAIN][i].rate;
-    double rate = o->rate > 0 ? o->rate : o->load * lg_median(caps, (size_t)o->reps);
+        capr[i] = cap[PLUGIN][i].rate;
+    }
+    double slower = fmin(lg_median(caps, (size_t)o->reps), lg_median(capr, (size_t)o->reps));
+    double rate = o->rate > 0 ? o->rate : o->load * slower;
     for (int r = 0; r < o->reps; r++)
         one_rep(sides, nsides, o, r, rate, lat, false);
     report(o, rate, cap, lat, nsides > CONTROL);

@@ -72,6 +72,11 @@ int64_t lg_pct(struct lg_samples *s, double pct)
     return s->v[rank - 1];
 }
 
+double lg_pct_ns(struct lg_samples *s, double pct)
+{
+    return s->n ? (double)lg_pct(s, pct) : NAN;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
