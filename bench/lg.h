@@ -116,6 +116,7 @@ struct lg_opts {
     int users;      /* idle online users (unrelated) */
     long pending;   /* pending invitations in the background (unrelated) */
     double idle;    /* scale: seconds of nothing due before timers fire */
+    int spread;     /* scale: timeout groups, so timers fire at rate / spread */
     int delay_ms;   /* push: the mock's answer delay */
 };
 

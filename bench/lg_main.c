@@ -23,7 +23,7 @@ static const char usage[] =
     "  unrelated  --plain PORT:PID --rtm PORT:PID [--control PORT:PID] [--pairs 20 --window 8\n"
     "             --users 1000 --pending 10000 --reps 5 --seconds 3 --warmup 0.5\n"
     "             --load 0.5 | --rate MSG_S]\n"
-    "  scale      --rtm PORT:PID [--count 100000 --rate 20000 --pairs 20 --idle 5]\n"
+    "  scale      --rtm PORT:PID [--count 100000 --rate 20000 --pairs 20 --idle 5 --spread 2]\n"
     "  presence   --plain PORT:PID --rtm PORT:PID [--count 10000 --reps 3]\n"
     "  push       --rtm PORT:PID --mock PORT[:PID] [--count 1000 --reps 3 --seconds 3 --pairs 10\n"
     "             --delay-ms 50 --load 0.5 | --rate MSG_S]\n"
@@ -44,6 +44,7 @@ static void defaults(struct lg_opts *o, const char *mode)
     o->pending = 10000;
     o->count = 100000;
     o->idle = 5;
+    o->spread = 2;
     o->delay_ms = 50;
     if (strcmp(mode, "unrelated") == 0) {
         o->pairs = 20;
@@ -120,6 +121,8 @@ static void parse_opt(struct lg_opts *o, const char *name, const char *v)
         o->pending = (long)num(name, v);
     else if (strcmp(name, "--idle") == 0)
         o->idle = num(name, v);
+    else if (strcmp(name, "--spread") == 0)
+        o->spread = (int)num(name, v);
     else if (strcmp(name, "--delay-ms") == 0)
         o->delay_ms = (int)num(name, v);
     else

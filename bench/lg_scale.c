@@ -2,9 +2,14 @@
  * rtm-loadgen scale: --count pending invitations through the broker, then
  * let them all time out. Callers sc<i> (online, subscribed to their inboxes
  * for the failures) invite distinct offline uids sv<k> at a fixed --rate,
- * every invite with the same "timeout", long enough that all of them are
- * pending for --idle seconds after the last one is created, even when
- * creation runs at only two thirds of the rate. Measured:
+ * with a "timeout" long enough that all of them are pending for --idle
+ * seconds after the last one is created, even when creation runs at only
+ * two thirds of the rate. Invitation k's timeout is longer by (k % --spread)
+ * creation spans, so the timers fire in --spread consecutive waves at
+ * --rate / --spread each: every expiry publishes a failure to both inboxes,
+ * and at 20,000 a second those deliveries alone fill the broker's core (the
+ * run reports how busy it was), which would measure Mosquitto's queue
+ * rather than the plugin's timers. Measured:
  *  - RSS (VmRSS) and, with plugin_opt_stats_heap, heap (heap_bytes) of the broker after
  *    creation minus after warm-up, per invitation;
  *  - TICK time from the plugin's stats while nothing is due;
@@ -27,11 +32,17 @@ struct scale {
     int n_callers;
     struct lg_monitor mon;
     int64_t *pub_ns; /* publish time of invitation k */
-    long timeout_s;
+    long timeout_s;  /* of the first wave */
+    long span_s;     /* the nominal creation time: the gap between two waves' timeouts */
     long failures;
     struct lg_samples late; /* client-observed lateness, ns */
     bool stats;             /* the plugin reports its stats every second */
 };
+
+static long timeout_of(const struct scale *s, long k)
+{
+    return s->timeout_s + (k % s->o->spread) * s->span_s;
+}
 
 static void caller_got(struct lg_conn *c, const struct mosquitto_message *m, int64_t now)
 {
@@ -45,7 +56,7 @@ static void caller_got(struct lg_conn *c, const struct mosquitto_message *m, int
     if (k < 0 || k >= s->o->count)
         return;
     s->failures++;
-    lg_samples_add(&s->late, now - (s->pub_ns[k] + s->timeout_s * LG_NS));
+    lg_samples_add(&s->late, now - (s->pub_ns[k] + timeout_of(s, k) * LG_NS));
 }
 
 static void setup(struct scale *s, const struct lg_opts *o)
@@ -82,7 +93,7 @@ static int64_t create_all(struct scale *s)
             snprintf(topic, sizeof(topic), "rtm/u/sv%08ld/call", k);
             int len = snprintf(buf, sizeof(buf),
                                "{\"type\":\"invite\",\"id\":\"sc%08ld\",\"timeout\":%ld}", k,
-                               s->timeout_s);
+                               timeout_of(s, k));
             s->pub_ns[k] = now;
             lg_publish(&s->callers[k % s->n_callers], topic, buf, len, 1, false);
         }
@@ -158,6 +169,7 @@ struct result {
     long rss0, rss1;
     long long heap0, heap1; /* -1: no report */
     struct tick_summary idle, fire;
+    double fire_util; /* the broker's CPU use while the timers fired */
 };
 
 /* Creates every invitation; returns when the plugin reports them all live. */
@@ -188,7 +200,9 @@ static void idle_and_fire(struct scale *s, int64_t t0, struct result *r)
     while (lg_now_ns() < first_due)
         lg_poll(5);
     summarise(&s->mon, t_created + 1100 * LG_MS, s->stats ? first_due : 0, &r->idle);
-    wait_fired(s, first_due + (int64_t)((double)s->o->count / s->o->rate * 3 + 30) * LG_NS);
+    int64_t cpu0 = lg_cpu_ns(s->o->rtm.pid), f0 = lg_now_ns();
+    wait_fired(s, first_due + (s->o->spread * s->span_s * 3 + 30) * LG_NS);
+    r->fire_util = (double)(lg_cpu_ns(s->o->rtm.pid) - cpu0) / (double)(lg_now_ns() - f0);
     if (s->stats)
         lg_monitor_wait(&s->mon, lg_now_ns() + 100 * LG_MS, -1, 3000); /* the last interval */
     summarise(&s->mon, first_due, s->stats ? INT64_MAX : 0, &r->fire);
@@ -218,6 +232,10 @@ static void report(struct scale *s, const struct result *r)
     print(lbl, "-7", "timer lateness p99 seen by callers (failure received - due)", "ms", 1,
           s->failures ? (double)lg_pct(&s->late, 99) / LG_MS : NAN, NULL);
     print(lbl, "-8", "TICK time while timers fire, max", "us", 0, r->fire.max_us, NULL);
+    char what[120];
+    snprintf(what, sizeof(what), "broker CPU busy while timers fire (%.0f expiries/s)",
+             s->o->rate / s->o->spread);
+    print(lbl, "-9", what, "%", 0, r->fire_util * 100, NULL);
 }
 
 int lg_scale(const struct lg_opts *o)
@@ -225,6 +243,9 @@ int lg_scale(const struct lg_opts *o)
     struct scale s;
     struct result r;
     setup(&s, o);
+    if (o->spread < 1 || o->spread > 16)
+        lg_die("--spread must be 1..16");
+    s.span_s = (long)ceil((double)o->count / o->rate);
     s.timeout_s = (long)ceil((double)o->count / o->rate * 1.5 + o->idle + 2);
     const struct lg_stat *w = lg_monitor_wait(&s.mon, lg_now_ns() + LG_NS, -1, 5000);
     if (!w) {
@@ -234,8 +255,9 @@ int lg_scale(const struct lg_opts *o)
     s.stats = w != NULL;
     r.rss0 = lg_rss_kb(o->rtm.pid);
     r.heap0 = w ? w->heap_bytes : -1;
-    lg_note("scale: %ld invitations at %.0f/s from %d callers, timeout %ld s; baseline RSS %ld kB",
-            o->count, o->rate, o->pairs, s.timeout_s, r.rss0);
+    lg_note("scale: %ld invitations at %.0f/s from %d callers, timeouts %ld s + 0..%d x %ld s; "
+            "baseline RSS %ld kB",
+            o->count, o->rate, o->pairs, s.timeout_s, o->spread - 1, s.span_s, r.rss0);
     int64_t t0 = create_and_count(&s, &r);
     idle_and_fire(&s, t0, &r);
     report(&s, &r);
