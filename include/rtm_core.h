@@ -25,9 +25,18 @@ enum rtm_log_level {
 };
 
 /* One message the core wants published. Every pointer is valid only for the
- * duration of the sink call: the sink copies what it keeps. */
+ * duration of the sink call: the sink copies what it keeps.
+ *
+ * `handle` (a struct rtm_client.handle) aims the message at that client's
+ * session alone; the adapter resolves it to the client id then. The core
+ * names a client only while the broker is inside one of that client's
+ * events (its publish, ACL check or connect) or while it tracks the client's
+ * session, which it drops at the client's DISCONNECT, so the handle still
+ * points at a live client. A client may have no id by then (the broker
+ * clears it when a later auth source refuses the connection): the adapter
+ * must then drop the message, never send it to every subscriber. */
 struct rtm_publish {
-    const char *client_id; /* NULL: to every subscriber; else to that session only */
+    const void *handle; /* NULL: to every subscriber; else to that client's session only */
     const char *topic;
     const char *payload;
     size_t payload_len;
@@ -48,7 +57,7 @@ struct rtm_sink {
 struct rtm_client {
     const void *handle;
     const char *uid;
-    const char *client_id;
+    const char *client_id; /* for log lines; the core keeps no copy */
 };
 
 enum rtm_access {
@@ -116,7 +125,8 @@ enum rtm_login_verdict {
 
 struct rtm_core;
 
-/* Returns NULL when out of memory. `cfg` and `sink` must outlive the core.
+/* Returns NULL when out of memory. `cfg` and `sink` must outlive the core,
+ * and `cfg` must not change while it lives (calls derive deadlines from it).
  * `hash_key` is the secret key for the tables indexed by client-chosen
  * strings (uids, ids, tokens): the adapter draws it at random; NULL means all
  * zero, for tests and benchmarks. */

@@ -10,11 +10,13 @@
 #define RTM_STATE_H
 
 #include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "rtm_core.h"
 #include "rtm_hash.h"
 #include "rtm_heap.h"
-#include "rtm_list.h"
+#include "rtm_hlist.h"
 #include "rtm_message.h"
 #include "rtm_registry.h"
 #include "rtm_topic.h"
@@ -22,8 +24,8 @@
 
 enum rtm_timer_kind {
     RTM_TIMER_CALL,         /* struct rtm_call.timer */
-    RTM_TIMER_CALLER_GRACE, /* struct rtm_user.timer: caller_grace */
-    RTM_TIMER_USER_LINGER,  /* struct rtm_user.timer: until its rate buckets refill */
+    RTM_TIMER_CALLER_GRACE, /* struct rtm_user_ext.timer: caller_grace */
+    RTM_TIMER_USER_LINGER,  /* struct rtm_user_ext.timer: until its rate buckets refill */
 };
 
 /* A rate limit of `rate` actions a minute with a burst of `rate`, kept as
@@ -43,21 +45,56 @@ enum rtm_call_state {
     RTM_CALL_FAILED,
 };
 
-struct rtm_user {
-    struct rtm_hnode node; /* core->users, keyed by uid */
-    /* caller_grace while offline with live calls; or, once nothing refers
-     * to the user, the linger until its buckets are full again, so that
-     * reconnecting never resets a rate limit. */
+/* Allocation size of a struct ending in a flexible array member with `n`
+ * bytes in it: the array starts at its offset, not after the padding that
+ * sizeof adds, and never less than sizeof (glibc rounds each chunk up to
+ * 16 bytes, so a few bytes decide the size class). */
+#define RTM_FLEX_SIZE(type, member, n)                                                             \
+    (offsetof(type, member) + (n) > sizeof(type) ? offsetof(type, member) + (n) : sizeof(type))
+
+/* A zeroed allocation for the core's records (users, sessions, calls).
+ * Not calloc(): glibc's calloc() skips the thread cache, where the chunks
+ * that a request's own temporaries (its parsed JSON, the stamped event)
+ * just freed wait, and may then take a larger free chunk whole. While
+ * events were still built as cJSON trees, core_scale measured 5-8 bytes
+ * more per invitation with calloc(). NULL when out of memory. */
+static inline void *rtm_zalloc(size_t size)
+{
+    void *p = malloc(size);
+    if (p)
+        memset(p, 0, size);
+    return p;
+}
+
+struct rtm_user;
+
+/* What only some users need, allocated on first need and freed once none
+ * of it is in use: the timer, armed while the user is offline with live
+ * calls (caller_grace) or while nothing refers to it but its rate buckets
+ * are still refilling (the linger, so that reconnecting never resets a rate
+ * limit), and the device-registration bucket, drawn from only by the rare
+ * registration. A user that is online, calls and is called never has one. */
+struct rtm_user_ext {
     struct rtm_timer timer;
-    struct rtm_list sessions;        /* struct rtm_session.by_user */
-    struct rtm_list calls_out;       /* live calls placed: struct rtm_call.out_link */
-    struct rtm_list calls_in;        /* live calls received: struct rtm_call.in_link */
-    struct rtm_bucket invites;       /* invite_rate */
+    struct rtm_user *user;           /* the owner: a fired timer knows only itself */
     struct rtm_bucket registrations; /* device_rate */
-    uint32_t refs;                   /* sessions + calls naming this user */
-    uint32_t confirmed;              /* confirmed sessions */
-    uint32_t unconfirmed;            /* sessions a later auth source may still refuse */
-    uint32_t busy;                   /* live calls placed */
+};
+
+/* Every online user, every callee and every caller has one: keep it small
+ * (96 bytes with a uid of up to 17 characters, glibc's chunk included). */
+struct rtm_user {
+    struct rtm_hnode node;     /* core->users, keyed by uid */
+    struct rtm_user_ext *ext;  /* NULL while none of it is needed */
+    struct rtm_hlist calls_in; /* live calls received: struct rtm_call.in_link */
+    /* Live calls placed: struct rtm_call.out_link. Kept here, not in ext,
+     * with the invite bucket and busy: every caller needs them for as long
+     * as it has a live call, and an ext costs a 48-byte chunk. */
+    struct rtm_hlist calls_out;
+    struct rtm_bucket invites; /* invite_rate */
+    uint32_t refs;             /* sessions + calls naming this user */
+    uint32_t confirmed;        /* confirmed sessions */
+    uint32_t unconfirmed;      /* sessions a later auth source may still refuse */
+    uint32_t busy;             /* live calls placed */
     /* What subscribers were last shown. A user without a record is shown
      * offline (or was never seen, which reads the same), so a new record
      * starts offline and only a change is published. */
@@ -67,13 +104,15 @@ struct rtm_user {
     char uid[];
 };
 
+/* A tracked connection. Its client id is not kept: the client handle names
+ * the session to the adapter, which asks the broker for the id when it
+ * publishes (rtm_publish.handle). Nothing walks a user's sessions, so they
+ * are in no list: the counts in struct rtm_user are all the user needs. */
 struct rtm_session {
-    struct rtm_hnode node;   /* core->sessions, keyed by client handle */
-    struct rtm_list by_user; /* user->sessions */
+    struct rtm_hnode node; /* core->sessions, keyed by client handle */
     const void *handle;
     struct rtm_user *user;
     bool confirmed;
-    char client_id[];
 };
 
 /* Who ended a call. Both parties are held by the call anyway. */
@@ -83,22 +122,28 @@ enum rtm_party {
     RTM_PARTY_CALLEE,
 };
 
+/* One per invitation, live or remembered: 102 bytes before the id, so that
+ * an id and a channel of up to 18 bytes together (their NULs included) keep
+ * it in a 128-byte chunk. */
 struct rtm_call {
-    struct rtm_hnode node;    /* core->calls, keyed by id */
-    struct rtm_timer timer;   /* next deadline: invite, ring, or forget */
-    struct rtm_list out_link; /* caller->calls_out while live */
-    struct rtm_list in_link;  /* callee->calls_in while live */
+    struct rtm_hnode node;          /* core->calls, keyed by id */
+    struct rtm_timer timer;         /* next deadline: invite, ring, or forget */
+    struct rtm_hlist_node out_link; /* caller->calls_out while live */
+    struct rtm_hlist_node in_link;  /* callee->calls_in while live */
     struct rtm_user *caller;
     struct rtm_user *callee;
-    char *content; /* NULL once ended */
+    /* The content is only ever sent while the call is live (in invites),
+     * the time it ended only once it has ended: they share the space. */
+    union {
+        char *content;        /* while live: NULL when it had none */
+        uint32_t ended_after; /* once ended: ms after created_at */
+    };
     int64_t created_at;
     /* Milliseconds after created_at (every duration is at most a day):
-     * ringing must come by invite_after (expires_at), an answer by
-     * ring_after; ended_after once it ended. */
+     * ringing must come by invite_after (expires_at). The answer must come
+     * by max(ring_timeout, invite_after), which the configuration and this
+     * give (invite.c, ring_deadline), so it is not stored. */
     uint32_t invite_after;
-    uint32_t ring_after;
-    uint32_t ended_after;
-    /* Two bytes, so that the struct stays at 120 bytes before its id. */
     uint16_t state : 3;       /* enum rtm_call_state */
     uint16_t reason : 3;      /* enum rtm_fail_reason when failed */
     uint16_t ended_by : 2;    /* enum rtm_party: who ended it */
@@ -140,8 +185,9 @@ struct rtm_core {
 void rtm_core_log(struct rtm_core *core, enum rtm_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Publishes `payload` at QoS 1, not retained, to `uid`'s inbox: to every
- * subscriber, or only to `client_id` when it is not NULL. */
-void rtm_core_to_inbox(struct rtm_core *core, const char *uid, const char *client_id,
+ * subscriber, or only to the session of client `handle` when it is not NULL
+ * (see struct rtm_publish for when a handle may be named). */
+void rtm_core_to_inbox(struct rtm_core *core, const char *uid, const void *handle,
                        const char *payload, size_t len);
 /* Formats `{prefix}/{a}/{b}...` into buf; returns buf, or NULL if too long. */
 char *rtm_core_topic(const struct rtm_core *core, char *buf, size_t size, const char *fmt, ...)
@@ -157,10 +203,20 @@ void rtm_user_release(struct rtm_core *core, struct rtm_user *user);
 void rtm_user_gc(struct rtm_core *core, struct rtm_user *user);
 /* True while the user has a confirmed or unconfirmed session. */
 bool rtm_user_live(const struct rtm_user *user);
-/* Takes one invitation from the user's bucket; false when it is empty. */
 /* Draws one action from `bucket` (the user's invites or registrations),
  * refilled at `rate` per minute; false when it is empty. */
 bool rtm_user_take(struct rtm_bucket *bucket, uint32_t rate, int64_t now);
+/* Draws one registration from the user's device_rate bucket; false when it
+ * is empty. */
+bool rtm_user_take_registration(struct rtm_core *core, struct rtm_user *user, int64_t now);
+/* The user's timer (struct rtm_user_ext): armed, arming it as `kind` for
+ * `due` (false, and nothing armed, when out of memory), disarming it. */
+bool rtm_user_timer_armed(const struct rtm_user *user);
+bool rtm_user_arm(struct rtm_core *core, struct rtm_user *user, enum rtm_timer_kind kind,
+                  int64_t due);
+void rtm_user_disarm(struct rtm_core *core, struct rtm_user *user);
+/* The user whose timer `timer` is. */
+struct rtm_user *rtm_user_of_timer(struct rtm_timer *timer);
 /* The linger timer fired: the user's buckets are full again. */
 void rtm_user_linger_done(struct rtm_core *core, struct rtm_user *user);
 void rtm_users_free_all(struct rtm_core *core);
@@ -198,15 +254,17 @@ enum rtm_err rtm_invite_request(struct rtm_core *core, const char *sender, const
 void rtm_invite_timer(struct rtm_core *core, struct rtm_call *call, int64_t now);
 /* The caller_grace of `user` ran out: fail every live call it placed. */
 void rtm_invite_caller_gone(struct rtm_core *core, struct rtm_user *user, int64_t now);
-/* A session of `user` became confirmed: mark its incoming calls as seen and
- * deliver each pending invite to `client_id` alone. */
-void rtm_invite_session_up(struct rtm_core *core, struct rtm_user *user, const char *client_id,
+/* The session of client `handle`, a session of `user`, became confirmed:
+ * mark the user's incoming calls as seen and deliver each pending invite to
+ * that session alone. */
+void rtm_invite_session_up(struct rtm_core *core, struct rtm_user *user, const void *handle,
                            int64_t now);
 /* The user's live-session count went to zero or back above it. */
 void rtm_invite_user_offline(struct rtm_core *core, struct rtm_user *user, int64_t now);
 void rtm_invite_user_online(struct rtm_core *core, struct rtm_user *user);
-/* Re-delivers every pending invite to `client_id` (it subscribed to its inbox). */
-void rtm_invite_redeliver(struct rtm_core *core, struct rtm_user *user, const char *client_id,
+/* Re-delivers every pending invite to the session of client `handle` (it
+ * subscribed to its inbox). */
+void rtm_invite_redeliver(struct rtm_core *core, struct rtm_user *user, const void *handle,
                           int64_t now);
 bool rtm_invite_pending(const struct rtm_core *core, const char *id);
 void rtm_invite_free_all(struct rtm_core *core);

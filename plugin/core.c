@@ -101,13 +101,13 @@ char *rtm_core_topic(const struct rtm_core *core, char *buf, size_t size, const 
     return m < 0 || (size_t)m >= size - (size_t)n ? NULL : buf;
 }
 
-void rtm_core_to_inbox(struct rtm_core *core, const char *uid, const char *client_id,
+void rtm_core_to_inbox(struct rtm_core *core, const char *uid, const void *handle,
                        const char *payload, size_t len)
 {
     char topic[RTM_PREFIX_MAX + RTM_UID_MAX + 16];
     if (!rtm_core_topic(core, topic, sizeof(topic), "u/%s/call", uid))
         return;
-    struct rtm_publish msg = {client_id, topic, payload, len, 1, false};
+    struct rtm_publish msg = {handle, topic, payload, len, 1, false};
     core->sink->publish(core->sink->ud, &msg);
 }
 
@@ -156,9 +156,9 @@ static void run_timers(struct rtm_core *core, int64_t now)
         if (t->kind == RTM_TIMER_CALL)
             rtm_invite_timer(core, rtm_container_of(t, struct rtm_call, timer), now);
         else if (t->kind == RTM_TIMER_CALLER_GRACE)
-            rtm_invite_caller_gone(core, rtm_container_of(t, struct rtm_user, timer), now);
+            rtm_invite_caller_gone(core, rtm_user_of_timer(t), now);
         else
-            rtm_user_linger_done(core, rtm_container_of(t, struct rtm_user, timer));
+            rtm_user_linger_done(core, rtm_user_of_timer(t));
     }
 }
 
@@ -177,7 +177,7 @@ static void refuse_request(struct rtm_core *core, const struct rtm_client *clien
     size_t len;
     char *json = rtm_error_json(err, why, req->id, req->type, now, &len);
     if (json)
-        rtm_core_to_inbox(core, client->uid, client->client_id, json, len);
+        rtm_core_to_inbox(core, client->uid, client->handle, json, len);
     free(json);
     rtm_core_log(core, RTM_LOG_NOTICE, "rtm: refused %s from %s (%s): %s: %s",
                  req->type < RTM_MSG_FAILURE ? rtm_msg_type_name(req->type) : "request",
@@ -259,7 +259,7 @@ static void refuse_write(struct rtm_core *core, const struct rtm_client *client,
                               RTM_MSG_NONE, now, &len);
     }
     if (json)
-        rtm_core_to_inbox(core, client->uid, client->client_id, json, len);
+        rtm_core_to_inbox(core, client->uid, client->handle, json, len);
     free(json);
     rtm_core_log(core, RTM_LOG_NOTICE, "rtm: refused publish to %s by %s", topic, client->uid);
 }
@@ -289,7 +289,7 @@ static enum rtm_acl check_subscribe(struct rtm_core *core, const struct rtm_clie
         rtm_topic_filter_covers_inbox(cfg->topic_prefix, cfg->prefix_len, filter, client->uid)) {
         struct rtm_user *user = rtm_user_find(core, client->uid);
         if (user)
-            rtm_invite_redeliver(core, user, client->client_id, now);
+            rtm_invite_redeliver(core, user, client->handle, now);
     }
     return RTM_ACL_ALLOW;
 }

@@ -29,7 +29,7 @@ static struct rtm_message_result refuse_with(struct rtm_core *core, const struct
     size_t len;
     char *json = rtm_device_error_json(err, why, device, now, &len);
     if (json)
-        rtm_core_to_inbox(core, client->uid, client->client_id, json, len);
+        rtm_core_to_inbox(core, client->uid, client->handle, json, len);
     free(json);
     rtm_core_log(core, RTM_LOG_NOTICE, "rtm: refused registration of device %s of %s by %s: %s",
                  device, uid, client->uid, why);
@@ -48,7 +48,7 @@ static struct rtm_message_result refuse(struct rtm_core *core, const struct rtm_
 static bool within_rate(struct rtm_core *core, const struct rtm_client *client, int64_t now)
 {
     struct rtm_user *user = rtm_user_find(core, client->uid);
-    return !user || rtm_user_take(&user->registrations, core->cfg->device_rate, now);
+    return !user || rtm_user_take_registration(core, user, now);
 }
 
 static struct rtm_message_result rate_limited(struct rtm_core *core,

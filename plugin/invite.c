@@ -34,14 +34,13 @@ static int64_t invite_deadline(const struct rtm_call *call)
     return call->created_at + call->invite_after;
 }
 
-static int64_t ring_deadline(const struct rtm_call *call)
+/* An answer must come by ring_timeout after the invite, and never before
+ * the invite deadline. Computed, not stored (4 bytes less per call): the
+ * configuration is fixed for the core's life (rtm_core_new). */
+static int64_t ring_deadline(const struct rtm_core *core, const struct rtm_call *call)
 {
-    return call->created_at + call->ring_after;
-}
-
-static int64_t ended_at(const struct rtm_call *call)
-{
-    return call->created_at + call->ended_after;
+    int64_t ring = core->cfg->ring_timeout_ms;
+    return call->created_at + (ring > call->invite_after ? ring : call->invite_after);
 }
 
 static bool call_eq(const struct rtm_hnode *node, const void *key)
@@ -59,6 +58,17 @@ static struct rtm_call *call_find(const struct rtm_core *core, const char *id)
 static bool call_live(const struct rtm_call *call)
 {
     return call->state == RTM_CALL_PENDING || call->state == RTM_CALL_RINGING;
+}
+
+/* The content and the time the call ended share their space (rtm_state.h). */
+static const char *call_content(const struct rtm_call *call)
+{
+    return call_live(call) ? call->content : NULL;
+}
+
+static int64_t ended_at(const struct rtm_call *call)
+{
+    return call->created_at + call->ended_after;
 }
 
 static void arm(struct rtm_core *core, struct rtm_call *call, int64_t due)
@@ -89,7 +99,7 @@ static char *call_event(const struct rtm_call *call, enum rtm_msg_type type, con
         .callee = call->callee->uid,
         .by = by,
         .ts = ts,
-        .content = call->content,
+        .content = call_content(call),
         .channel = call_channel(call),
         .expires_at = invite_deadline(call),
         .response = response,
@@ -98,11 +108,11 @@ static char *call_event(const struct rtm_call *call, enum rtm_msg_type type, con
     return rtm_event_json(&ev, len);
 }
 
-static void to_inbox(struct rtm_core *core, const char *uid, const char *client_id,
-                     const char *json, size_t len)
+static void to_inbox(struct rtm_core *core, const char *uid, const void *handle, const char *json,
+                     size_t len)
 {
     if (json)
-        rtm_core_to_inbox(core, uid, client_id, json, len);
+        rtm_core_to_inbox(core, uid, handle, json, len);
     else
         rtm_core_log(core, RTM_LOG_ERR, "rtm: out of memory delivering to %s", uid);
 }
@@ -139,20 +149,19 @@ static enum rtm_party party_of(const struct rtm_call *call, const struct rtm_use
 static void end_call(struct rtm_core *core, struct rtm_call *call, enum rtm_call_state state,
                      enum rtm_fail_reason reason, struct rtm_user *by, int64_t now)
 {
+    free(call->content); /* first: ended_after takes its place */
     call->state = state & 7;
     call->reason = reason & 7;
     call->ended_after = (uint32_t)(now - call->created_at);
     call->ended_by = party_of(call, by) & 3;
-    rtm_list_remove(&call->out_link);
-    rtm_list_remove(&call->in_link);
+    rtm_hlist_remove(&call->out_link);
+    rtm_hlist_remove(&call->in_link);
     call->caller->busy--;
     core->calls_live--;
     if (call->pushed && state != RTM_CALL_ACCEPTED && core->cfg->push_on_cancel)
         push(core, call, RTM_PUSH_CALL_CANCEL, state_names[state], now);
-    free(call->content);
-    call->content = NULL;
-    if (rtm_list_empty(&call->caller->calls_out))
-        rtm_heap_disarm(&core->timers, &call->caller->timer);
+    if (rtm_hlist_empty(&call->caller->calls_out))
+        rtm_user_disarm(core, call->caller);
     int64_t remember = core->cfg->ring_timeout_ms;
     arm(core, call, now + (remember > REMEMBER_MIN_MS ? remember : REMEMBER_MIN_MS));
     rtm_core_log(core, RTM_LOG_INFO, "rtm: call %s %s -> %s %s%s%s by %s after %lld ms", call->id,
@@ -167,7 +176,8 @@ static void forget_call(struct rtm_core *core, struct rtm_call *call)
     rtm_heap_disarm(&core->timers, &call->timer);
     rtm_user_release(core, call->caller);
     rtm_user_release(core, call->callee);
-    free(call->content);
+    if (call_live(call))
+        free(call->content);
     free(call);
 }
 
@@ -215,7 +225,8 @@ static struct rtm_call *call_new(struct rtm_core *core, const struct rtm_request
 {
     size_t id_len = strlen(req->id);
     size_t channel_size = req->channel ? strlen(req->channel) + 1 : 0;
-    struct rtm_call *call = calloc(1, sizeof(*call) + id_len + 1 + channel_size);
+    struct rtm_call *call =
+        rtm_zalloc(RTM_FLEX_SIZE(struct rtm_call, id, id_len + 1 + channel_size));
     if (!call)
         return NULL;
     call->content = req->content ? strdup(req->content) : NULL;
@@ -233,8 +244,6 @@ static struct rtm_call *call_new(struct rtm_core *core, const struct rtm_request
     call->created_at = now;
     int64_t wait = req->timeout_s ? (int64_t)req->timeout_s * 1000 : core->cfg->invite_timeout_ms;
     call->invite_after = (uint32_t)wait;
-    int64_t ring = now + core->cfg->ring_timeout_ms;
-    call->ring_after = (uint32_t)((ring > now + wait ? ring : now + wait) - now);
     call->callee_seen = callee->confirmed > 0;
     return call;
 }
@@ -286,8 +295,8 @@ static enum rtm_err handle_invite(struct rtm_core *core, const char *sender, con
     }
     rtm_hash_insert(&core->calls, &call->node,
                     rtm_hash_bytes(&core->calls, call->id, strlen(call->id)));
-    rtm_list_add_tail(&caller->calls_out, &call->out_link);
-    rtm_list_add_tail(&callee->calls_in, &call->in_link);
+    rtm_hlist_add_head(&caller->calls_out, &call->out_link);
+    rtm_hlist_add_head(&callee->calls_in, &call->in_link);
     caller->busy++;
     core->calls_live++;
     if (!rtm_user_live(callee)) /* before arming: a pushed call needs no fallback push */
@@ -322,7 +331,7 @@ static enum rtm_err handle_ringing(struct rtm_core *core, struct rtm_call *call,
                       call->id);
     if (call->state == RTM_CALL_PENDING) {
         call->state = RTM_CALL_RINGING;
-        arm(core, call, ring_deadline(call));
+        arm(core, call, ring_deadline(core, call));
         rtm_core_log(core, RTM_LOG_DEBUG, "rtm: call %s ringing at %s", call->id,
                      call->callee->uid);
     }
@@ -391,48 +400,54 @@ enum rtm_err rtm_invite_request(struct rtm_core *core, const char *sender, const
     return err;
 }
 
+/* Calls join their lists at the head; these walks go oldest first, as the
+ * calls were placed, so that events keep that order. */
 void rtm_invite_caller_gone(struct rtm_core *core, struct rtm_user *user, int64_t now)
 {
-    while (!rtm_list_empty(&user->calls_out)) {
-        struct rtm_call *call = rtm_container_of(user->calls_out.next, struct rtm_call, out_link);
-        fail_call(core, call, RTM_FAIL_CALLER_OFFLINE, now);
+    struct rtm_hlist_node *n = rtm_hlist_last(&user->calls_out);
+    while (n) {
+        /* Failing this call unlinks it; the newer ones stay where they are. */
+        struct rtm_hlist_node *newer = rtm_hlist_prev(&user->calls_out, n);
+        fail_call(core, rtm_container_of(n, struct rtm_call, out_link), RTM_FAIL_CALLER_OFFLINE,
+                  now);
+        n = newer;
     }
 }
 
-void rtm_invite_redeliver(struct rtm_core *core, struct rtm_user *user, const char *client_id,
+void rtm_invite_redeliver(struct rtm_core *core, struct rtm_user *user, const void *handle,
                           int64_t now)
 {
     (void)now;
-    for (struct rtm_list *l = user->calls_in.next; l != &user->calls_in; l = l->next) {
-        struct rtm_call *call = rtm_container_of(l, struct rtm_call, in_link);
+    for (struct rtm_hlist_node *n = rtm_hlist_last(&user->calls_in); n;
+         n = rtm_hlist_prev(&user->calls_in, n)) {
+        struct rtm_call *call = rtm_container_of(n, struct rtm_call, in_link);
         size_t len;
         char *json =
             call_event(call, RTM_MSG_INVITE, call->caller->uid, NULL, call->created_at, &len);
-        to_inbox(core, user->uid, client_id, json, len);
+        to_inbox(core, user->uid, handle, json, len);
         free(json);
     }
 }
 
-void rtm_invite_session_up(struct rtm_core *core, struct rtm_user *user, const char *client_id,
+void rtm_invite_session_up(struct rtm_core *core, struct rtm_user *user, const void *handle,
                            int64_t now)
 {
-    for (struct rtm_list *l = user->calls_in.next; l != &user->calls_in; l = l->next)
-        rtm_container_of(l, struct rtm_call, in_link)->callee_seen = true;
-    rtm_invite_redeliver(core, user, client_id, now);
+    for (struct rtm_hlist_node *n = user->calls_in.first; n; n = n->next)
+        rtm_container_of(n, struct rtm_call, in_link)->callee_seen = true;
+    rtm_invite_redeliver(core, user, handle, now);
 }
 
 void rtm_invite_user_offline(struct rtm_core *core, struct rtm_user *user, int64_t now)
 {
-    if (rtm_list_empty(&user->calls_out) || rtm_timer_armed(&user->timer))
+    if (rtm_hlist_empty(&user->calls_out) || rtm_user_timer_armed(user))
         return;
-    user->timer.kind = RTM_TIMER_CALLER_GRACE;
-    if (rtm_heap_arm(&core->timers, &user->timer, now + core->cfg->caller_grace_ms) != 0)
+    if (!rtm_user_arm(core, user, RTM_TIMER_CALLER_GRACE, now + core->cfg->caller_grace_ms))
         rtm_core_log(core, RTM_LOG_ERR, "rtm: out of memory arming caller_grace of %s", user->uid);
 }
 
 void rtm_invite_user_online(struct rtm_core *core, struct rtm_user *user)
 {
-    rtm_heap_disarm(&core->timers, &user->timer);
+    rtm_user_disarm(core, user);
 }
 
 bool rtm_invite_pending(const struct rtm_core *core, const char *id)
@@ -446,7 +461,8 @@ void rtm_invite_free_all(struct rtm_core *core)
     struct rtm_hnode *n;
     while ((n = rtm_hash_pop(&core->calls)) != NULL) {
         struct rtm_call *call = rtm_container_of(n, struct rtm_call, node);
-        free(call->content);
+        if (call_live(call))
+            free(call->content);
         free(call);
     }
     core->calls_live = 0;

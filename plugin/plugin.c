@@ -65,7 +65,17 @@ static int64_t now_ms(const struct rtm_plugin *p)
 static void sink_publish(void *ud, const struct rtm_publish *m)
 {
     (void)ud;
-    int rc = mosquitto_broker_publish_copy(m->client_id, m->topic, (int)m->payload_len, m->payload,
+    /* The core only names a live client (rtm_publish); the broker looks the
+     * message's recipient up by this id when it delivers it. */
+    const char *client_id = m->handle ? mosquitto_client_id(m->handle) : NULL;
+    if (m->handle && !client_id) {
+        /* A refused connection's id is already gone: NULL would send the
+         * message to every subscriber of the topic. */
+        mosquitto_log_printf(MOSQ_LOG_DEBUG, "rtm: dropped a message to %s: its client has no id",
+                             m->topic);
+        return;
+    }
+    int rc = mosquitto_broker_publish_copy(client_id, m->topic, (int)m->payload_len, m->payload,
                                            m->qos, m->retain, NULL);
     if (rc != MOSQ_ERR_SUCCESS)
         mosquitto_log_printf(MOSQ_LOG_WARNING, "rtm: could not publish to %s: %s", m->topic,

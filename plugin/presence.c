@@ -46,20 +46,16 @@ void rtm_presence_connect(struct rtm_core *core, const struct rtm_client *client
         return;
     if (session_find(core, client->handle)) /* the handle authenticated again */
         rtm_presence_disconnect(core, client->handle, now);
-    const char *cid = client->client_id ? client->client_id : "";
-    size_t cid_len = strlen(cid);
-    struct rtm_session *s = calloc(1, sizeof(*s) + cid_len + 1);
+    struct rtm_session *s = rtm_zalloc(sizeof(*s));
     struct rtm_user *user = s ? rtm_user_acquire(core, client->uid) : NULL;
     if (!user) {
         free(s);
         rtm_core_log(core, RTM_LOG_ERR, "rtm: out of memory tracking session of %s", client->uid);
         return;
     }
-    memcpy(s->client_id, cid, cid_len + 1);
     s->handle = client->handle;
     s->user = user;
     rtm_hash_insert(&core->sessions, &s->node, rtm_hash_ptr(client->handle));
-    rtm_list_add_tail(&user->sessions, &s->by_user);
     user->unconfirmed++;
     /* Out of memory, it is confirmed at its first publish or subscribe. */
     if (rtm_vec_push(&core->unconfirmed, (void *)client->handle) != 0)
@@ -75,7 +71,9 @@ static void confirm(struct rtm_core *core, struct rtm_session *s, int64_t now)
     if (user->confirmed == 1)
         rtm_invite_user_online(core, user);
     mark_dirty(core, user, now);
-    rtm_invite_session_up(core, user, s->client_id, now);
+    /* Tracked, so still connected (the broker reports the disconnect before
+     * it frees the client): its handle may name it to the adapter. */
+    rtm_invite_session_up(core, user, s->handle, now);
 }
 
 bool rtm_presence_confirm_handle(struct rtm_core *core, const void *handle, int64_t now)
@@ -94,7 +92,6 @@ void rtm_presence_disconnect(struct rtm_core *core, const void *handle, int64_t 
         return;
     struct rtm_user *user = s->user;
     rtm_hash_remove(&core->sessions, &s->node);
-    rtm_list_remove(&s->by_user);
     if (s->confirmed) {
         user->confirmed--;
         mark_dirty(core, user, now);

@@ -3,6 +3,12 @@
  * record is created on first use and freed once no session, call or pending
  * presence update refers to it and its rate buckets are full again, so
  * memory follows live state and rate limits survive reconnecting.
+ *
+ * The user's timer (caller_grace, or the linger until its buckets are full)
+ * and its device-registration bucket live in a separate extension (struct
+ * rtm_user_ext), allocated when first needed and freed as soon as neither is
+ * in use, so that the millions of users who are only online, call or are
+ * called do not carry them.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -25,15 +31,65 @@ struct rtm_user *rtm_user_find(struct rtm_core *core, const char *uid)
 static struct rtm_user *user_new(struct rtm_core *core, const char *uid)
 {
     size_t len = strlen(uid);
-    struct rtm_user *u = calloc(1, sizeof(*u) + len + 1);
+    struct rtm_user *u = rtm_zalloc(RTM_FLEX_SIZE(struct rtm_user, uid, len + 1));
     if (!u)
         return NULL;
     memcpy(u->uid, uid, len + 1);
-    rtm_list_init(&u->sessions);
-    rtm_list_init(&u->calls_out);
-    rtm_list_init(&u->calls_in);
     rtm_hash_insert(&core->users, &u->node, rtm_hash_bytes(&core->users, uid, len));
     return u;
+}
+
+/* The user's extension, created when it has none; NULL when out of memory. */
+static struct rtm_user_ext *ext_get(struct rtm_user *user)
+{
+    if (!user->ext) {
+        user->ext = rtm_zalloc(sizeof(*user->ext));
+        if (user->ext)
+            user->ext->user = user;
+    }
+    return user->ext;
+}
+
+/* Frees the extension once nothing in it is in use: no timer armed and a
+ * registration bucket never drawn from (or known to be full again). */
+static void ext_trim(struct rtm_user *user)
+{
+    struct rtm_user_ext *ext = user->ext;
+    if (ext && !rtm_timer_armed(&ext->timer) && ext->registrations.tat_us == 0) {
+        free(ext);
+        user->ext = NULL;
+    }
+}
+
+bool rtm_user_timer_armed(const struct rtm_user *user)
+{
+    return user->ext && rtm_timer_armed(&user->ext->timer);
+}
+
+bool rtm_user_arm(struct rtm_core *core, struct rtm_user *user, enum rtm_timer_kind kind,
+                  int64_t due)
+{
+    struct rtm_user_ext *ext = ext_get(user);
+    if (!ext)
+        return false;
+    ext->timer.kind = kind & 0xff;
+    if (rtm_heap_arm(&core->timers, &ext->timer, due) == 0)
+        return true;
+    ext_trim(user);
+    return false;
+}
+
+void rtm_user_disarm(struct rtm_core *core, struct rtm_user *user)
+{
+    if (!user->ext)
+        return;
+    rtm_heap_disarm(&core->timers, &user->ext->timer);
+    ext_trim(user);
+}
+
+struct rtm_user *rtm_user_of_timer(struct rtm_timer *timer)
+{
+    return rtm_container_of(timer, struct rtm_user_ext, timer)->user;
 }
 
 struct rtm_user *rtm_user_acquire(struct rtm_core *core, const char *uid)
@@ -43,15 +99,18 @@ struct rtm_user *rtm_user_acquire(struct rtm_core *core, const char *uid)
         u = user_new(core, uid);
     if (!u)
         return NULL;
-    if (u->timer.kind == RTM_TIMER_USER_LINGER)
-        rtm_heap_disarm(&core->timers, &u->timer);
+    if (u->ext && u->ext->timer.kind == RTM_TIMER_USER_LINGER)
+        rtm_user_disarm(core, u);
     u->refs++;
     return u;
 }
 
 static void user_free(struct rtm_core *core, struct rtm_user *user)
 {
-    rtm_heap_disarm(&core->timers, &user->timer);
+    if (user->ext) {
+        rtm_heap_disarm(&core->timers, &user->ext->timer);
+        free(user->ext);
+    }
     rtm_hash_remove(&core->users, &user->node);
     free(user);
 }
@@ -74,23 +133,24 @@ void rtm_user_gc(struct rtm_core *core, struct rtm_user *user)
     if (user->refs != 0 || user->dirty)
         return;
     int64_t a = full_at(&user->invites);
-    int64_t b = full_at(&user->registrations);
+    int64_t b = user->ext ? full_at(&user->ext->registrations) : -1;
     int64_t due = a > b ? a : b;
     if (due < 0) {
         user_free(core, user);
         return;
     }
-    if (rtm_timer_armed(&user->timer))
+    if (rtm_user_timer_armed(user))
         return;
-    user->timer.kind = RTM_TIMER_USER_LINGER;
-    if (rtm_heap_arm(&core->timers, &user->timer, due) != 0)
+    if (!rtm_user_arm(core, user, RTM_TIMER_USER_LINGER, due))
         user_free(core, user); /* out of memory: forget the limits, not the memory */
 }
 
 void rtm_user_linger_done(struct rtm_core *core, struct rtm_user *user)
 {
     user->invites.tat_us = 0;
-    user->registrations.tat_us = 0;
+    if (user->ext)
+        user->ext->registrations.tat_us = 0;
+    ext_trim(user);
     rtm_user_gc(core, user);
 }
 
@@ -111,11 +171,25 @@ bool rtm_user_take(struct rtm_bucket *b, uint32_t rate, int64_t now)
     return true;
 }
 
+bool rtm_user_take_registration(struct rtm_core *core, struct rtm_user *user, int64_t now)
+{
+    struct rtm_user_ext *ext = ext_get(user);
+    if (!ext) {
+        /* A limit that cannot be recorded is not enforced, as for a writer
+         * the core holds no record of. */
+        rtm_core_log(core, RTM_LOG_ERR, "rtm: out of memory counting registrations of %s",
+                     user->uid);
+        return true;
+    }
+    return rtm_user_take(&ext->registrations, core->cfg->device_rate, now);
+}
+
 void rtm_users_free_all(struct rtm_core *core)
 {
     struct rtm_hnode *n;
     while ((n = rtm_hash_pop(&core->users)) != NULL) {
         struct rtm_user *u = rtm_container_of(n, struct rtm_user, node);
+        free(u->ext);
         free(u);
     }
 }

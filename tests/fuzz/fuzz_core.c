@@ -92,6 +92,7 @@ struct world {
     struct rtm_pusher *pusher;
     int64_t now;
     uint8_t user_of[HANDLES];      /* the username each handle last connected with */
+    uint8_t session_of[HANDLES];   /* ... and last got a session with (a valid uid) */
     uint64_t in_flight[IN_FLIGHT]; /* tags of the push requests not answered yet */
     size_t n_in_flight;
 };
@@ -112,17 +113,12 @@ static struct rtm_client client_of(size_t slot)
     return c;
 }
 
-/* The uid of the session with client id `cid`, or NULL when no handle ever
- * had that client id (or it had no valid uid). */
-static const char *uid_of_client_id(const char *cid)
+/* The slot of a handle the core named; a failed check if it is none. */
+static size_t slot_of(const void *handle)
 {
-    for (size_t s = 0; s < HANDLES; s++) {
-        for (size_t u = 0; u < USERS; u++) {
-            if (strcmp(client_ids[s][u], cid) == 0)
-                return uid_of(s, u);
-        }
-    }
-    return NULL;
+    const char *h = handle;
+    FUZZ_CHECK(h >= handle_bytes && h < handle_bytes + HANDLES);
+    return (size_t)(h - handle_bytes);
 }
 
 static bool uid_ok(const char *s)
@@ -161,7 +157,7 @@ static const char *string_of(const cJSON *obj, const char *name)
 
 static void check_presence_publish(const struct rtm_publish *msg, const struct rtm_topic *t)
 {
-    FUZZ_CHECK(msg->retain && !msg->client_id);
+    FUZZ_CHECK(msg->retain && !msg->handle);
     cJSON *root = parse_json(msg->payload, msg->payload_len);
     FUZZ_CHECK(eq_n(string_of(root, "uid"), t->uid, t->uid_len));
     const cJSON *online = cJSON_GetObjectItemCaseSensitive(root, "online");
@@ -171,14 +167,19 @@ static void check_presence_publish(const struct rtm_publish *msg, const struct r
     cJSON_Delete(root);
 }
 
-/* An inbox publish aimed at one session goes to that session's own inbox. */
+/* An inbox publish aimed at one session goes to that session's own inbox:
+ * the inbox of the uid its handle speaks as in the event being handled, or
+ * of the session the core tracks for it (confirmed at a tick). */
 static void check_inbox_publish(const struct rtm_publish *msg, const struct rtm_topic *t)
 {
     FUZZ_CHECK(!msg->retain);
     cJSON *root = parse_json(msg->payload, msg->payload_len);
     FUZZ_CHECK(string_of(root, "type") != NULL);
-    if (msg->client_id)
-        FUZZ_CHECK(eq_n(uid_of_client_id(msg->client_id), t->uid, t->uid_len));
+    if (msg->handle) {
+        size_t slot = slot_of(msg->handle);
+        FUZZ_CHECK(eq_n(uid_of(slot, W.user_of[slot]), t->uid, t->uid_len) ||
+                   eq_n(uid_of(slot, W.session_of[slot]), t->uid, t->uid_len));
+    }
     cJSON_Delete(root);
 }
 
@@ -195,7 +196,7 @@ static void on_publish(void *ud, const struct rtm_publish *msg)
         check_inbox_publish(msg, &t);
         break;
     case RTM_TOPIC_DEVICE: /* only ever to clear a registration whose token moved */
-        FUZZ_CHECK(msg->retain && msg->payload_len == 0 && !msg->client_id);
+        FUZZ_CHECK(msg->retain && msg->payload_len == 0 && !msg->handle);
         break;
     default:
         fuzz_fail(__FILE__, __LINE__, "a publish outside the topic table");
@@ -550,8 +551,11 @@ static void op_connect(size_t slot, struct fuzz_reader *r)
     const char *password = password_for(choice, c.uid, token, sizeof(token));
     enum rtm_login_verdict v = rtm_core_authenticate(W.core, &c, password, W.now);
     FUZZ_CHECK(v == expected_login(choice, c.uid));
-    if (v != RTM_LOGIN_REFUSE)
+    if (v != RTM_LOGIN_REFUSE) {
         rtm_core_connect(W.core, &c, W.now);
+        if (c.uid) /* without one, the core tracks nothing and keeps what it had */
+            W.session_of[slot] = W.user_of[slot];
+    }
 }
 
 static void advance(int64_t ms)

@@ -87,18 +87,17 @@ void boot(void)
 
 /* --- clients ------------------------------------------------------------------ */
 
-static char handles[16]; /* each client's handle is the address of one byte */
-
-const struct rtm_client alice = {&handles[0], "alice", "alice-phone"};
-const struct rtm_client alice2 = {&handles[1], "alice", "alice-web"};
-const struct rtm_client bob = {&handles[2], "bob", "bob-phone"};
-const struct rtm_client bob2 = {&handles[3], "bob", "bob-tablet"};
-const struct rtm_client carol = {&handles[4], "carol", "carol-phone"};
-const struct rtm_client dave = {&handles[5], "dave", "dave-phone"};
-const struct rtm_client root = {&handles[6], "root", "root-console"};
-const struct rtm_client anon = {&handles[7], NULL, "no uid"};
+/* Each client's handle is its own address (recorder.h). */
+const struct rtm_client alice = {&alice, "alice", "alice-phone"};
+const struct rtm_client alice2 = {&alice2, "alice", "alice-web"};
+const struct rtm_client bob = {&bob, "bob", "bob-phone"};
+const struct rtm_client bob2 = {&bob2, "bob", "bob-tablet"};
+const struct rtm_client carol = {&carol, "carol", "carol-phone"};
+const struct rtm_client dave = {&dave, "dave", "dave-phone"};
+const struct rtm_client root = {&root, "root", "root-console"};
+const struct rtm_client anon = {&anon, NULL, "no uid"};
 /* A new connection with alice's client id: a takeover. */
-const struct rtm_client alice_again = {&handles[8], "alice", "alice-phone"};
+const struct rtm_client alice_again = {&alice_again, "alice", "alice-phone"};
 
 void tick(void)
 {

@@ -79,13 +79,12 @@ void boot(void)
 
 /* --- clients ------------------------------------------------------------------------ */
 
-char handles[8]; /* each client's handle is the address of one byte */
-
-const struct rtm_client alice = {&handles[0], "alice", "alice-phone"};
-const struct rtm_client bob = {&handles[1], "bob", "bob-phone"};
-const struct rtm_client carol = {&handles[2], "carol", "carol-phone"};
-const struct rtm_client root = {&handles[3], "root", "root-console"};
-const struct rtm_client anon = {&handles[4], NULL, "no uid"};
+/* Each client's handle is its own address (recorder.h). */
+const struct rtm_client alice = {&alice, "alice", "alice-phone"};
+const struct rtm_client bob = {&bob, "bob", "bob-phone"};
+const struct rtm_client carol = {&carol, "carol", "carol-phone"};
+const struct rtm_client root = {&root, "root", "root-console"};
+const struct rtm_client anon = {&anon, NULL, "no uid"};
 
 void tick_at(int64_t t)
 {

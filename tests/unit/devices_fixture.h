@@ -66,9 +66,8 @@ void boot(void);
 
 /* --- clients ------------------------------------------------------------------------ */
 
-/* Each client's handle is the address of one byte: handles[0..4] are the
- * clients below, the rest are free for a test's own clients. */
-extern char handles[8];
+/* Each client's handle is its own address, as a test's own clients' must
+ * be (recorder.h). */
 extern const struct rtm_client alice, bob, carol, root, anon;
 
 /* Moves the clock to `t` and ticks the core. */

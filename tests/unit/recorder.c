@@ -46,7 +46,7 @@ static void rec_publish(void *ud, const struct rtm_publish *msg)
         abort();
     r->pubs = grow(r->pubs, &r->pubcap, r->npubs, sizeof(*r->pubs));
     struct pub *p = &r->pubs[r->npubs++];
-    p->client_id = dup_s(msg->client_id);
+    p->client_id = msg->handle ? dup_s(recorder_client_id(msg->handle)) : NULL;
     p->topic = dup_s(msg->topic);
     p->payload = dup_n(msg->payload, msg->payload_len);
     p->payload_len = msg->payload_len;
@@ -64,6 +64,11 @@ static void rec_log(void *ud, enum rtm_log_level level, const char *line)
     r->logs[r->nlogs].level = level;
     r->logs[r->nlogs].text = dup_s(line);
     r->nlogs++;
+}
+
+const char *recorder_client_id(const void *handle)
+{
+    return ((const struct rtm_client *)handle)->client_id;
 }
 
 void recorder_install(struct recorder *r, struct rtm_sink *sink)

@@ -21,7 +21,9 @@
 #include "rtm_core.h"
 
 struct pub {
-    char *client_id; /* NULL: to every subscriber */
+    /* NULL: to every subscriber; else the id of the client it was aimed
+     * at (rtm_publish.handle), as the adapter asks the broker for it. */
+    char *client_id;
     char *topic;
     char *payload; /* payload_len bytes, NUL-terminated */
     size_t payload_len;
@@ -41,6 +43,12 @@ struct recorder {
     struct logline *logs;
     size_t nlogs, logcap;
 };
+
+/* The tests' stand-in for the broker's mosquitto_client_id(): every test
+ * client's handle is the address of its own struct rtm_client, so
+ * `{&alice, "alice", "alice-phone"}` is named by the core as &alice, and
+ * a publish aimed at it is recorded with client id "alice-phone". */
+const char *recorder_client_id(const void *handle);
 
 /* Points `sink` at `r`: its publishes and log lines are recorded there. */
 void recorder_install(struct recorder *r, struct rtm_sink *sink);

@@ -65,7 +65,6 @@ static struct {
     char uid[P_UIDS][8];
     char cid[P_UIDS][P_HANDLES][16];
     char id[P_IDS][8];
-    char handle[P_UIDS][P_HANDLES];
     struct rtm_client cl[P_UIDS][P_HANDLES];
     struct muser u[P_UIDS];
     struct mcall c[P_IDS];
@@ -666,7 +665,7 @@ static void p_init(void)
         M.u[u].grace_due = -1;
         for (int h = 0; h < P_HANDLES; h++) {
             snprintf(M.cid[u][h], sizeof(M.cid[u][h]), "u%d-dev%d", u, h);
-            M.cl[u][h].handle = &M.handle[u][h];
+            M.cl[u][h].handle = &M.cl[u][h]; /* its own address (recorder.h) */
             M.cl[u][h].uid = M.uid[u];
             M.cl[u][h].client_id = M.cid[u][h];
         }

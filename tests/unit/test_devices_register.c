@@ -297,8 +297,8 @@ static void test_acl_device_topics(void **state)
     assert_int_equal(acl(&carol, RTM_ACCESS_WRITE, t), RTM_ACL_DENY);
     assert_int_equal(acl(&anon, RTM_ACCESS_WRITE, t), RTM_ACL_DENY);
     /* A uid that merely starts like the owner's is someone else. */
-    const struct rtm_client bobby = {&handles[5], "bobby", "bobby-phone"};
-    const struct rtm_client bo = {&handles[6], "bo", "bo-phone"};
+    const struct rtm_client bobby = {&bobby, "bobby", "bobby-phone"};
+    const struct rtm_client bo = {&bo, "bo", "bo-phone"};
     assert_int_equal(acl(&bobby, RTM_ACCESS_WRITE, t), RTM_ACL_DENY);
     assert_int_equal(acl(&bo, RTM_ACCESS_WRITE, t), RTM_ACL_DENY);
     /* Reading: the same rule. */
