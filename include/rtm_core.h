@@ -94,6 +94,7 @@ struct rtm_core_stats {
     size_t calls_remembered; /* ended invitations kept to answer late messages */
     size_t timers;           /* armed timers */
     size_t devices;          /* device registrations */
+    size_t pool_bytes;       /* memory mapped for users, sessions and calls (rtm_pool.h) */
 };
 
 /* The push seam: what the core asks a push provider (JPush, later others)

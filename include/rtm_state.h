@@ -10,14 +10,13 @@
 #define RTM_STATE_H
 
 #include <stdarg.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "rtm_core.h"
 #include "rtm_hash.h"
 #include "rtm_heap.h"
 #include "rtm_hlist.h"
 #include "rtm_message.h"
+#include "rtm_pool.h"
 #include "rtm_registry.h"
 #include "rtm_topic.h"
 #include "rtm_vec.h"
@@ -47,24 +46,10 @@ enum rtm_call_state {
 
 /* Allocation size of a struct ending in a flexible array member with `n`
  * bytes in it: the array starts at its offset, not after the padding that
- * sizeof adds, and never less than sizeof (glibc rounds each chunk up to
- * 16 bytes, so a few bytes decide the size class). */
+ * sizeof adds, and never less than sizeof (the pool rounds each record up
+ * to 16 bytes, so a few bytes decide the size class). */
 #define RTM_FLEX_SIZE(type, member, n)                                                             \
     (offsetof(type, member) + (n) > sizeof(type) ? offsetof(type, member) + (n) : sizeof(type))
-
-/* A zeroed allocation for the core's records (users, sessions, calls).
- * Not calloc(): glibc's calloc() skips the thread cache, where the chunks
- * that a request's own temporaries (its parsed JSON, the stamped event)
- * just freed wait, and may then take a larger free chunk whole. While
- * events were still built as cJSON trees, core_scale measured 5-8 bytes
- * more per invitation with calloc(). NULL when out of memory. */
-static inline void *rtm_zalloc(size_t size)
-{
-    void *p = malloc(size);
-    if (p)
-        memset(p, 0, size);
-    return p;
-}
 
 struct rtm_user;
 
@@ -81,14 +66,14 @@ struct rtm_user_ext {
 };
 
 /* Every online user, every callee and every caller has one: keep it small
- * (96 bytes with a uid of up to 17 characters, glibc's chunk included). */
+ * (a 96-byte record with a uid of up to 25 characters). */
 struct rtm_user {
     struct rtm_hnode node;     /* core->users, keyed by uid */
     struct rtm_user_ext *ext;  /* NULL while none of it is needed */
     struct rtm_hlist calls_in; /* live calls received: struct rtm_call.in_link */
     /* Live calls placed: struct rtm_call.out_link. Kept here, not in ext,
      * with the invite bucket and busy: every caller needs them for as long
-     * as it has a live call, and an ext costs a 48-byte chunk. */
+     * as it has a live call, and an ext costs a 32-byte record. */
     struct rtm_hlist calls_out;
     struct rtm_bucket invites; /* invite_rate */
     uint32_t refs;             /* sessions + calls naming this user */
@@ -123,8 +108,8 @@ enum rtm_party {
 };
 
 /* One per invitation, live or remembered: 102 bytes before the id, so that
- * an id and a channel of up to 18 bytes together (their NULs included) keep
- * it in a 128-byte chunk. */
+ * an id and a channel of up to 26 bytes together (their NULs included) keep
+ * it in a 128-byte record. */
 struct rtm_call {
     struct rtm_hnode node;          /* core->calls, keyed by id */
     struct rtm_timer timer;         /* next deadline: invite, ring, or forget */
@@ -179,6 +164,7 @@ struct rtm_core {
     rtm_push_fn push;
     void *push_ud;
     struct rtm_late_hist late;
+    struct rtm_pool pool; /* users, their extensions, sessions and calls */
 };
 
 /* --- core.c: emitting ------------------------------------------------- */

@@ -30,7 +30,7 @@ struct rtm_stats {
 
 /* {"users":..,"sessions":..,"calls_live":..,"calls_remembered":..,
  *  "timers":..,"devices":..,"push_jobs":..,"push_calls":..,
- *  "rss_bytes":..,["heap_bytes":..,]"ticks":..,"tick_avg_us":..,"tick_max_us":..,
+ *  "pool_bytes":..,"rss_bytes":..,["heap_bytes":..,]"ticks":..,"tick_avg_us":..,"tick_max_us":..,
  *  "timers_fired":..,"timer_late_p99_ms":..,"timer_late_max_ms":..,"ts":..}:
  *  malloc'd, or NULL when out of memory. */
 char *rtm_stats_json(const struct rtm_stats *st, int64_t ts, size_t *len);

@@ -23,6 +23,7 @@ struct rtm_core *rtm_core_new(const struct rtm_config *cfg, const struct rtm_sin
     core->cfg = cfg;
     core->sink = sink;
     rtm_heap_init(&core->timers);
+    rtm_pool_init(&core->pool);
     if (hash_key)
         core->hash_key = *hash_key;
     core->registry = rtm_registry_new(cfg->max_devices, &core->hash_key);
@@ -54,6 +55,10 @@ void rtm_core_free(struct rtm_core *core)
     rtm_invite_free_all(core);
     rtm_presence_free_all(core);
     rtm_users_free_all(core);
+    if (rtm_pool_live(&core->pool) != 0)
+        rtm_core_log(core, RTM_LOG_ERR, "rtm: %zu records were never freed",
+                     rtm_pool_live(&core->pool));
+    rtm_pool_fini(&core->pool);
     rtm_hash_fini(&core->calls);
     rtm_hash_fini(&core->sessions);
     rtm_hash_fini(&core->users);
@@ -369,4 +374,5 @@ void rtm_core_stats(const struct rtm_core *core, struct rtm_core_stats *out)
     out->calls_remembered = core->calls.count - core->calls_live;
     out->timers = core->timers.len;
     out->devices = rtm_registry_count(core->registry);
+    out->pool_bytes = rtm_pool_bytes(&core->pool);
 }

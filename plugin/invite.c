@@ -178,7 +178,7 @@ static void forget_call(struct rtm_core *core, struct rtm_call *call)
     rtm_user_release(core, call->callee);
     if (call_live(call))
         free(call->content);
-    free(call);
+    rtm_pool_free(&core->pool, call);
 }
 
 static void fail_call(struct rtm_core *core, struct rtm_call *call, enum rtm_fail_reason reason,
@@ -226,12 +226,12 @@ static struct rtm_call *call_new(struct rtm_core *core, const struct rtm_request
     size_t id_len = strlen(req->id);
     size_t channel_size = req->channel ? strlen(req->channel) + 1 : 0;
     struct rtm_call *call =
-        rtm_zalloc(RTM_FLEX_SIZE(struct rtm_call, id, id_len + 1 + channel_size));
+        rtm_pool_alloc(&core->pool, RTM_FLEX_SIZE(struct rtm_call, id, id_len + 1 + channel_size));
     if (!call)
         return NULL;
     call->content = req->content ? strdup(req->content) : NULL;
     if (req->content && !call->content) {
-        free(call);
+        rtm_pool_free(&core->pool, call);
         return NULL;
     }
     memcpy(call->id, req->id, id_len + 1);
@@ -463,7 +463,7 @@ void rtm_invite_free_all(struct rtm_core *core)
         struct rtm_call *call = rtm_container_of(n, struct rtm_call, node);
         if (call_live(call))
             free(call->content);
-        free(call);
+        rtm_pool_free(&core->pool, call);
     }
     core->calls_live = 0;
 }

@@ -46,10 +46,10 @@ void rtm_presence_connect(struct rtm_core *core, const struct rtm_client *client
         return;
     if (session_find(core, client->handle)) /* the handle authenticated again */
         rtm_presence_disconnect(core, client->handle, now);
-    struct rtm_session *s = rtm_zalloc(sizeof(*s));
+    struct rtm_session *s = rtm_pool_alloc(&core->pool, sizeof(*s));
     struct rtm_user *user = s ? rtm_user_acquire(core, client->uid) : NULL;
     if (!user) {
-        free(s);
+        rtm_pool_free(&core->pool, s);
         rtm_core_log(core, RTM_LOG_ERR, "rtm: out of memory tracking session of %s", client->uid);
         return;
     }
@@ -98,7 +98,7 @@ void rtm_presence_disconnect(struct rtm_core *core, const void *handle, int64_t 
     } else {
         user->unconfirmed--; /* its handle in core->unconfirmed finds nothing */
     }
-    free(s);
+    rtm_pool_free(&core->pool, s);
     if (!rtm_user_live(user))
         rtm_invite_user_offline(core, user, now);
     rtm_user_release(core, user);
@@ -171,7 +171,7 @@ void rtm_presence_free_all(struct rtm_core *core)
 {
     struct rtm_hnode *n;
     while ((n = rtm_hash_pop(&core->sessions)) != NULL)
-        free(rtm_container_of(n, struct rtm_session, node));
+        rtm_pool_free(&core->pool, rtm_container_of(n, struct rtm_session, node));
     rtm_vec_free(&core->unconfirmed);
     rtm_vec_free(&core->dirty);
 }

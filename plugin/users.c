@@ -31,7 +31,7 @@ struct rtm_user *rtm_user_find(struct rtm_core *core, const char *uid)
 static struct rtm_user *user_new(struct rtm_core *core, const char *uid)
 {
     size_t len = strlen(uid);
-    struct rtm_user *u = rtm_zalloc(RTM_FLEX_SIZE(struct rtm_user, uid, len + 1));
+    struct rtm_user *u = rtm_pool_alloc(&core->pool, RTM_FLEX_SIZE(struct rtm_user, uid, len + 1));
     if (!u)
         return NULL;
     memcpy(u->uid, uid, len + 1);
@@ -40,10 +40,10 @@ static struct rtm_user *user_new(struct rtm_core *core, const char *uid)
 }
 
 /* The user's extension, created when it has none; NULL when out of memory. */
-static struct rtm_user_ext *ext_get(struct rtm_user *user)
+static struct rtm_user_ext *ext_get(struct rtm_core *core, struct rtm_user *user)
 {
     if (!user->ext) {
-        user->ext = rtm_zalloc(sizeof(*user->ext));
+        user->ext = rtm_pool_alloc(&core->pool, sizeof(*user->ext));
         if (user->ext)
             user->ext->user = user;
     }
@@ -52,11 +52,11 @@ static struct rtm_user_ext *ext_get(struct rtm_user *user)
 
 /* Frees the extension once nothing in it is in use: no timer armed and a
  * registration bucket never drawn from (or known to be full again). */
-static void ext_trim(struct rtm_user *user)
+static void ext_trim(struct rtm_core *core, struct rtm_user *user)
 {
     struct rtm_user_ext *ext = user->ext;
     if (ext && !rtm_timer_armed(&ext->timer) && ext->registrations.tat_us == 0) {
-        free(ext);
+        rtm_pool_free(&core->pool, ext);
         user->ext = NULL;
     }
 }
@@ -69,13 +69,13 @@ bool rtm_user_timer_armed(const struct rtm_user *user)
 bool rtm_user_arm(struct rtm_core *core, struct rtm_user *user, enum rtm_timer_kind kind,
                   int64_t due)
 {
-    struct rtm_user_ext *ext = ext_get(user);
+    struct rtm_user_ext *ext = ext_get(core, user);
     if (!ext)
         return false;
     ext->timer.kind = kind & 0xff;
     if (rtm_heap_arm(&core->timers, &ext->timer, due) == 0)
         return true;
-    ext_trim(user);
+    ext_trim(core, user);
     return false;
 }
 
@@ -84,7 +84,7 @@ void rtm_user_disarm(struct rtm_core *core, struct rtm_user *user)
     if (!user->ext)
         return;
     rtm_heap_disarm(&core->timers, &user->ext->timer);
-    ext_trim(user);
+    ext_trim(core, user);
 }
 
 struct rtm_user *rtm_user_of_timer(struct rtm_timer *timer)
@@ -109,10 +109,10 @@ static void user_free(struct rtm_core *core, struct rtm_user *user)
 {
     if (user->ext) {
         rtm_heap_disarm(&core->timers, &user->ext->timer);
-        free(user->ext);
+        rtm_pool_free(&core->pool, user->ext);
     }
     rtm_hash_remove(&core->users, &user->node);
-    free(user);
+    rtm_pool_free(&core->pool, user);
 }
 
 void rtm_user_release(struct rtm_core *core, struct rtm_user *user)
@@ -150,7 +150,7 @@ void rtm_user_linger_done(struct rtm_core *core, struct rtm_user *user)
     user->invites.tat_us = 0;
     if (user->ext)
         user->ext->registrations.tat_us = 0;
-    ext_trim(user);
+    ext_trim(core, user);
     rtm_user_gc(core, user);
 }
 
@@ -173,7 +173,7 @@ bool rtm_user_take(struct rtm_bucket *b, uint32_t rate, int64_t now)
 
 bool rtm_user_take_registration(struct rtm_core *core, struct rtm_user *user, int64_t now)
 {
-    struct rtm_user_ext *ext = ext_get(user);
+    struct rtm_user_ext *ext = ext_get(core, user);
     if (!ext) {
         /* A limit that cannot be recorded is not enforced, as for a writer
          * the core holds no record of. */
@@ -189,7 +189,7 @@ void rtm_users_free_all(struct rtm_core *core)
     struct rtm_hnode *n;
     while ((n = rtm_hash_pop(&core->users)) != NULL) {
         struct rtm_user *u = rtm_container_of(n, struct rtm_user, node);
-        free(u->ext);
-        free(u);
+        rtm_pool_free(&core->pool, u->ext);
+        rtm_pool_free(&core->pool, u);
     }
 }
