@@ -4,8 +4,15 @@
  * pc<j>, with the mock JPush answering every push after --delay-ms. Unrelated
  * pub/sub (lg_flow.c, open loop) runs all along; its latency during each
  * burst (first invite to the last `pushed` event) is compared with a quiet
- * window of the same broker just before it. The mock's own records give the
- * push rate: requests / (last request - first invite).
+ * window of the same broker just before it, and a second quiet window of the
+ * same length after the burst has settled is compared with the first: that
+ * A/A control is the noise floor of the burst/quiet ratio. Both ratios are
+ * medians of per-round ratios (each round's windows are minutes apart at
+ * most), so one window disturbed by another process does not decide them.
+ * The mock's own records give the push rate: requests / (last request -
+ * first invite).
+ * The broker main thread's run-queue wait (schedstat: runnable, not running)
+ * shows whether anything else took its CPU during the burst.
  */
 #include "lg.h"
 
@@ -34,22 +41,44 @@ struct push {
     long pushed;
     int64_t last_pushed;
     int64_t *pub_ns;
-    struct lg_samples push_lat, quiet, burst;
-    /* Broker CPU over the quiet and burst windows: wall, main thread, others. */
-    int64_t quiet_ns, quiet_main, burst_ns, burst_main, burst_threads;
+    struct lg_samples push_lat, quiet, burst, control;
+    /* Each round's p99 ratios, burst / quiet and control / quiet (NaN when a
+     * window had no samples): J3 and J9 are their medians. */
+    double burst_ratio[64], control_ratio[64];
+    int nratios;
+    /* Broker CPU over the quiet and burst windows: wall, main thread (on CPU
+     * and waiting for it), others. */
+    int64_t quiet_ns, quiet_main, quiet_wait, burst_ns, burst_main, burst_wait, burst_threads;
     long pushes, requests;
     int64_t mock_cpu;    /* the mock's CPU over the bursts, ns (-1: no pid) */
     long long overflows; /* listen queue overflows over the bursts */
 };
 
-/* Adds the broker's CPU since *mark to the sums and moves the mark. */
+/* The broker's CPU at one moment: main thread on CPU, main thread runnable
+ * but waiting for a CPU, its other threads on CPU (ns). */
 struct cpu_mark {
-    int64_t at, main, threads;
+    int64_t at, main, wait, threads;
 };
+
+/* The second field of the main thread's schedstat: time spent runnable on
+ * a run queue, waiting for the CPU; -1 when unreadable. */
+static int64_t runq_wait_ns(int pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", pid, pid);
+    FILE *f = fopen(path, "r");
+    long long run = -1, wait = -1;
+    if (f) {
+        if (fscanf(f, "%lld %lld", &run, &wait) != 2)
+            wait = -1;
+        fclose(f);
+    }
+    return wait;
+}
 
 static struct cpu_mark cpu_mark(int pid)
 {
-    struct cpu_mark m = {lg_now_ns(), lg_cpu_ns(pid), lg_threads_cpu_ns(pid)};
+    struct cpu_mark m = {lg_now_ns(), lg_cpu_ns(pid), runq_wait_ns(pid), lg_threads_cpu_ns(pid)};
     return m;
 }
 
@@ -123,6 +152,16 @@ static void mock_call(int port, const char *method, const char *path, const char
     if (!r)
         lg_die("mock JPush on port %d: %s %s failed", port, method, path);
     free(r);
+}
+
+/* Forgets the mock's records and sets its answer delay again: a reset also
+ * forgets the behaviour (the mock then answers at once). */
+static void mock_reset(const struct lg_opts *o)
+{
+    char behaviour[64];
+    snprintf(behaviour, sizeof(behaviour), "{\"delay_ms\":%d}", o->delay_ms);
+    mock_call(o->mock_port, "POST", "/_mock/reset", "");
+    mock_call(o->mock_port, "POST", "/_mock/behaviour", behaviour);
 }
 
 /* Requests the mock recorded, and the time of the last one (Unix seconds). */
@@ -206,10 +245,7 @@ static void setup(struct push *p, const struct lg_opts *o)
     p->pub_ns = calloc((size_t)o->count, sizeof(*p->pub_ns));
     if (!p->callers || !p->pub_ns)
         lg_die("out of memory");
-    char behaviour[64];
-    snprintf(behaviour, sizeof(behaviour), "{\"delay_ms\":%d}", o->delay_ms);
-    mock_call(o->mock_port, "POST", "/_mock/reset", "");
-    mock_call(o->mock_port, "POST", "/_mock/behaviour", behaviour);
+    mock_reset(o);
     if (!lg_monitor_open(&p->mon, o->rtm.port, "jmon"))
         lg_die("push: no stats monitor");
     if (lg_open_many(p->callers, (size_t)p->nc, o->rtm.port, "pc", caller_got, p, 64, 10000) !=
@@ -253,25 +289,67 @@ static void send_invites(struct push *p)
     }
 }
 
-/* Splits the round's samples into the quiet and the burst window. */
-static void classify(struct push *p, int64_t q0, int64_t q1, int64_t b0, int64_t b1)
-{
-    struct lg_samples *at = lg_flow_sent_at(p->flow), *lat = lg_flow_latency(p->flow);
-    for (size_t i = 0; i < at->n; i++) {
-        if (at->v[i] >= q0 && at->v[i] < q1)
-            lg_samples_add(&p->quiet, lat->v[i]);
-        else if (at->v[i] >= b0 && at->v[i] <= b1)
-            lg_samples_add(&p->burst, lat->v[i]);
-    }
-}
-
 /* CPU and kernel counters at the start of the quiet window, at the start of
- * the burst, and at its end. */
+ * the burst, and at its end; the A/A control window. */
 struct marks {
     struct cpu_mark quiet, burst, end;
     int64_t mock0;
     long long overflows0;
+    int64_t c0, c1;
 };
+
+/* The p99 of `s` in ms (NaN when empty). */
+static double p99_ms(struct lg_samples *s)
+{
+    return s->n ? (double)lg_pct(s, 99) / LG_MS : NAN;
+}
+
+/* Splits the round's samples into the quiet, burst and control windows,
+ * adds them to the pooled ones and keeps the round's p99 ratios. */
+static void classify(struct push *p, const struct marks *m, int64_t b1)
+{
+    struct lg_samples *at = lg_flow_sent_at(p->flow), *lat = lg_flow_latency(p->flow);
+    struct lg_samples w[3]; /* quiet, burst, control */
+    memset(w, 0, sizeof(w));
+    for (size_t i = 0; i < at->n; i++) {
+        int k = at->v[i] >= m->quiet.at && at->v[i] < m->burst.at ? 0
+                : at->v[i] >= m->burst.at && at->v[i] <= b1       ? 1
+                : at->v[i] >= m->c0 && at->v[i] < m->c1           ? 2
+                                                                  : -1;
+        if (k >= 0)
+            lg_samples_add(&w[k], lat->v[i]);
+    }
+    struct lg_samples *pooled[3] = {&p->quiet, &p->burst, &p->control};
+    for (int k = 0; k < 3; k++)
+        for (size_t i = 0; i < w[k].n; i++)
+            lg_samples_add(pooled[k], w[k].v[i]);
+    double q = p99_ms(&w[0]), b = p99_ms(&w[1]), c = p99_ms(&w[2]);
+    p->burst_ratio[p->nratios] = b / q;
+    p->control_ratio[p->nratios++] = c / q;
+    lg_note("push round %d: unrelated p99 %.3f ms quiet, %.3f ms during the burst (%.2fx), "
+            "%.3f ms in the A/A control (%.2fx)",
+            p->round, q, b, b / q, c, c / q);
+    for (int k = 0; k < 3; k++)
+        lg_samples_free(&w[k]);
+}
+
+/* The median of the ratios that are numbers. */
+static double median_ratio(const double *v, int n)
+{
+    double ok[64];
+    size_t m = 0;
+    for (int i = 0; i < n; i++)
+        if (isfinite(v[i]))
+            ok[m++] = v[i];
+    return lg_median(ok, m);
+}
+
+/* Run-queue wait since `from`, ns; -1 when the broker's schedstat is not
+ * readable (it then stays -1). */
+static int64_t wait_delta(int64_t sum, const struct cpu_mark *from, const struct cpu_mark *to)
+{
+    return sum >= 0 && from->wait >= 0 && to->wait >= 0 ? sum + to->wait - from->wait : -1;
+}
 
 /* Adds one round's CPU and counters to the totals; returns the round's
  * listen overflows. */
@@ -280,8 +358,10 @@ static long long account(struct push *p, const struct marks *m)
     const struct lg_opts *o = p->o;
     p->quiet_ns += m->burst.at - m->quiet.at;
     p->quiet_main += m->burst.main - m->quiet.main;
+    p->quiet_wait = wait_delta(p->quiet_wait, &m->quiet, &m->burst);
     p->burst_ns += m->end.at - m->burst.at;
     p->burst_main += m->end.main - m->burst.main;
+    p->burst_wait = wait_delta(p->burst_wait, &m->burst, &m->end);
     p->burst_threads += m->end.threads - m->burst.threads;
     p->pushes += p->pushed;
     int64_t mock1 = m->mock0 >= 0 ? lg_proc_cpu_ns(o->mock_pid) : -1;
@@ -296,7 +376,7 @@ static double run_round(struct push *p)
 {
     const struct lg_opts *o = p->o;
     struct marks m;
-    mock_call(o->mock_port, "POST", "/_mock/reset", "");
+    mock_reset(o);
     run_until(p, lg_now_ns() + 300 * LG_MS, NULL); /* settle after the blocking call */
     m.quiet = cpu_mark(o->rtm.pid);
     lg_flow_measure(p->flow, m.quiet.at);
@@ -311,9 +391,15 @@ static double run_round(struct push *p)
     m.end = cpu_mark(o->rtm.pid);
     int64_t b1 = p->pushed ? p->last_pushed : m.end.at;
     long long overflows = account(p, &m);
+    /* The A/A control: as long as the quiet window, once the burst has
+     * settled (its last results drained, nothing queued in the broker). */
+    run_until(p, lg_now_ns() + 500 * LG_MS, NULL);
+    m.c0 = lg_now_ns();
+    m.c1 = m.c0 + (int64_t)(o->seconds * LG_NS);
+    run_until(p, m.c1, NULL);
     run_until(p, lg_now_ns() + 200 * LG_MS, NULL);
     lg_flow_end(p->flow, lg_now_ns());
-    classify(p, m.quiet.at, m.burst.at, m.burst.at, b1);
+    classify(p, &m, b1);
     double last = 0;
     long reqs = mock_requests(o->mock_port, &last);
     double rate = reqs > 0 && last > wall_b0 ? (double)reqs / (last - wall_b0) : NAN;
@@ -335,8 +421,8 @@ static void print_rows(struct push *p, double *rates, int n)
     lg_row("J1", what, "push/s", 0, lg_median(rates, (size_t)n), LG_NONE_BASE, NAN, NULL);
     lg_row("J2", "push: unrelated pub/sub p50, during the burst vs quiet", "ms", 3, b50, q50, NAN,
            NULL);
-    lg_row("J3", "push: unrelated pub/sub p99, during the burst vs quiet", "ms", 3, b99, q99, NAN,
-           "<= 1.1x");
+    lg_row("J3", "push: unrelated pub/sub p99, during the burst vs quiet", "ms", 3, b99, q99,
+           median_ratio(p->burst_ratio, p->nratios), "<= 1.1x");
     lg_row("J4", "push: invite published -> pushed event, p99", "ms", 1,
            (double)lg_pct(&p->push_lat, 99) / LG_MS, LG_NONE_BASE, NAN, NULL);
     lg_row("J5", "push: broker main thread busy, during the burst vs quiet", "%", 0,
@@ -352,6 +438,16 @@ static void print_rows(struct push *p, double *rates, int n)
            LG_NONE_BASE, NAN, NULL);
     lg_row("J8", "push: TCP connections dropped by a full listen queue during the bursts", "conns",
            0, (double)p->overflows, LG_NONE_BASE, NAN, NULL);
+    lg_row("J9",
+           "push: A/A control, unrelated pub/sub p99 in a 2nd quiet window after the burst vs "
+           "quiet (noise floor of J3)",
+           "ms", 3, p99_ms(&p->control), q99, median_ratio(p->control_ratio, p->nratios), NULL);
+    lg_row("J10",
+           "push: broker main thread runnable but waiting for its CPU, during the burst vs "
+           "quiet",
+           "%", 1, p->burst_wait >= 0 ? 100.0 * (double)p->burst_wait / (double)p->burst_ns : NAN,
+           p->quiet_wait >= 0 ? 100.0 * (double)p->quiet_wait / (double)p->quiet_ns : NAN, NAN,
+           NULL);
 }
 
 int lg_push(const struct lg_opts *o)
@@ -377,7 +473,8 @@ int lg_push(const struct lg_opts *o)
         rates[r] = run_round(&p);
     }
     lg_flow_stop(p.flow, 5000);
-    lg_note("push: pooled samples: %zu quiet, %zu during bursts", p.quiet.n, p.burst.n);
+    lg_note("push: pooled samples: %zu quiet, %zu during bursts, %zu in the A/A control windows",
+            p.quiet.n, p.burst.n, p.control.n);
     print_rows(&p, rates, o->reps);
     lg_flow_free(p.flow);
     lg_monitor_free(&p.mon);
@@ -387,5 +484,6 @@ int lg_push(const struct lg_opts *o)
     lg_samples_free(&p.push_lat);
     lg_samples_free(&p.quiet);
     lg_samples_free(&p.burst);
+    lg_samples_free(&p.control);
     return 0;
 }

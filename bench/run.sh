@@ -2,36 +2,46 @@
 # Measures what mosquitto-rtm costs, side by side with the same broker
 # without it, and prints one table (BENCHMARKS.md explains every row).
 #
-#   bash bench/run.sh [--quick] [--out DIR]
+#   bash bench/run.sh [--quick] [--only GROUP[,GROUP...]] [--out DIR]
 #
-# Builds build-bench/ (RelWithDebInfo: the plugin, rtm-loadgen, core_scale),
+# Builds build-bench/ (RelWithDebInfo: the plugin, rtm-loadgen, core_scale,
+# rtm-mock-jpush; RTM_BENCH_BUILD=DIR builds and measures DIR instead),
 # then for each group of measurements starts fresh brokers on free 127.0.0.1
 # ports (Debian's /usr/sbin/mosquitto with the plugin and without it, and the
 # mock JPush for the push rows), runs build-bench/rtm-loadgen against them
 # and stops them. With two or more CPUs the brokers run on CPU 1 and the
-# load generator (and the mock) on CPU 0 (taskset).
+# load generator (and the mock) on CPU 0 (taskset). The push rows use the
+# C mock JPush (bench/mock_jpush.c); RTM_BENCH_MOCK=python uses the tests'
+# tests/mock_jpush/mock_jpush.py instead, as runs before it did.
 #
 # Prints the table in markdown and writes, in DIR (default
 # build-bench/results): results.md (machine, commands, table: paste it into
 # BENCHMARKS.md), results.csv, run.log (every repetition), the broker
 # configurations and logs. Full run: about 7 minutes on 2 cores; --quick
-# (smaller counts, one repetition): under a minute once built.
+# (smaller counts, one repetition): under a minute once built. --only runs
+# just the named groups: core, lifecycle, unrelated, scale, presence, push.
 #
 # Installs nothing itself except through tools/deps.sh. Traffic stays on
 # 127.0.0.1: proxies are unset for everything started here.
 set -euo pipefail
 
 usage() {
-    sed -n '2,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    sed -n '2,27s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
+groups_all="core lifecycle unrelated scale presence push"
 quick=0
 out=""
+only=""
 while (($# > 0)); do
     case "$1" in
     --quick) quick=1 ;;
     --out)
         out=${2:?--out needs a directory}
+        shift
+        ;;
+    --only)
+        only=${2:?--only needs a list of groups}
         shift
         ;;
     -h | --help)
@@ -47,9 +57,23 @@ while (($# > 0)); do
     shift
 done
 
+selected=" $groups_all "
+if [[ -n "$only" ]]; then
+    selected=" "
+    for g in ${only//,/ }; do
+        if [[ " $groups_all " != *" $g "* ]]; then
+            echo "bench: unknown group in --only: $g (groups: $groups_all)" >&2
+            exit 2
+        fi
+        selected+="$g "
+    done
+fi
+
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-out=${out:-$root/build-bench/results}
+build=${RTM_BENCH_BUILD:-build-bench}
+build=${build%/}
+out=${out:-$root/$build/results}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 started=$SECONDS
@@ -60,11 +84,11 @@ export no_proxy='*' NO_PROXY='*'
 # --- build ---------------------------------------------------------------------
 
 bash tools/deps.sh
-build="build-bench"
 rm -f "$build/CMakeCache.txt"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRTM_TESTS=OFF -DRTM_SANITIZE=OFF \
     >"$out/build.log"
-cmake --build "$build" -j --target mosquitto_rtm rtm-loadgen core_scale >>"$out/build.log"
+cmake --build "$build" -j --target mosquitto_rtm rtm-loadgen core_scale rtm-mock-jpush \
+    >>"$out/build.log"
 lg=$root/$build/rtm-loadgen
 plugin=$root/$build/mosquitto_rtm.so
 mosquitto=/usr/sbin/mosquitto
@@ -90,6 +114,9 @@ else
     pres=(--reps 3)
     push=(--count 1000 --reps 3 --seconds 3)
     core_n=1000000
+fi
+if [[ -n "$only" ]]; then
+    mode+=", only:${selected% }"
 fi
 
 # Presence needs one descriptor per connection in the load generator and in
@@ -120,13 +147,25 @@ if ((cpus >= 2)) && command -v taskset >/dev/null 2>&1; then
     lg_pin=(taskset -c 0)
     pin_note="brokers (all their threads) on CPU 1, load generator on CPU 0"
 fi
-# The mock JPush (Python) runs only on CPU time nobody else wants, so that
-# it slows neither the broker nor the load generator's measurements.
+# The mock JPush runs on the load generator's CPU, never on the brokers',
+# and only on CPU time nobody else wants there, so that it slows neither the
+# broker nor the load generator's measurements.
+mock_kind=${RTM_BENCH_MOCK:-c}
+if [[ "$mock_kind" != c && "$mock_kind" != python ]]; then
+    echo "bench: RTM_BENCH_MOCK must be c or python, not $mock_kind" >&2
+    exit 2
+fi
 mock_sched=(nice -n 19)
 if chrt --idle 0 true 2>/dev/null; then
     mock_sched=(chrt --idle 0)
 fi
-pin_note+="; mock JPush unpinned under ${mock_sched[*]}"
+if [[ "$mock_kind" == python ]]; then
+    mock_cmd=(python3 tests/mock_jpush/mock_jpush.py)
+    pin_note+="; mock JPush (Python) unpinned under ${mock_sched[*]}"
+else
+    mock_cmd=("${lg_pin[@]}" "$root/$build/rtm-mock-jpush")
+    pin_note+="; mock JPush (bench/mock_jpush.c) ${lg_pin[*]:+on CPU 0 }under ${mock_sched[*]}"
+fi
 # `mosquitto -h` exits non-zero after printing its version.
 broker_version=$({ "$mosquitto" -h 2>/dev/null || true; } | sed -n 's/^mosquitto version /mosquitto /p')
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
@@ -217,7 +256,7 @@ start_mock() {
     local dir="$out/mock"
     mkdir -p "$dir"
     rm -f "$dir/port"
-    "${mock_sched[@]}" python3 tests/mock_jpush/mock_jpush.py --port 0 --state-dir "$dir" \
+    "${mock_sched[@]}" "${mock_cmd[@]}" --port 0 --state-dir "$dir" \
         --app-key bench-app-key --master-secret bench-master-secret >"$out/mock.log" 2>&1 &
     mock_pid=$!
     pids+=("$mock_pid")
@@ -257,13 +296,17 @@ loadgen() {
     fi
 }
 
-# phase NAME FUNCTION: runs a group and records its wall time.
+# phase GROUP NAME FUNCTION: runs a group (unless --only leaves it out) and
+# records its wall time.
 phase() {
+    if [[ "$selected" != *" $1 "* ]]; then
+        return 0
+    fi
     local t0=$SECONDS
     echo
-    echo "== $1"
-    "$2"
-    timings+=("$1: $((SECONDS - t0)) s")
+    echo "== $2"
+    "$3"
+    timings+=("$2: $((SECONDS - t0)) s")
 }
 
 # --- the measurements --------------------------------------------------------------
@@ -354,12 +397,12 @@ run_push() {
 }
 
 echo "bench: $mode run; machine: $cpus x $cpu_model; $broker_version; load average $load_before"
-phase "core alone (bench/core_scale)" run_core
-phase "call lifecycle" run_lifecycle
-phase "unrelated traffic" run_unrelated
-phase "scale: pending invitations" run_scale
-phase "presence" run_presence
-phase "push" run_push
+phase core "core alone (bench/core_scale)" run_core
+phase lifecycle "call lifecycle" run_lifecycle
+phase unrelated "unrelated traffic" run_unrelated
+phase scale "scale: pending invitations" run_scale
+phase presence "presence" run_presence
+phase push "push" run_push
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 total=$((SECONDS - started))
 

@@ -2,11 +2,15 @@
  * The HTTP worker: one thread running libcurl's multi interface, so that no
  * HTTP request, DNS lookup or TLS handshake ever runs on the broker's
  * thread. The broker thread submits requests (never blocking: a full queue
- * refuses at once) and drains finished results on its TICK. Connections are
- * reused through the multi handle's connection cache.
+ * refuses at once) and drains finished results on its TICK. At most
+ * RTM_HTTP_CONNECTIONS requests are in flight, on keep-alive connections
+ * that later requests reuse; the others wait their turn in submission
+ * order. The worker runs at the lowest CPU priority (SCHED_IDLE), below
+ * the broker thread.
  *
  * Threading contract: every function here is called from one thread (the
- * broker's); the worker thread touches only the two locked queues.
+ * broker's); the worker thread touches only the two lock-free hand-off
+ * stacks, so neither thread ever waits for the other.
  */
 #ifndef RTM_HTTP_H
 #define RTM_HTTP_H
@@ -17,10 +21,14 @@
 #include "rtm_push.h"
 
 #define RTM_HTTP_BODY_MAX (64 * 1024) /* response bytes kept; the rest is dropped */
+/* Requests in flight at once, hence connections to the provider. JPush
+ * answers in tens to hundreds of milliseconds, so 16 keep-alive connections
+ * carry far more pushes per second than its API quota allows. */
+#define RTM_HTTP_CONNECTIONS 16
 
 struct rtm_http_options {
     size_t queue_max; /* requests waiting or in flight; more are refused */
-    long timeout_ms;  /* whole request, DNS and TLS included */
+    long timeout_ms;  /* whole request, DNS and TLS included (not the wait for a connection) */
     long connect_timeout_ms;
     const char *ca_file; /* extra CA bundle (tests' private CA), or NULL */
 };

@@ -1,19 +1,43 @@
 /*
  * The HTTP worker (see rtm_http.h). The broker thread and the worker share
- * exactly two queues under one mutex: `inbox` (submitted, not started) and
- * `outbox` (finished, not drained). Everything curl does, DNS and TLS
- * included, happens on the worker thread inside curl_multi_perform(); the
- * worker sleeps in curl_multi_poll() and is woken by curl_multi_wakeup()
- * when work arrives or the plugin stops.
+ * exactly two lock-free hand-off stacks: `inbox` (submitted, not started)
+ * and `outbox` (finished, not drained). Each side pushes with a CAS and the
+ * other takes the whole stack with one exchange, so neither thread ever
+ * waits for the other: the broker thread never blocks on a worker that the
+ * scheduler has put aside. Everything curl does, DNS and TLS included,
+ * happens on the worker thread inside curl_multi_perform(); the worker
+ * sleeps in curl_multi_poll() and is woken by curl_multi_wakeup() when the
+ * inbox stops being empty or the plugin stops.
+ *
+ * Cost on the broker's CPU: the worker runs under SCHED_IDLE (nice 19 if
+ * that is refused), so on a busy core it only takes what the broker thread
+ * leaves, and a waking broker thread preempts it at once. At most
+ * RTM_HTTP_CONNECTIONS requests are in flight, each on a keep-alive
+ * connection that the next request reuses; the rest wait in the worker's
+ * own FIFO. A burst therefore never opens hundreds of connections at once,
+ * and every curl_multi_perform()/curl_multi_poll() looks at a handful of
+ * sockets instead of all of them.
+ *
+ * Memory: the worker never frees what the broker thread allocated (a job
+ * and its request): it wipes the password as soon as the request is done,
+ * and the broker thread frees both when it drains the result. A worker set
+ * aside by the scheduler inside free() would otherwise hold the lock of the
+ * broker thread's malloc arena. The easy handles are the worker's, kept for
+ * reuse so that a request allocates almost nothing.
  */
+#define _GNU_SOURCE /* SCHED_IDLE, gettid() */
 #include <curl/curl.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "rtm_http.h"
 #include "rtm_list.h"
@@ -21,12 +45,11 @@
 #define POLL_MS 1000
 
 struct job {
-    struct job *next;    /* in inbox or outbox */
+    struct job *next;    /* in inbox, outbox or the worker's waiting FIFO */
     struct rtm_list fly; /* in the worker's in-flight list */
     uint64_t tag;
     struct rtm_push_request req;
     CURL *easy;
-    struct curl_slist *headers;
     char *body;
     size_t body_len;
     char *retry_after;
@@ -37,20 +60,33 @@ struct job {
     int64_t elapsed_ms;
 };
 
+/* A FIFO owned by one thread. */
 struct queue {
     struct job *head;
     struct job **tail;
 };
 
+/* A lock-free stack between the two threads: one pushes, the other takes
+ * everything at once (so there is no ABA problem). */
+struct stack {
+    _Atomic(struct job *) top;
+};
+
 struct rtm_http {
     pthread_t thread;
-    pthread_mutex_t lock;
     CURLM *multi;
-    struct queue inbox;  /* under lock */
-    struct queue outbox; /* under lock */
-    bool stopping;       /* under lock */
+    struct stack inbox;  /* broker thread -> worker */
+    struct stack outbox; /* worker -> broker thread */
+    atomic_bool stopping;
     struct rtm_http_options opts;
     char *ca_file;
+    struct curl_slist *headers; /* the same for every request */
+    /* Worker thread only: */
+    struct queue waiting; /* taken from the inbox, not started yet */
+    struct rtm_list flying;
+    size_t nflying;
+    CURL *idle[RTM_HTTP_CONNECTIONS]; /* easy handles between requests */
+    size_t nidle;
     /* Broker thread only: */
     size_t pending;
     uint64_t submitted;
@@ -86,11 +122,54 @@ static struct job *queue_take(struct queue *q)
     return all;
 }
 
+/* Appends the list `jobs` (linked by next) to `q`. */
+static void queue_append(struct queue *q, struct job *jobs)
+{
+    while (jobs) {
+        struct job *next = jobs->next;
+        queue_push(q, jobs);
+        jobs = next;
+    }
+}
+
+/* Pushes `job`; true when the stack was empty before. */
+static bool stack_push(struct stack *s, struct job *job)
+{
+    struct job *top = atomic_load_explicit(&s->top, memory_order_relaxed);
+    do {
+        job->next = top;
+    } while (!atomic_compare_exchange_weak_explicit(&s->top, &top, job, memory_order_release,
+                                                    memory_order_relaxed));
+    return top == NULL;
+}
+
+/* Empties the stack; returns what it held, oldest first. */
+static struct job *stack_take(struct stack *s)
+{
+    struct job *newest = atomic_exchange_explicit(&s->top, NULL, memory_order_acquire);
+    struct job *oldest = NULL;
+    while (newest) {
+        struct job *next = newest->next;
+        newest->next = oldest;
+        oldest = newest;
+        newest = next;
+    }
+    return oldest;
+}
+
+/* Overwrites a secret in place (it is freed later, by its owner). */
+static void wipe(char *s)
+{
+    if (!s)
+        return;
+    for (volatile char *p = s; *p; p++)
+        *p = '\0';
+}
+
 static void job_free(struct job *job)
 {
     if (job->easy)
         curl_easy_cleanup(job->easy);
-    curl_slist_free_all(job->headers);
     rtm_push_request_free(&job->req);
     free(job->body);
     free(job->retry_after);
@@ -152,43 +231,77 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
-static int setup_easy(struct rtm_http *h, struct job *job)
+/* A new easy handle with the options every request shares. */
+static CURL *new_easy(struct rtm_http *h)
 {
     CURL *e = curl_easy_init();
     if (!e)
-        return -1;
-    job->easy = e;
-    job->headers = curl_slist_append(NULL, "Content-Type: application/json");
-    /* No "Expect: 100-continue" round trip for large bodies. */
-    struct curl_slist *more = job->headers ? curl_slist_append(job->headers, "Expect:") : NULL;
-    if (!more)
-        return -1;
-    job->headers = more;
+        return NULL;
     int bad = 0;
-    bad |= curl_easy_setopt(e, CURLOPT_URL, job->req.url);
     bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, job->req.body);
-    bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)job->req.body_len);
-    bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, job->headers);
+    bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
     bad |= curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-    bad |= curl_easy_setopt(e, CURLOPT_USERNAME, job->req.username);
-    bad |= curl_easy_setopt(e, CURLOPT_PASSWORD, job->req.password);
     bad |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, h->opts.timeout_ms);
     bad |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->opts.connect_timeout_ms);
     bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     bad |= curl_easy_setopt(e, CURLOPT_USERAGENT, "mosquitto-rtm");
     bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, job);
     bad |= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    if (h->ca_file)
+        bad |= curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
+    if (bad) {
+        curl_easy_cleanup(e);
+        return NULL;
+    }
+    return e;
+}
+
+/* Gives `job` an easy handle, reused when one is idle (with its buffers:
+ * a request then allocates almost nothing), set up for its request. */
+static int setup_easy(struct rtm_http *h, struct job *job)
+{
+    CURL *e = h->nidle ? h->idle[--h->nidle] : new_easy(h);
+    if (!e)
+        return -1;
+    job->easy = e;
+    int bad = 0;
+    bad |= curl_easy_setopt(e, CURLOPT_URL, job->req.url);
+    bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, job->req.body);
+    bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)job->req.body_len);
+    bad |= curl_easy_setopt(e, CURLOPT_USERNAME, job->req.username);
+    bad |= curl_easy_setopt(e, CURLOPT_PASSWORD, job->req.password);
+    bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, job);
     bad |= curl_easy_setopt(e, CURLOPT_HEADERDATA, job);
     bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, job->error);
     bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, job);
-    if (h->ca_file)
-        bad |= curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
     return bad ? -1 : 0;
 }
 
-/* Worker thread: the job is over, successfully or not; hand it back. */
+/* Takes the job's handle back for the next request: nothing in it may
+ * point into the job (freed by the broker thread) or keep its credentials
+ * (libcurl's copies are freed here). */
+static void release_easy(struct rtm_http *h, struct job *job)
+{
+    CURL *e = job->easy;
+    job->easy = NULL;
+    if (!e)
+        return;
+    int bad = 0;
+    bad |= curl_easy_setopt(e, CURLOPT_USERNAME, NULL);
+    bad |= curl_easy_setopt(e, CURLOPT_PASSWORD, NULL);
+    bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+    bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
+    bad |= curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
+    bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
+    bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
+    if (bad || h->nidle == RTM_HTTP_CONNECTIONS)
+        curl_easy_cleanup(e);
+    else
+        h->idle[h->nidle++] = e;
+}
+
+/* Worker thread: the job is over, successfully or not; hand it back. Its
+ * request (allocated by the broker thread) is freed when drained. */
 static void finish(struct rtm_http *h, struct job *job, long status)
 {
     job->status = status;
@@ -196,18 +309,14 @@ static void finish(struct rtm_http *h, struct job *job, long status)
     if (rtm_list_linked(&job->fly)) {
         curl_multi_remove_handle(h->multi, job->easy);
         rtm_list_remove(&job->fly);
+        h->nflying--;
     }
-    curl_easy_cleanup(job->easy);
-    job->easy = NULL;
-    curl_slist_free_all(job->headers);
-    job->headers = NULL;
-    rtm_push_request_free(&job->req); /* the credentials go as soon as possible */
-    pthread_mutex_lock(&h->lock);
-    queue_push(&h->outbox, job);
-    pthread_mutex_unlock(&h->lock);
+    release_easy(h, job);
+    wipe(job->req.password); /* the credentials go as soon as possible */
+    stack_push(&h->outbox, job);
 }
 
-static void start(struct rtm_http *h, struct job *job, struct rtm_list *flying)
+static void start(struct rtm_http *h, struct job *job)
 {
     job->started_ms = mono_ms();
     if (setup_easy(h, job) != 0) {
@@ -220,13 +329,29 @@ static void start(struct rtm_http *h, struct job *job, struct rtm_list *flying)
         finish(h, job, 0);
         return;
     }
-    rtm_list_add_tail(flying, &job->fly);
+    rtm_list_add_tail(&h->flying, &job->fly);
+    h->nflying++;
 }
 
-static void collect_done(struct rtm_http *h)
+/* Starts waiting jobs, oldest first, while there is a free connection. */
+static void start_waiting(struct rtm_http *h)
+{
+    while (h->nflying < RTM_HTTP_CONNECTIONS && h->waiting.head) {
+        struct job *job = h->waiting.head;
+        h->waiting.head = job->next;
+        if (!h->waiting.head)
+            h->waiting.tail = &h->waiting.head;
+        job->next = NULL;
+        start(h, job);
+    }
+}
+
+/* Hands back every finished transfer; returns how many. */
+static size_t collect_done(struct rtm_http *h)
 {
     CURLMsg *m;
     int left;
+    size_t n = 0;
     while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
         if (m->msg != CURLMSG_DONE)
             continue;
@@ -239,79 +364,105 @@ static void collect_done(struct rtm_http *h)
         else if (!job->error[0])
             snprintf(job->error, sizeof(job->error), "%s", curl_easy_strerror(rc));
         finish(h, job, status);
+        n++;
     }
+    return n;
 }
 
-static void abandon_flying(struct rtm_http *h, struct rtm_list *flying)
+static void abandon_all(struct rtm_http *h)
 {
-    while (!rtm_list_empty(flying)) {
-        struct job *job = rtm_container_of(flying->next, struct job, fly);
+    while (!rtm_list_empty(&h->flying)) {
+        struct job *job = rtm_container_of(h->flying.next, struct job, fly);
         curl_multi_remove_handle(h->multi, job->easy);
         rtm_list_remove(&job->fly);
         job_free(job);
     }
+    h->nflying = 0;
+    free_list(queue_take(&h->waiting));
+    while (h->nidle)
+        curl_easy_cleanup(h->idle[--h->nidle]);
+}
+
+/* The worker only ever gets CPU time the broker thread does not want: with
+ * the broker pinned to one core, an equal share would come straight out of
+ * MQTT latency. SCHED_IDLE still runs whenever the core is otherwise idle
+ * (and gets a small share under full load), so pushes are delayed, never
+ * lost. Threads curl starts (its DNS resolver) inherit the policy. */
+static void lower_priority(void)
+{
+    struct sched_param none = {0};
+    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &none) != 0)
+        setpriority(PRIO_PROCESS, (id_t)gettid(), 19);
 }
 
 static void *worker_main(void *arg)
 {
     struct rtm_http *h = arg;
-    struct rtm_list flying;
-    rtm_list_init(&flying);
-    for (;;) {
-        pthread_mutex_lock(&h->lock);
-        bool stopping = h->stopping;
-        struct job *incoming = stopping ? NULL : queue_take(&h->inbox);
-        pthread_mutex_unlock(&h->lock);
-        if (stopping)
-            break;
-        while (incoming) {
-            struct job *next = incoming->next;
-            start(h, incoming, &flying);
-            incoming = next;
-        }
+    lower_priority();
+    while (!atomic_load_explicit(&h->stopping, memory_order_acquire)) {
+        queue_append(&h->waiting, stack_take(&h->inbox));
+        start_waiting(h);
         int running;
         curl_multi_perform(h->multi, &running);
-        collect_done(h);
+        /* Freed connections take the next waiting requests at once. */
+        if (collect_done(h) > 0 && h->waiting.head)
+            continue;
         curl_multi_poll(h->multi, NULL, 0, POLL_MS, NULL);
     }
-    abandon_flying(h, &flying);
+    abandon_all(h);
     return NULL;
 }
 
 static void http_free(struct rtm_http *h)
 {
-    free_list(queue_take(&h->inbox));
-    free_list(queue_take(&h->outbox));
+    free_list(stack_take(&h->inbox));
+    free_list(stack_take(&h->outbox));
     if (h->multi)
         curl_multi_cleanup(h->multi);
-    pthread_mutex_destroy(&h->lock);
+    curl_slist_free_all(h->headers);
     free(h->ca_file);
     free(h);
     curl_global_cleanup();
 }
 
+/* At most RTM_HTTP_CONNECTIONS connections, all kept for reuse. */
+static bool setup_multi(CURLM *multi)
+{
+    return curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)RTM_HTTP_CONNECTIONS) ==
+               CURLM_OK &&
+           curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)RTM_HTTP_CONNECTIONS) ==
+               CURLM_OK &&
+           curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)RTM_HTTP_CONNECTIONS) == CURLM_OK;
+}
+
 struct rtm_http *rtm_http_start(const struct rtm_http_options *opts, char *err, size_t err_len)
 {
     struct rtm_http *h = calloc(1, sizeof(*h));
-    if (!h || pthread_mutex_init(&h->lock, NULL) != 0) {
-        free(h);
+    if (!h) {
         snprintf(err, err_len, "out of memory starting the HTTP worker");
         return NULL;
     }
     /* Here, on the broker thread, before any curl handle exists: libcurl's
      * global state must not be set up lazily from the worker thread. */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        pthread_mutex_destroy(&h->lock);
         free(h);
         snprintf(err, err_len, "could not initialise libcurl");
         return NULL;
     }
     h->opts = *opts;
-    queue_init(&h->inbox);
-    queue_init(&h->outbox);
+    atomic_init(&h->inbox.top, NULL);
+    atomic_init(&h->outbox.top, NULL);
+    atomic_init(&h->stopping, false);
+    queue_init(&h->waiting);
+    rtm_list_init(&h->flying);
     h->ca_file = opts->ca_file ? strdup(opts->ca_file) : NULL;
     h->multi = curl_multi_init();
-    if (!h->multi || (opts->ca_file && !h->ca_file)) {
+    h->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    /* No "Expect: 100-continue" round trip for large bodies. */
+    struct curl_slist *more = h->headers ? curl_slist_append(h->headers, "Expect:") : NULL;
+    if (more)
+        h->headers = more;
+    if (!h->multi || (opts->ca_file && !h->ca_file) || !more || !setup_multi(h->multi)) {
         snprintf(err, err_len, "could not initialise libcurl");
         http_free(h);
         return NULL;
@@ -339,10 +490,9 @@ int rtm_http_submit(struct rtm_http *http, uint64_t tag, struct rtm_push_request
     job->tag = tag;
     job->req = *req;
     memset(req, 0, sizeof(*req));
-    pthread_mutex_lock(&http->lock);
-    queue_push(&http->inbox, job);
-    pthread_mutex_unlock(&http->lock);
-    curl_multi_wakeup(http->multi);
+    /* A non-empty inbox already has a wakeup on its way. */
+    if (stack_push(&http->inbox, job))
+        curl_multi_wakeup(http->multi);
     http->pending++;
     http->submitted++;
     return 0;
@@ -350,9 +500,9 @@ int rtm_http_submit(struct rtm_http *http, uint64_t tag, struct rtm_push_request
 
 size_t rtm_http_drain(struct rtm_http *http, rtm_http_result_fn fn, void *ud)
 {
-    pthread_mutex_lock(&http->lock);
-    struct job *done = queue_take(&http->outbox);
-    pthread_mutex_unlock(&http->lock);
+    if (!atomic_load_explicit(&http->outbox.top, memory_order_relaxed))
+        return 0;
+    struct job *done = stack_take(&http->outbox);
     size_t n = 0;
     while (done) {
         struct job *next = done->next;
@@ -388,9 +538,7 @@ void rtm_http_stop(struct rtm_http *http)
 {
     if (!http)
         return;
-    pthread_mutex_lock(&http->lock);
-    http->stopping = true;
-    pthread_mutex_unlock(&http->lock);
+    atomic_store_explicit(&http->stopping, true, memory_order_release);
     curl_multi_wakeup(http->multi);
     pthread_join(http->thread, NULL);
     http_free(http);

@@ -447,7 +447,10 @@ class MockServer(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
-    request_queue_size = 64  # the listen backlog; socketserver's default is 5
+    # The listen backlog (socketserver's default is 5): a burst of connections
+    # (the benchmark's, with RTM_BENCH_MOCK=python) must not overflow it, or
+    # the kernel drops SYNs and clients retry them only after a second.
+    request_queue_size = 1024
 
     def __init__(self, port, expected_auth, tls_context):
         self.state = MockState()
