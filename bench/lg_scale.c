@@ -230,7 +230,7 @@ static void report(struct scale *s, const struct result *r)
           "<= 200 ms");
     print(lbl, "-6", "timer lateness max (plugin stats)", "ms", 0, r->fire.late_max, NULL);
     print(lbl, "-7", "timer lateness p99 seen by callers (failure received - due)", "ms", 1,
-          s->failures ? (double)lg_pct(&s->late, 99) / LG_MS : NAN, NULL);
+          lg_pct_ns(&s->late, 99) / LG_MS, NULL);
     print(lbl, "-8", "TICK time while timers fire, max", "us", 0, r->fire.max_us, NULL);
     char what[120];
     snprintf(what, sizeof(what), "broker CPU busy while timers fire (%.0f expiries/s)",

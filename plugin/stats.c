@@ -9,15 +9,22 @@
 /* Sixteen numbers of at most 20 digits and their names fit easily. */
 #define JSON_MAX 1024
 
+/* The heap's part of a report, or "" when it was not measured. */
+static void heap_part(const struct rtm_stats *st, char *buf, size_t size, const char *fmt)
+{
+    buf[0] = '\0';
+    if (st->has_heap)
+        snprintf(buf, size, fmt, st->heap_bytes);
+}
+
 char *rtm_stats_json(const struct rtm_stats *st, int64_t ts, size_t *len)
 {
     const struct rtm_core_stats *c = &st->core;
     char *json = malloc(JSON_MAX);
     if (!json)
         return NULL;
-    char heap[48] = "";
-    if (st->has_heap)
-        snprintf(heap, sizeof(heap), "\"heap_bytes\":%zu,", st->heap_bytes);
+    char heap[48];
+    heap_part(st, heap, sizeof(heap), "\"heap_bytes\":%zu,");
     int n = snprintf(json, JSON_MAX,
                      "{\"users\":%zu,\"sessions\":%zu,\"calls_live\":%zu,\"calls_remembered\":%zu,"
                      "\"timers\":%zu,\"devices\":%zu,\"push_jobs\":%zu,\"push_calls\":%zu,"
@@ -38,9 +45,8 @@ char *rtm_stats_json(const struct rtm_stats *st, int64_t ts, size_t *len)
 void rtm_stats_line(const struct rtm_stats *st, char *buf, size_t size)
 {
     const struct rtm_core_stats *c = &st->core;
-    char heap[48] = "";
-    if (st->has_heap)
-        snprintf(heap, sizeof(heap), ", heap %zu bytes", st->heap_bytes);
+    char heap[48];
+    heap_part(st, heap, sizeof(heap), ", heap %zu bytes");
     snprintf(buf, size,
              "rtm: stats: %zu users, %zu sessions, %zu live calls, %zu remembered, %zu timers, "
              "%zu devices, %zu push jobs, %zu pushed calls, pool %zu bytes, rss %zu bytes%s; "
