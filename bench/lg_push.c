@@ -12,7 +12,10 @@
  * The mock's own records give the push rate: requests / (last request -
  * first invite).
  * The broker main thread's run-queue wait (schedstat: runnable, not running)
- * shows whether anything else took its CPU during the burst.
+ * shows whether anything else took its CPU during the burst. Each round ends
+ * with the same burst of invitations to --count offline users pn<i> without
+ * devices, measured over a window as long as the push burst: what the
+ * invitations cost without any push, to tell them from the push machinery.
  */
 #include "lg.h"
 
@@ -28,8 +31,8 @@
 
 #include <cjson/cJSON.h>
 
-#define PACE_US          100
-#define INVITES_PER_POLL 1 /* one invite per 100 us pacing turn: <= 10,000/s */
+#define PACE_US     100
+#define INVITE_RATE 10000 /* invitations per second in a burst */
 
 struct push {
     const struct lg_opts *o;
@@ -41,10 +44,11 @@ struct push {
     long pushed;
     int64_t last_pushed;
     int64_t *pub_ns;
-    struct lg_samples push_lat, quiet, burst, control;
-    /* Each round's p99 ratios, burst / quiet and control / quiet (NaN when a
-     * window had no samples): J3 and J9 are their medians. */
-    double burst_ratio[64], control_ratio[64];
+    struct lg_samples push_lat, quiet, burst, control, nopush;
+    /* Each round's p99 ratios to quiet of the burst, the control and the
+     * burst without push (NaN when a window had no samples): J3, J9 and J11
+     * are their medians. */
+    double burst_ratio[64], control_ratio[64], nopush_ratio[64];
     int nratios;
     /* Broker CPU over the quiet and burst windows: wall, main thread (on CPU
      * and waiting for it), others. */
@@ -271,31 +275,40 @@ static bool all_pushed(const struct push *p)
     return p->pushed >= p->o->count;
 }
 
-static void send_invites(struct push *p)
+/* Invites pd<k> (with a device: pushed) or pn<k> (none: not pushed), the
+ * k-th at k / INVITE_RATE s from the first: by the clock, because a poll
+ * returns as soon as any of the unrelated traffic arrives. Returns how long
+ * sending took, ns. */
+static int64_t send_invites(struct push *p, bool pushed)
 {
     char topic[64], buf[128];
+    int64_t start = lg_now_ns();
     for (long k = 0; k < p->o->count;) {
         int64_t now = lg_now_ns();
-        for (int i = 0; i < INVITES_PER_POLL && k < p->o->count; i++, k++) {
-            snprintf(topic, sizeof(topic), "rtm/u/pd%ld/call", k);
-            int len =
-                snprintf(buf, sizeof(buf),
-                         "{\"type\":\"invite\",\"id\":\"j%dx%ld\",\"timeout\":600}", p->round, k);
-            p->pub_ns[k] = now;
+        long due = (long)((now - start) * INVITE_RATE / LG_NS) + 1;
+        for (; k < due && k < p->o->count; k++) {
+            snprintf(topic, sizeof(topic), "rtm/u/p%c%ld/call", pushed ? 'd' : 'n', k);
+            int len = snprintf(buf, sizeof(buf),
+                               "{\"type\":\"invite\",\"id\":\"%c%dx%ld\",\"timeout\":600}",
+                               pushed ? 'j' : 'n', p->round, k);
+            if (pushed)
+                p->pub_ns[k] = now;
             lg_publish(&p->callers[k % p->nc], topic, buf, len, 1, false);
         }
         lg_poll_us(PACE_US);
         lg_flow_pump(p->flow, lg_now_ns());
     }
+    return lg_now_ns() - start;
 }
 
 /* CPU and kernel counters at the start of the quiet window, at the start of
- * the burst, and at its end; the A/A control window. */
+ * the burst, and at its end; the A/A control window; the burst without
+ * push. */
 struct marks {
     struct cpu_mark quiet, burst, end;
     int64_t mock0;
     long long overflows0;
-    int64_t c0, c1;
+    int64_t c0, c1, n0, n1;
 };
 
 /* The p99 of `s` in ms (NaN when empty). */
@@ -304,32 +317,43 @@ static double p99_ms(struct lg_samples *s)
     return s->n ? (double)lg_pct(s, 99) / LG_MS : NAN;
 }
 
-/* Splits the round's samples into the quiet, burst and control windows,
- * adds them to the pooled ones and keeps the round's p99 ratios. */
+/* Which window a sample sent at `t` belongs to: 0 quiet, 1 burst, 2 A/A
+ * control, 3 burst without push; -1 none. */
+static int window_of(const struct marks *m, int64_t b1, int64_t t)
+{
+    if (t >= m->quiet.at && t < m->burst.at)
+        return 0;
+    if (t >= m->burst.at && t <= b1)
+        return 1;
+    if (t >= m->c0 && t < m->c1)
+        return 2;
+    return t >= m->n0 && t < m->n1 ? 3 : -1;
+}
+
+/* Splits the round's samples into the windows, adds them to the pooled ones
+ * and keeps the round's p99 ratios. */
 static void classify(struct push *p, const struct marks *m, int64_t b1)
 {
     struct lg_samples *at = lg_flow_sent_at(p->flow), *lat = lg_flow_latency(p->flow);
-    struct lg_samples w[3]; /* quiet, burst, control */
+    struct lg_samples w[4];
     memset(w, 0, sizeof(w));
     for (size_t i = 0; i < at->n; i++) {
-        int k = at->v[i] >= m->quiet.at && at->v[i] < m->burst.at ? 0
-                : at->v[i] >= m->burst.at && at->v[i] <= b1       ? 1
-                : at->v[i] >= m->c0 && at->v[i] < m->c1           ? 2
-                                                                  : -1;
+        int k = window_of(m, b1, at->v[i]);
         if (k >= 0)
             lg_samples_add(&w[k], lat->v[i]);
     }
-    struct lg_samples *pooled[3] = {&p->quiet, &p->burst, &p->control};
-    for (int k = 0; k < 3; k++)
+    struct lg_samples *pooled[4] = {&p->quiet, &p->burst, &p->control, &p->nopush};
+    for (int k = 0; k < 4; k++)
         for (size_t i = 0; i < w[k].n; i++)
             lg_samples_add(pooled[k], w[k].v[i]);
-    double q = p99_ms(&w[0]), b = p99_ms(&w[1]), c = p99_ms(&w[2]);
+    double q = p99_ms(&w[0]), b = p99_ms(&w[1]), c = p99_ms(&w[2]), n = p99_ms(&w[3]);
     p->burst_ratio[p->nratios] = b / q;
-    p->control_ratio[p->nratios++] = c / q;
+    p->control_ratio[p->nratios] = c / q;
+    p->nopush_ratio[p->nratios++] = n / q;
     lg_note("push round %d: unrelated p99 %.3f ms quiet, %.3f ms during the burst (%.2fx), "
-            "%.3f ms in the A/A control (%.2fx)",
-            p->round, q, b, b / q, c, c / q);
-    for (int k = 0; k < 3; k++)
+            "%.3f ms in the A/A control (%.2fx), %.3f ms during the burst without push (%.2fx)",
+            p->round, q, b, b / q, c, c / q, n, n / q);
+    for (int k = 0; k < 4; k++)
         lg_samples_free(&w[k]);
 }
 
@@ -386,7 +410,7 @@ static double run_round(struct push *p)
     m.mock0 = o->mock_pid ? lg_proc_cpu_ns(o->mock_pid) : -1;
     m.overflows0 = lg_listen_overflows();
     p->pushed = 0;
-    send_invites(p);
+    int64_t sending = send_invites(p, true);
     run_until(p, m.burst.at + 30 * LG_NS, all_pushed);
     m.end = cpu_mark(o->rtm.pid);
     int64_t b1 = p->pushed ? p->last_pushed : m.end.at;
@@ -397,17 +421,23 @@ static double run_round(struct push *p)
     m.c0 = lg_now_ns();
     m.c1 = m.c0 + (int64_t)(o->seconds * LG_NS);
     run_until(p, m.c1, NULL);
-    run_until(p, lg_now_ns() + 200 * LG_MS, NULL);
+    /* The same invitations to users without devices, over as long a window. */
+    m.n0 = lg_now_ns();
+    m.n1 = m.n0 + (b1 - m.burst.at);
+    int64_t sending_nopush = send_invites(p, false);
+    run_until(p, m.n1, NULL);
+    run_until(p, lg_now_ns() + 500 * LG_MS, NULL);
     lg_flow_end(p->flow, lg_now_ns());
     classify(p, &m, b1);
     double last = 0;
     long reqs = mock_requests(o->mock_port, &last);
     double rate = reqs > 0 && last > wall_b0 ? (double)reqs / (last - wall_b0) : NAN;
     p->requests += reqs;
-    lg_note("push round %d: %ld of %ld pushed events in %.3f s; the mock got %ld requests, "
-            "%.0f/s; %lld connections dropped by full listen queues",
-            p->round, p->pushed, o->count, (double)(b1 - m.burst.at) / LG_NS, reqs, rate,
-            overflows);
+    lg_note("push round %d: invitations sent in %.1f ms (%.1f ms without push); %ld of %ld "
+            "pushed events in %.3f s; the mock got %ld requests, %.0f/s; %lld connections "
+            "dropped by full listen queues",
+            p->round, (double)sending / LG_MS, (double)sending_nopush / LG_MS, p->pushed, o->count,
+            (double)(b1 - m.burst.at) / LG_NS, reqs, rate, overflows);
     return rate;
 }
 
@@ -448,6 +478,10 @@ static void print_rows(struct push *p, double *rates, int n)
            "%", 1, p->burst_wait >= 0 ? 100.0 * (double)p->burst_wait / (double)p->burst_ns : NAN,
            p->quiet_wait >= 0 ? 100.0 * (double)p->quiet_wait / (double)p->quiet_ns : NAN, NAN,
            NULL);
+    lg_row("J11",
+           "push: unrelated pub/sub p99 during the same invitations to users without devices "
+           "(no push) vs quiet",
+           "ms", 3, p99_ms(&p->nopush), q99, median_ratio(p->nopush_ratio, p->nratios), NULL);
 }
 
 int lg_push(const struct lg_opts *o)
@@ -473,8 +507,9 @@ int lg_push(const struct lg_opts *o)
         rates[r] = run_round(&p);
     }
     lg_flow_stop(p.flow, 5000);
-    lg_note("push: pooled samples: %zu quiet, %zu during bursts, %zu in the A/A control windows",
-            p.quiet.n, p.burst.n, p.control.n);
+    lg_note("push: pooled samples: %zu quiet, %zu during bursts, %zu in the A/A control windows, "
+            "%zu during bursts without push",
+            p.quiet.n, p.burst.n, p.control.n, p.nopush.n);
     print_rows(&p, rates, o->reps);
     lg_flow_free(p.flow);
     lg_monitor_free(&p.mon);
@@ -485,5 +520,6 @@ int lg_push(const struct lg_opts *o)
     lg_samples_free(&p.quiet);
     lg_samples_free(&p.burst);
     lg_samples_free(&p.control);
+    lg_samples_free(&p.nopush);
     return 0;
 }

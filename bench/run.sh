@@ -112,7 +112,7 @@ else
     scale_runs=("100000 20000 5" "1000000 20000 5")
     conns=10000
     pres=(--reps 3)
-    push=(--count 1000 --reps 3 --seconds 3)
+    push=(--count 1000 --reps 5 --seconds 3)
     core_n=1000000
 fi
 if [[ -n "$only" ]]; then
