@@ -2,7 +2,9 @@
  * Push requests never touch the broker's event loop (SPEC 6.4): while the
  * mock JPush holds push requests unanswered, MQTT traffic flows at full
  * speed, and the broker stops promptly (and, in the sanitizer build, without
- * a leak) with requests in flight. Also: HTTPS with plugin_opt_jpush_ca_file
+ * a leak) with requests in flight. More pushes than the worker has
+ * connections (16) wait their turn, and one whose call ended meanwhile is
+ * dropped. Also: HTTPS with plugin_opt_jpush_ca_file
  * works and fails, logged, without it; with no jpush_app_key pushes are only
  * logged (dry run).
  */
@@ -193,6 +195,55 @@ static void test_dry_run(void)
     broker_free(e.b);
 }
 
+/* More pushes than the worker's connections: at most RTM_HTTP_CONNECTIONS
+ * (16) requests reach the mock at once, the rest wait (in the worker, then
+ * in the plugin) and go out as answers come back; an invitation canceled
+ * while its push waited is dropped, logged, and never pushed. */
+#define DEFER_CALLS    40
+#define DEFER_CANCELED 4
+#define CONNECTIONS    16
+
+static void test_more_pushes_than_connections(void)
+{
+    struct env e = {0};
+    e.m = mock_start(NULL);
+    static const char *const opts[] = {"push_timeout_ms 30000", "busy_limit 100",
+                                       "invite_rate 1000", NULL};
+    setup(&e, mock_plugin_opts(e.m, opts));
+    int delay_ms = 1500 * rt_time_scale();
+    mock_behaviour(e.m, rt_fmt("{\"delay_ms\":%d}", delay_ms));
+    const char *ids[DEFER_CALLS];
+    for (int i = 0; i < DEFER_CALLS; i++)
+        ids[i] = invite(&e, "bob");
+    /* The last ones wait in the plugin (32 are ahead of them) until the
+     * first answers come back, 1.5 s from now. */
+    long log_from = broker_log_mark(e.b);
+    for (int i = DEFER_CALLS - DEFER_CANCELED; i < DEFER_CALLS; i++) {
+        rt_send(e.alice, inbox("bob"), rt_fmt("{\"type\":\"cancel\",\"id\":\"%s\"}", ids[i]));
+        EXPECT_EVENT(e.alice, "alice", "cancel", ids[i]);
+    }
+    int pushed = DEFER_CALLS - DEFER_CANCELED;
+    cJSON *list = MOCK_EXPECT(e.m, pushed, PUSH_WAIT_MS + 4 * delay_ms);
+    for (int i = 0; i < DEFER_CALLS - DEFER_CANCELED; i++)
+        CHECKF(rec_count(list, "call_invite", ids[i]) == 1, "call %s: %d invite pushes, not 1",
+               ids[i], rec_count(list, "call_invite", ids[i]));
+    for (int i = DEFER_CALLS - DEFER_CANCELED; i < DEFER_CALLS; i++) {
+        CHECK(broker_wait_log_line(e.b, log_from, WAIT_MS, "push call_invite", ids[i],
+                                   "ended before it was sent; dropped", (char *)NULL));
+        CHECKF(rec_count(list, NULL, ids[i]) == 0, "canceled call %s was pushed", ids[i]);
+    }
+    /* The 17th request reached the mock only once the first had its answer. */
+    long long first = rec_elapsed_ms(cJSON_GetArrayItem(list, 0));
+    long long next = rec_elapsed_ms(cJSON_GetArrayItem(list, CONNECTIONS));
+    CHECKF(next - first >= delay_ms - 100,
+           "request %d came %lld ms after the first: more than %d connections at once",
+           CONNECTIONS + 1, next - first, CONNECTIONS);
+    for (int i = 0; i < pushed; i++)
+        EXPECT_EVENT(e.alice, "alice", "pushed", rec_call_id(cJSON_GetArrayItem(list, i)));
+    CHECK_EQ_INT(cJSON_GetArraySize(mock_requests(e.m)), pushed);
+    teardown(&e);
+}
+
 int main(int argc, char **argv)
 {
     static const struct test_case cases[] = {
@@ -201,6 +252,7 @@ int main(int argc, char **argv)
         {"https", test_https},
         {"https_untrusted", test_https_untrusted},
         {"dry_run", test_dry_run},
+        {"more_pushes_than_connections", test_more_pushes_than_connections},
     };
     return run_tests(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
 }
