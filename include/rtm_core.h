@@ -95,6 +95,7 @@ struct rtm_core_stats {
     size_t timers;           /* armed timers */
     size_t devices;          /* device registrations */
     size_t pool_bytes;       /* memory mapped for users, sessions and calls (rtm_pool.h) */
+    size_t pool_records;     /* records allocated from it and not yet freed */
 };
 
 /* The push seam: what the core asks a push provider (JPush, later others)

@@ -375,4 +375,5 @@ void rtm_core_stats(const struct rtm_core *core, struct rtm_core_stats *out)
     out->timers = core->timers.len;
     out->devices = rtm_registry_count(core->registry);
     out->pool_bytes = rtm_pool_bytes(&core->pool);
+    out->pool_records = rtm_pool_live(&core->pool);
 }

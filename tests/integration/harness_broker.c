@@ -513,7 +513,10 @@ enum leak_check {
 
 static void scan_log(struct broker *b, enum leak_check leaks)
 {
-    static const char *const errors[] = {"ERROR: AddressSanitizer", "runtime error:"};
+    /* The last: what the plugin logs when its record pool still holds
+     * records at unload, which no sanitizer sees (the pool is mmap'd). */
+    static const char *const errors[] = {"ERROR: AddressSanitizer",
+                                         "runtime error:", "records were never freed"};
     for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
         if (broker_log_contains(b, 0, errors[i]))
             FAIL("broker log reports \"%s\"", errors[i]);

@@ -21,7 +21,8 @@ static const struct rtm_stats sample = {
              .calls_remembered = 4,
              .timers = 5,
              .devices = 6,
-             .pool_bytes = 16},
+             .pool_bytes = 16,
+             .pool_records = 17},
     .push_jobs = 7,
     .push_calls = 8,
     .rss_bytes = 15,
@@ -57,8 +58,9 @@ static void test_json(void **state)
                                         "timer_late_p99_ms",
                                         "timer_late_max_ms",
                                         "rss_bytes",
-                                        "pool_bytes"};
-    for (int i = 0; i < 16; i++) {
+                                        "pool_bytes",
+                                        "pool_records"};
+    for (int i = 0; i < 17; i++) {
         const cJSON *item = cJSON_GetObjectItem(o, names[i]);
         if (!item)
             fail_msg("no %s in %s", names[i], json);
@@ -66,7 +68,7 @@ static void test_json(void **state)
     }
     assert_true(cJSON_GetObjectItem(o, "heap_bytes")->valuedouble == 1099511627776.0);
     assert_true(cJSON_GetObjectItem(o, "ts")->valuedouble == 1764100000123.0);
-    assert_int_equal(cJSON_GetArraySize(o), 18);
+    assert_int_equal(cJSON_GetArraySize(o), 19);
     cJSON_Delete(o);
     free(json);
 }
@@ -97,12 +99,13 @@ static void test_line(void **state)
     (void)state;
     char line[512];
     rtm_stats_line(&sample, line, sizeof(line));
-    assert_string_equal(
-        line, "rtm: stats: 1 users, 2 sessions, 3 live calls, 4 remembered, "
-              "5 timers, 6 devices, 7 push jobs, 8 pushed calls, "
-              "pool 16 bytes, rss 15 bytes, heap 1099511627776 bytes; 9 ticks, avg 10 us, "
-              "max 11 us; "
-              "12 timers fired, late p99 13 ms, max 14 ms");
+    assert_string_equal(line,
+                        "rtm: stats: 1 users, 2 sessions, 3 live calls, 4 remembered, "
+                        "5 timers, 6 devices, 7 push jobs, 8 pushed calls, "
+                        "pool 16 bytes in 17 records, rss 15 bytes, heap 1099511627776 bytes; "
+                        "9 ticks, avg 10 us, "
+                        "max 11 us; "
+                        "12 timers fired, late p99 13 ms, max 14 ms");
 }
 
 int main(void)
