@@ -13,9 +13,11 @@
  * first invite).
  * The broker main thread's run-queue wait (schedstat: runnable, not running)
  * shows whether anything else took its CPU during the burst. Each round ends
- * with the same burst of invitations to --count offline users pn<i> without
- * devices, measured over a window as long as the push burst: what the
- * invitations cost without any push, to tell them from the push machinery.
+ * with two controls, each measured over a window as long as the push burst:
+ * the same burst of invitations to --count offline users pn<i> without
+ * devices (what the invitations cost without any push), then as many plain
+ * QoS 1 messages of the same size at the same pace to a topic outside rtm/
+ * that nobody subscribes to (what any such burst costs the broker).
  */
 #include "lg.h"
 
@@ -34,6 +36,21 @@
 #define PACE_US     100
 #define INVITE_RATE 10000 /* invitations per second in a burst */
 
+/* The windows of a round whose unrelated latency is measured; the last
+ * three are also the kinds of burst. */
+enum window {
+    W_QUIET,   /* before the burst */
+    W_BURST,   /* invitations to users with a device: pushed */
+    W_CONTROL, /* quiet again, once the burst has settled: A/A */
+    W_NOPUSH,  /* the same invitations to users without devices */
+    W_PLAIN,   /* as many plain messages, at the same pace */
+    W_COUNT
+};
+
+static const char *const window_name[W_COUNT] = {"quiet", "during the burst", "in the A/A control",
+                                                 "during the burst without push",
+                                                 "during the plain burst"};
+
 struct push {
     const struct lg_opts *o;
     struct lg_conn *callers;
@@ -44,11 +61,12 @@ struct push {
     long pushed;
     int64_t last_pushed;
     int64_t *pub_ns;
-    struct lg_samples push_lat, quiet, burst, control, nopush;
-    /* Each round's p99 ratios to quiet of the burst, the control and the
-     * burst without push (NaN when a window had no samples): J3, J9 and J11
-     * are their medians. */
-    double burst_ratio[64], control_ratio[64], nopush_ratio[64];
+    struct lg_samples push_lat;
+    struct lg_samples win[W_COUNT]; /* unrelated latency, pooled over rounds */
+    /* Each round's p99 ratio of each window to its quiet one (NaN when a
+     * window had no samples), and of the push burst to the burst without
+     * push: the rows report their medians. */
+    double ratio[W_COUNT][64], push_own[64];
     int nratios;
     /* Broker CPU over the quiet and burst windows: wall, main thread (on CPU
      * and waiting for it), others. */
@@ -275,11 +293,12 @@ static bool all_pushed(const struct push *p)
     return p->pushed >= p->o->count;
 }
 
-/* Invites pd<k> (with a device: pushed) or pn<k> (none: not pushed), the
- * k-th at k / INVITE_RATE s from the first: by the clock, because a poll
- * returns as soon as any of the unrelated traffic arrives. Returns how long
- * sending took, ns. */
-static int64_t send_invites(struct push *p, bool pushed)
+/* Sends burst `kind` (W_BURST, W_NOPUSH or W_PLAIN): invitations to pd<k>
+ * (with a device: pushed) or pn<k> (none: not pushed), or plain messages of
+ * the same size to bench/burst/<k>; the k-th at k / INVITE_RATE s from the
+ * first: by the clock, because a poll returns as soon as any of the
+ * unrelated traffic arrives. Returns how long sending took, ns. */
+static int64_t send_burst(struct push *p, enum window kind)
 {
     char topic[64], buf[128];
     int64_t start = lg_now_ns();
@@ -287,11 +306,14 @@ static int64_t send_invites(struct push *p, bool pushed)
         int64_t now = lg_now_ns();
         long due = (long)((now - start) * INVITE_RATE / LG_NS) + 1;
         for (; k < due && k < p->o->count; k++) {
-            snprintf(topic, sizeof(topic), "rtm/u/p%c%ld/call", pushed ? 'd' : 'n', k);
+            if (kind == W_PLAIN)
+                snprintf(topic, sizeof(topic), "bench/burst/%ld", k);
+            else
+                snprintf(topic, sizeof(topic), "rtm/u/p%c%ld/call", kind == W_BURST ? 'd' : 'n', k);
             int len = snprintf(buf, sizeof(buf),
                                "{\"type\":\"invite\",\"id\":\"%c%dx%ld\",\"timeout\":600}",
-                               pushed ? 'j' : 'n', p->round, k);
-            if (pushed)
+                               kind == W_BURST ? 'j' : 'n', p->round, k);
+            if (kind == W_BURST)
                 p->pub_ns[k] = now;
             lg_publish(&p->callers[k % p->nc], topic, buf, len, 1, false);
         }
@@ -302,13 +324,13 @@ static int64_t send_invites(struct push *p, bool pushed)
 }
 
 /* CPU and kernel counters at the start of the quiet window, at the start of
- * the burst, and at its end; the A/A control window; the burst without
- * push. */
+ * the burst, and at its end; when each window starts and ends, and how
+ * long sending each burst took (ns). */
 struct marks {
     struct cpu_mark quiet, burst, end;
     int64_t mock0;
     long long overflows0;
-    int64_t c0, c1, n0, n1;
+    int64_t from[W_COUNT], to[W_COUNT], sending[W_COUNT];
 };
 
 /* The p99 of `s` in ms (NaN when empty). */
@@ -317,44 +339,43 @@ static double p99_ms(struct lg_samples *s)
     return s->n ? (double)lg_pct(s, 99) / LG_MS : NAN;
 }
 
-/* Which window a sample sent at `t` belongs to: 0 quiet, 1 burst, 2 A/A
- * control, 3 burst without push; -1 none. */
-static int window_of(const struct marks *m, int64_t b1, int64_t t)
+/* The window a sample sent at `t` belongs to, or -1. */
+static int window_of(const struct marks *m, int64_t t)
 {
-    if (t >= m->quiet.at && t < m->burst.at)
-        return 0;
-    if (t >= m->burst.at && t <= b1)
-        return 1;
-    if (t >= m->c0 && t < m->c1)
-        return 2;
-    return t >= m->n0 && t < m->n1 ? 3 : -1;
+    for (int k = 0; k < W_COUNT; k++)
+        if (t >= m->from[k] && t < m->to[k])
+            return k;
+    return -1;
 }
 
 /* Splits the round's samples into the windows, adds them to the pooled ones
  * and keeps the round's p99 ratios. */
-static void classify(struct push *p, const struct marks *m, int64_t b1)
+static void classify(struct push *p, const struct marks *m)
 {
     struct lg_samples *at = lg_flow_sent_at(p->flow), *lat = lg_flow_latency(p->flow);
-    struct lg_samples w[4];
+    struct lg_samples w[W_COUNT];
     memset(w, 0, sizeof(w));
     for (size_t i = 0; i < at->n; i++) {
-        int k = window_of(m, b1, at->v[i]);
+        int k = window_of(m, at->v[i]);
         if (k >= 0)
             lg_samples_add(&w[k], lat->v[i]);
     }
-    struct lg_samples *pooled[4] = {&p->quiet, &p->burst, &p->control, &p->nopush};
-    for (int k = 0; k < 4; k++)
+    char line[512];
+    int used = snprintf(line, sizeof(line), "push round %d: unrelated p99", p->round);
+    double q = p99_ms(&w[W_QUIET]);
+    for (int k = 0; k < W_COUNT; k++) {
         for (size_t i = 0; i < w[k].n; i++)
-            lg_samples_add(pooled[k], w[k].v[i]);
-    double q = p99_ms(&w[0]), b = p99_ms(&w[1]), c = p99_ms(&w[2]), n = p99_ms(&w[3]);
-    p->burst_ratio[p->nratios] = b / q;
-    p->control_ratio[p->nratios] = c / q;
-    p->nopush_ratio[p->nratios++] = n / q;
-    lg_note("push round %d: unrelated p99 %.3f ms quiet, %.3f ms during the burst (%.2fx), "
-            "%.3f ms in the A/A control (%.2fx), %.3f ms during the burst without push (%.2fx)",
-            p->round, q, b, b / q, c, c / q, n, n / q);
-    for (int k = 0; k < 4; k++)
+            lg_samples_add(&p->win[k], w[k].v[i]);
+        double v = p99_ms(&w[k]);
+        p->ratio[k][p->nratios] = v / q;
+        if (used > 0 && (size_t)used < sizeof(line))
+            used += snprintf(line + used, sizeof(line) - (size_t)used, "%s %.3f ms %s (%.2fx)",
+                             k ? "," : "", v, window_name[k], v / q);
         lg_samples_free(&w[k]);
+    }
+    p->push_own[p->nratios] = p->ratio[W_BURST][p->nratios] / p->ratio[W_NOPUSH][p->nratios];
+    p->nratios++;
+    lg_note("%s", line);
 }
 
 /* The median of the ratios that are numbers. */
@@ -396,55 +417,68 @@ static long long account(struct push *p, const struct marks *m)
     return overflows;
 }
 
+/* Window `kind`, as long as the push burst was, with its burst (if any)
+ * sent at its start; then lets it settle. */
+static void control_window(struct push *p, struct marks *m, enum window kind)
+{
+    m->from[kind] = lg_now_ns();
+    m->to[kind] = m->from[kind] + (m->to[W_BURST] - m->from[W_BURST]);
+    m->sending[kind] = send_burst(p, kind);
+    run_until(p, m->to[kind], NULL);
+    run_until(p, lg_now_ns() + 500 * LG_MS, NULL);
+}
+
 static double run_round(struct push *p)
 {
     const struct lg_opts *o = p->o;
     struct marks m;
+    memset(&m, 0, sizeof(m));
     mock_reset(o);
     run_until(p, lg_now_ns() + 300 * LG_MS, NULL); /* settle after the blocking call */
     m.quiet = cpu_mark(o->rtm.pid);
     lg_flow_measure(p->flow, m.quiet.at);
     run_until(p, m.quiet.at + (int64_t)(o->seconds * LG_NS), NULL);
     m.burst = cpu_mark(o->rtm.pid);
+    m.from[W_QUIET] = m.quiet.at;
+    m.to[W_QUIET] = m.from[W_BURST] = m.burst.at;
     double wall_b0 = (double)lg_wall_ms() / 1000.0;
     m.mock0 = o->mock_pid ? lg_proc_cpu_ns(o->mock_pid) : -1;
     m.overflows0 = lg_listen_overflows();
     p->pushed = 0;
-    int64_t sending = send_invites(p, true);
+    m.sending[W_BURST] = send_burst(p, W_BURST);
     run_until(p, m.burst.at + 30 * LG_NS, all_pushed);
     m.end = cpu_mark(o->rtm.pid);
-    int64_t b1 = p->pushed ? p->last_pushed : m.end.at;
+    m.to[W_BURST] = (p->pushed ? p->last_pushed : m.end.at) + 1;
     long long overflows = account(p, &m);
     /* The A/A control: as long as the quiet window, once the burst has
      * settled (its last results drained, nothing queued in the broker). */
     run_until(p, lg_now_ns() + 500 * LG_MS, NULL);
-    m.c0 = lg_now_ns();
-    m.c1 = m.c0 + (int64_t)(o->seconds * LG_NS);
-    run_until(p, m.c1, NULL);
-    /* The same invitations to users without devices, over as long a window. */
-    m.n0 = lg_now_ns();
-    m.n1 = m.n0 + (b1 - m.burst.at);
-    int64_t sending_nopush = send_invites(p, false);
-    run_until(p, m.n1, NULL);
-    run_until(p, lg_now_ns() + 500 * LG_MS, NULL);
+    m.from[W_CONTROL] = lg_now_ns();
+    m.to[W_CONTROL] = m.from[W_CONTROL] + (int64_t)(o->seconds * LG_NS);
+    run_until(p, m.to[W_CONTROL], NULL);
+    control_window(p, &m, W_NOPUSH);
+    control_window(p, &m, W_PLAIN);
     lg_flow_end(p->flow, lg_now_ns());
-    classify(p, &m, b1);
+    classify(p, &m);
     double last = 0;
     long reqs = mock_requests(o->mock_port, &last);
     double rate = reqs > 0 && last > wall_b0 ? (double)reqs / (last - wall_b0) : NAN;
     p->requests += reqs;
-    lg_note("push round %d: invitations sent in %.1f ms (%.1f ms without push); %ld of %ld "
-            "pushed events in %.3f s; the mock got %ld requests, %.0f/s; %lld connections "
-            "dropped by full listen queues",
-            p->round, (double)sending / LG_MS, (double)sending_nopush / LG_MS, p->pushed, o->count,
-            (double)(b1 - m.burst.at) / LG_NS, reqs, rate, overflows);
+    lg_note("push round %d: bursts sent in %.1f ms (invitations), %.1f ms (without push), "
+            "%.1f ms (plain); %ld of %ld pushed events in %.3f s; the mock got %ld requests, "
+            "%.0f/s; %lld connections dropped by full listen queues",
+            p->round, (double)m.sending[W_BURST] / LG_MS, (double)m.sending[W_NOPUSH] / LG_MS,
+            (double)m.sending[W_PLAIN] / LG_MS, p->pushed, o->count,
+            (double)(m.to[W_BURST] - m.from[W_BURST]) / LG_NS, reqs, rate, overflows);
     return rate;
 }
 
 static void print_rows(struct push *p, double *rates, int n)
 {
-    double b99 = (double)lg_pct(&p->burst, 99) / LG_MS, q99 = (double)lg_pct(&p->quiet, 99) / LG_MS;
-    double b50 = (double)lg_pct(&p->burst, 50) / LG_MS, q50 = (double)lg_pct(&p->quiet, 50) / LG_MS;
+    struct lg_samples *win = p->win;
+    double b99 = p99_ms(&win[W_BURST]), q99 = p99_ms(&win[W_QUIET]);
+    double b50 = win[W_BURST].n ? (double)lg_pct(&win[W_BURST], 50) / LG_MS : NAN;
+    double q50 = win[W_QUIET].n ? (double)lg_pct(&win[W_QUIET], 50) / LG_MS : NAN;
     char what[128];
     snprintf(what, sizeof(what), "push: %ld offline callees, mock answering after %d ms: pushes/s",
              p->o->count, p->o->delay_ms);
@@ -452,7 +486,7 @@ static void print_rows(struct push *p, double *rates, int n)
     lg_row("J2", "push: unrelated pub/sub p50, during the burst vs quiet", "ms", 3, b50, q50, NAN,
            NULL);
     lg_row("J3", "push: unrelated pub/sub p99, during the burst vs quiet", "ms", 3, b99, q99,
-           median_ratio(p->burst_ratio, p->nratios), "<= 1.1x");
+           median_ratio(p->ratio[W_BURST], p->nratios), "<= 1.1x");
     lg_row("J4", "push: invite published -> pushed event, p99", "ms", 1,
            (double)lg_pct(&p->push_lat, 99) / LG_MS, LG_NONE_BASE, NAN, NULL);
     lg_row("J5", "push: broker main thread busy, during the burst vs quiet", "%", 0,
@@ -471,7 +505,8 @@ static void print_rows(struct push *p, double *rates, int n)
     lg_row("J9",
            "push: A/A control, unrelated pub/sub p99 in a 2nd quiet window after the burst vs "
            "quiet (noise floor of J3)",
-           "ms", 3, p99_ms(&p->control), q99, median_ratio(p->control_ratio, p->nratios), NULL);
+           "ms", 3, p99_ms(&win[W_CONTROL]), q99, median_ratio(p->ratio[W_CONTROL], p->nratios),
+           NULL);
     lg_row("J10",
            "push: broker main thread runnable but waiting for its CPU, during the burst vs "
            "quiet",
@@ -481,7 +516,16 @@ static void print_rows(struct push *p, double *rates, int n)
     lg_row("J11",
            "push: unrelated pub/sub p99 during the same invitations to users without devices "
            "(no push) vs quiet",
-           "ms", 3, p99_ms(&p->nopush), q99, median_ratio(p->nopush_ratio, p->nratios), NULL);
+           "ms", 3, p99_ms(&win[W_NOPUSH]), q99, median_ratio(p->ratio[W_NOPUSH], p->nratios),
+           NULL);
+    lg_row("J12",
+           "push: unrelated pub/sub p99 during as many plain QoS 1 messages at the same pace "
+           "(no plugin work) vs quiet",
+           "ms", 3, p99_ms(&win[W_PLAIN]), q99, median_ratio(p->ratio[W_PLAIN], p->nratios), NULL);
+    lg_row("J13",
+           "push: what push itself adds, unrelated pub/sub p99 during the burst vs the same "
+           "burst without push",
+           "ms", 3, b99, p99_ms(&win[W_NOPUSH]), median_ratio(p->push_own, p->nratios), NULL);
 }
 
 int lg_push(const struct lg_opts *o)
@@ -508,8 +552,9 @@ int lg_push(const struct lg_opts *o)
     }
     lg_flow_stop(p.flow, 5000);
     lg_note("push: pooled samples: %zu quiet, %zu during bursts, %zu in the A/A control windows, "
-            "%zu during bursts without push",
-            p.quiet.n, p.burst.n, p.control.n, p.nopush.n);
+            "%zu during bursts without push, %zu during plain bursts",
+            p.win[W_QUIET].n, p.win[W_BURST].n, p.win[W_CONTROL].n, p.win[W_NOPUSH].n,
+            p.win[W_PLAIN].n);
     print_rows(&p, rates, o->reps);
     lg_flow_free(p.flow);
     lg_monitor_free(&p.mon);
@@ -517,9 +562,7 @@ int lg_push(const struct lg_opts *o)
     free(p.callers);
     free(p.pub_ns);
     lg_samples_free(&p.push_lat);
-    lg_samples_free(&p.quiet);
-    lg_samples_free(&p.burst);
-    lg_samples_free(&p.control);
-    lg_samples_free(&p.nopush);
+    for (int k = 0; k < W_COUNT; k++)
+        lg_samples_free(&p.win[k]);
     return 0;
 }

@@ -17,7 +17,7 @@
 # Prints the table in markdown and writes, in DIR (default
 # build-bench/results): results.md (machine, commands, table: paste it into
 # BENCHMARKS.md), results.csv, run.log (every repetition), the broker
-# configurations and logs. Full run: about 7 minutes on 2 cores; --quick
+# configurations and logs. Full run: about 9 minutes on 2 cores; --quick
 # (smaller counts, one repetition): under a minute once built. --only runs
 # just the named groups: core, lifecycle, unrelated, scale, presence, push.
 #
