@@ -111,17 +111,23 @@ static size_t http_pending(struct rtm_services *s)
 }
 
 /* The core's push hook: straight to the pusher unless the worker is full
- * (or nothing is sent: dry run). A push that cannot be copied, or that
- * would overflow push_queue_max, goes straight too, and the pusher reports
- * it as it always did. */
+ * (or nothing is sent: dry run). While pushes wait, push_queue_max bounds
+ * them and the worker's requests together; one that cannot be copied goes
+ * straight, and the pusher reports it as it always did. */
 static void on_push(void *ud, const struct rtm_push *push)
 {
     struct rtm_services *s = ud;
     size_t pending = s->http ? http_pending(s) : 0;
-    struct deferred *d = NULL;
-    if (s->http && (s->deferred || pending >= DISPATCH_AHEAD) &&
-        pending + s->ndeferred < s->cfg->push_queue_max)
-        d = calloc(1, sizeof(*d));
+    bool wait = s->http && (s->deferred || pending >= DISPATCH_AHEAD);
+    if (wait && pending + s->ndeferred >= s->cfg->push_queue_max) {
+        char line[256];
+        snprintf(line, sizeof(line), "rtm: push %s %s to %s dropped: the push queue is full",
+                 push->kind == RTM_PUSH_CALL_INVITE ? "call_invite" : "call_cancel", push->call_id,
+                 push->callee);
+        slog(s, RTM_LOG_WARNING, line);
+        return;
+    }
+    struct deferred *d = wait ? calloc(1, sizeof(*d)) : NULL;
     if (!d) {
         rtm_pusher_on_push(s->pusher, push);
         return;

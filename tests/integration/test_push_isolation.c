@@ -3,8 +3,8 @@
  * mock JPush holds push requests unanswered, MQTT traffic flows at full
  * speed, and the broker stops promptly (and, in the sanitizer build, without
  * a leak) with requests in flight. More pushes than the worker has
- * connections (16) wait their turn, and one whose call ended meanwhile is
- * dropped. Also: HTTPS with plugin_opt_jpush_ca_file
+ * connections (16) wait their turn, count against push_queue_max, and are
+ * dropped when their call ended meanwhile. Also: HTTPS with plugin_opt_jpush_ca_file
  * works and fails, logged, without it; with no jpush_app_key pushes are only
  * logged (dry run).
  */
@@ -244,6 +244,36 @@ static void test_more_pushes_than_connections(void)
     teardown(&e);
 }
 
+/* push_queue_max bounds the worker's requests and the pushes waiting for
+ * it together: with 34, of 40 pushes to a slow mock 32 go to the worker,
+ * 2 wait, and 6 are dropped, each with a log line. */
+#define BOUND_QUEUE 34
+
+static void test_queue_bound_counts_waiting(void)
+{
+    struct env e = {0};
+    e.m = mock_start(NULL);
+    static const char *const opts[] = {"push_timeout_ms 30000", "busy_limit 100",
+                                       "invite_rate 1000", "push_queue_max 34", NULL};
+    setup(&e, mock_plugin_opts(e.m, opts));
+    int delay_ms = 1000 * rt_time_scale();
+    mock_behaviour(e.m, rt_fmt("{\"delay_ms\":%d}", delay_ms));
+    long log_from = broker_log_mark(e.b);
+    const char *last = NULL;
+    for (int i = 0; i < DEFER_CALLS; i++)
+        last = invite(&e, "bob");
+    int dropped = DEFER_CALLS - BOUND_QUEUE;
+    CHECK(broker_wait_log_line(e.b, log_from, WAIT_MS, last, "dropped: the push queue is full",
+                               (char *)NULL));
+    cJSON *list = MOCK_EXPECT(e.m, BOUND_QUEUE, PUSH_WAIT_MS + 4 * delay_ms);
+    for (int i = 0; i < BOUND_QUEUE; i++)
+        EXPECT_EVENT(e.alice, "alice", "pushed", rec_call_id(cJSON_GetArrayItem(list, i)));
+    CHECK_EQ_INT(cJSON_GetArraySize(mock_requests(e.m)), BOUND_QUEUE);
+    CHECK_EQ_INT(broker_log_lines(e.b, log_from, "dropped: the push queue is full", (char *)NULL),
+                 dropped);
+    teardown(&e);
+}
+
 int main(int argc, char **argv)
 {
     static const struct test_case cases[] = {
@@ -253,6 +283,7 @@ int main(int argc, char **argv)
         {"https_untrusted", test_https_untrusted},
         {"dry_run", test_dry_run},
         {"more_pushes_than_connections", test_more_pushes_than_connections},
+        {"queue_bound_counts_waiting", test_queue_bound_counts_waiting},
     };
     return run_tests(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
 }
