@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "rtm_config.h"
 #include "rtm_core.h"
 #include "rtm_push.h"
 #include "rtm_registry.h"
@@ -34,6 +35,23 @@ struct rtm_pusher_env {
     uint64_t seed;                /* for retry jitter */
     struct rtm_hash_key hash_key; /* for invitation ids */
 };
+
+/* A push's fields held by value, for a push that outlives the core's call
+ * to the push hook: a job awaiting its answer or retry, or a push waiting
+ * for the HTTP worker. Longer texts are cut to fit (the core's are not). */
+struct rtm_push_copy {
+    enum rtm_push_kind kind;
+    int64_t expires_at;
+    char call_id[RTM_ID_MAX + 1];
+    char caller[RTM_UID_MAX + 1];
+    char callee[RTM_UID_MAX + 1];
+    char channel[RTM_ID_MAX + 1]; /* "" when none */
+    char why[48];
+};
+
+void rtm_push_copy_set(struct rtm_push_copy *c, const struct rtm_push *push);
+/* The push `c` holds, pointing into it, as decided at `now_ms`. */
+struct rtm_push rtm_push_copy_view(const struct rtm_push_copy *c, int64_t now_ms);
 
 struct rtm_pusher_stats {
     size_t jobs;   /* requests in flight or waiting to be retried */

@@ -39,15 +39,9 @@ struct job {
     struct rtm_hnode node; /* by tag */
     struct rtm_timer retry;
     uint64_t tag;
-    enum rtm_push_kind kind;
     unsigned attempt;
     struct tokens tokens;
-    int64_t expires_at;
-    char id[RTM_ID_MAX + 1];
-    char caller[RTM_UID_MAX + 1];
-    char callee[RTM_UID_MAX + 1];
-    char channel[RTM_ID_MAX + 1];
-    char why[48];
+    struct rtm_push_copy push;
 };
 
 struct rtm_pusher {
@@ -168,6 +162,34 @@ static void job_free(struct rtm_pusher *p, struct job *job)
     free(job);
 }
 
+/* --- push copies ---------------------------------------------------------- */
+
+void rtm_push_copy_set(struct rtm_push_copy *c, const struct rtm_push *push)
+{
+    c->kind = push->kind;
+    c->expires_at = push->expires_at;
+    snprintf(c->call_id, sizeof(c->call_id), "%s", push->call_id ? push->call_id : "");
+    snprintf(c->caller, sizeof(c->caller), "%s", push->caller ? push->caller : "");
+    snprintf(c->callee, sizeof(c->callee), "%s", push->callee ? push->callee : "");
+    snprintf(c->channel, sizeof(c->channel), "%s", push->channel ? push->channel : "");
+    snprintf(c->why, sizeof(c->why), "%s", push->why ? push->why : "");
+}
+
+struct rtm_push rtm_push_copy_view(const struct rtm_push_copy *c, int64_t now_ms)
+{
+    struct rtm_push push = {
+        .kind = c->kind,
+        .call_id = c->call_id,
+        .caller = c->caller,
+        .callee = c->callee,
+        .channel = c->channel,
+        .expires_at = c->expires_at,
+        .why = c->why,
+        .now_ms = now_ms,
+    };
+    return push;
+}
+
 static struct job *job_new(struct rtm_pusher *p, const struct rtm_push *push,
                            const struct tokens *all, size_t from, size_t count)
 {
@@ -177,14 +199,8 @@ static struct job *job_new(struct rtm_pusher *p, const struct rtm_push *push,
         return NULL;
     }
     job->tag = ++p->next_tag;
-    job->kind = push->kind;
-    job->expires_at = push->expires_at;
     job->retry.kind = TIMER_RETRY;
-    snprintf(job->id, sizeof(job->id), "%s", push->call_id);
-    snprintf(job->caller, sizeof(job->caller), "%s", push->caller);
-    snprintf(job->callee, sizeof(job->callee), "%s", push->callee);
-    snprintf(job->channel, sizeof(job->channel), "%s", push->channel ? push->channel : "");
-    snprintf(job->why, sizeof(job->why), "%s", push->why ? push->why : "");
+    rtm_push_copy_set(&job->push, push);
     rtm_hash_insert(&p->jobs, &job->node, rtm_hash_ptr((void *)(uintptr_t)job->tag));
     return job;
 }
@@ -192,21 +208,12 @@ static struct job *job_new(struct rtm_pusher *p, const struct rtm_push *push,
 /* Builds the job's request (time_to_live as of `now`) and hands it over. */
 static void job_send(struct rtm_pusher *p, struct job *job, int64_t now)
 {
-    struct rtm_push push = {
-        .kind = job->kind,
-        .call_id = job->id,
-        .caller = job->caller,
-        .callee = job->callee,
-        .channel = job->channel,
-        .expires_at = job->expires_at,
-        .why = job->why,
-        .now_ms = now,
-    };
+    struct rtm_push push = rtm_push_copy_view(&job->push, now);
     struct rtm_push_request req;
     memset(&req, 0, sizeof(req));
     if (p->env.provider->build(p->env.settings, &push, (const char *const *)job->tokens.v,
                                job->tokens.n, now, &req) != 0) {
-        plog(p, RTM_LOG_ERR, "rtm: out of memory building the push of call %s", job->id);
+        plog(p, RTM_LOG_ERR, "rtm: out of memory building the push of call %s", job->push.call_id);
         p->st.failed++;
         job_free(p, job);
         return;
@@ -214,7 +221,7 @@ static void job_send(struct rtm_pusher *p, struct job *job, int64_t now)
     if (p->env.submit(p->env.ud, job->tag, &req) != 0) {
         rtm_push_request_free(&req);
         plog(p, RTM_LOG_WARNING, "rtm: push %s %s to %s dropped: the push queue is full",
-             kind_name(job->kind), job->id, job->callee);
+             kind_name(job->push.kind), job->push.call_id, job->push.callee);
         p->st.dropped++;
         job_free(p, job);
         return;
@@ -336,16 +343,17 @@ static int64_t retry_delay(struct rtm_pusher *p, unsigned attempt, int64_t retry
 static bool retry_later(struct rtm_pusher *p, struct job *job, const struct rtm_push_verdict *v,
                         int64_t now)
 {
-    if (job->kind != RTM_PUSH_CALL_INVITE || job->attempt + 1 >= RTM_PUSH_MAX_ATTEMPTS ||
-        !p->env.call_pending(p->env.ud, job->id))
+    if (job->push.kind != RTM_PUSH_CALL_INVITE || job->attempt + 1 >= RTM_PUSH_MAX_ATTEMPTS ||
+        !p->env.call_pending(p->env.ud, job->push.call_id))
         return false;
     int64_t due = now + retry_delay(p, job->attempt, v->retry_after_ms);
-    if (due >= job->expires_at || rtm_heap_arm(&p->timers, &job->retry, due) != 0)
+    if (due >= job->push.expires_at || rtm_heap_arm(&p->timers, &job->retry, due) != 0)
         return false;
     job->attempt++;
     p->st.retried++;
-    plog(p, RTM_LOG_NOTICE, "rtm: push %s %s to %s: %s; retry %u in %lld ms", kind_name(job->kind),
-         job->id, job->callee, v->message, job->attempt, (long long)(due - now));
+    plog(p, RTM_LOG_NOTICE, "rtm: push %s %s to %s: %s; retry %u in %lld ms",
+         kind_name(job->push.kind), job->push.call_id, job->push.callee, v->message, job->attempt,
+         (long long)(due - now));
     return true;
 }
 
@@ -353,8 +361,9 @@ static void tell_caller(struct rtm_pusher *p, const struct job *job, int64_t now
 {
     char topic[RTM_PREFIX_MAX + RTM_UID_MAX + 16];
     size_t len;
-    char *json = rtm_pushed_json(job->id, job->caller, job->callee, job->tokens.n, now, &len);
-    snprintf(topic, sizeof(topic), "%s/u/%s/call", p->env.cfg->topic_prefix, job->caller);
+    char *json = rtm_pushed_json(job->push.call_id, job->push.caller, job->push.callee,
+                                 job->tokens.n, now, &len);
+    snprintf(topic, sizeof(topic), "%s/u/%s/call", p->env.cfg->topic_prefix, job->push.caller);
     if (json) {
         struct rtm_publish msg = {NULL, topic, json, len, 1, false};
         p->env.sink->publish(p->env.sink->ud, &msg);
@@ -392,17 +401,18 @@ void rtm_pusher_result(struct rtm_pusher *p, uint64_t tag, const struct rtm_push
     switch (v.outcome) {
     case RTM_PUSH_OK:
         p->st.ok++;
-        plog(p, RTM_LOG_INFO, "rtm: push %s %s to %s (%s): %zu device(s) ok", kind_name(job->kind),
-             job->id, job->callee, job->why, job->tokens.n);
-        if (job->kind == RTM_PUSH_CALL_INVITE)
+        plog(p, RTM_LOG_INFO, "rtm: push %s %s to %s (%s): %zu device(s) ok",
+             kind_name(job->push.kind), job->push.call_id, job->push.callee, job->push.why,
+             job->tokens.n);
+        if (job->push.kind == RTM_PUSH_CALL_INVITE)
             tell_caller(p, job, now);
         break;
     case RTM_PUSH_RETRY:
         if (retry_later(p, job, &v, now))
             return;
         p->st.failed++;
-        plog(p, RTM_LOG_WARNING, "rtm: push %s %s to %s: %s; giving up", kind_name(job->kind),
-             job->id, job->callee, v.message);
+        plog(p, RTM_LOG_WARNING, "rtm: push %s %s to %s: %s; giving up", kind_name(job->push.kind),
+             job->push.call_id, job->push.callee, v.message);
         break;
     case RTM_PUSH_INVALID_TOKENS:
         p->st.failed++;
@@ -412,12 +422,12 @@ void rtm_pusher_result(struct rtm_pusher *p, uint64_t tag, const struct rtm_push
         p->st.failed++;
         plog(p, RTM_LOG_ERR,
              "rtm: push %s %s refused: %s: check plugin_opt_jpush_app_key and the master secret",
-             kind_name(job->kind), job->id, v.message);
+             kind_name(job->push.kind), job->push.call_id, v.message);
         break;
     case RTM_PUSH_REJECTED:
         p->st.failed++;
-        plog(p, RTM_LOG_WARNING, "rtm: push %s %s to %s refused: %s", kind_name(job->kind), job->id,
-             job->callee, v.message);
+        plog(p, RTM_LOG_WARNING, "rtm: push %s %s to %s refused: %s", kind_name(job->push.kind),
+             job->push.call_id, job->push.callee, v.message);
         break;
     }
     job_free(p, job);
@@ -427,9 +437,10 @@ void rtm_pusher_result(struct rtm_pusher *p, uint64_t tag, const struct rtm_push
  * during the backoff must not ring again. */
 static void retry_now(struct rtm_pusher *p, struct job *job, int64_t now)
 {
-    if (job->kind == RTM_PUSH_CALL_INVITE && !p->env.call_pending(p->env.ud, job->id)) {
+    if (job->push.kind == RTM_PUSH_CALL_INVITE &&
+        !p->env.call_pending(p->env.ud, job->push.call_id)) {
         plog(p, RTM_LOG_INFO, "rtm: push %s %s to %s: call ended; retry dropped",
-             kind_name(job->kind), job->id, job->callee);
+             kind_name(job->push.kind), job->push.call_id, job->push.callee);
         job_free(p, job);
         return;
     }

@@ -30,13 +30,7 @@
 /* A push of the core's, waiting for the HTTP worker. */
 struct deferred {
     struct deferred *next;
-    enum rtm_push_kind kind;
-    int64_t expires_at;
-    char call_id[RTM_ID_MAX + 1];
-    char caller[RTM_UID_MAX + 1];
-    char callee[RTM_UID_MAX + 1];
-    char channel[RTM_ID_MAX + 1];
-    char why[48];
+    struct rtm_push_copy push;
 };
 
 struct rtm_services {
@@ -132,13 +126,7 @@ static void on_push(void *ud, const struct rtm_push *push)
         rtm_pusher_on_push(s->pusher, push);
         return;
     }
-    d->kind = push->kind;
-    d->expires_at = push->expires_at;
-    snprintf(d->call_id, sizeof(d->call_id), "%s", push->call_id ? push->call_id : "");
-    snprintf(d->caller, sizeof(d->caller), "%s", push->caller ? push->caller : "");
-    snprintf(d->callee, sizeof(d->callee), "%s", push->callee ? push->callee : "");
-    snprintf(d->channel, sizeof(d->channel), "%s", push->channel ? push->channel : "");
-    snprintf(d->why, sizeof(d->why), "%s", push->why ? push->why : "");
+    rtm_push_copy_set(&d->push, push);
     *s->deferred_tail = d;
     s->deferred_tail = &d->next;
     s->ndeferred++;
@@ -155,25 +143,17 @@ static void dispatch_deferred(struct rtm_services *s, int64_t now_ms)
         if (!s->deferred)
             s->deferred_tail = &s->deferred;
         s->ndeferred--;
-        if (d->kind == RTM_PUSH_CALL_INVITE && !rtm_core_call_pending(s->core, d->call_id)) {
+        if (d->push.kind == RTM_PUSH_CALL_INVITE &&
+            !rtm_core_call_pending(s->core, d->push.call_id)) {
             char line[256];
             snprintf(line, sizeof(line),
                      "rtm: push call_invite %s to %s: the call ended before it was sent; dropped",
-                     d->call_id, d->callee);
+                     d->push.call_id, d->push.callee);
             slog(s, RTM_LOG_INFO, line);
             free(d);
             continue;
         }
-        struct rtm_push push = {
-            .kind = d->kind,
-            .call_id = d->call_id,
-            .caller = d->caller,
-            .callee = d->callee,
-            .channel = d->channel,
-            .expires_at = d->expires_at,
-            .why = d->why,
-            .now_ms = now_ms,
-        };
+        struct rtm_push push = rtm_push_copy_view(&d->push, now_ms);
         rtm_pusher_on_push(s->pusher, &push);
         free(d);
     }
