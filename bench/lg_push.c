@@ -488,7 +488,7 @@ static void print_rows(struct push *p, double *rates, int n)
     lg_row("J3", "push: unrelated pub/sub p99, during the burst vs quiet", "ms", 3, b99, q99,
            median_ratio(p->ratio[W_BURST], p->nratios), "<= 1.1x");
     lg_row("J4", "push: invite published -> pushed event, p99", "ms", 1,
-           (double)lg_pct(&p->push_lat, 99) / LG_MS, LG_NONE_BASE, NAN, NULL);
+           lg_pct_ns(&p->push_lat, 99) / LG_MS, LG_NONE_BASE, NAN, NULL);
     lg_row("J5", "push: broker main thread busy, during the burst vs quiet", "%", 0,
            100.0 * (double)p->burst_main / (double)p->burst_ns,
            100.0 * (double)p->quiet_main / (double)p->quiet_ns, NAN, NULL);

@@ -440,8 +440,9 @@ summary() {
     echo
     table
     echo
-    echo "$(summary). Ratios are with plugin / baseline (medians of per-repetition ratios where"
-    echo "there are repetitions); a target on a ratio is marked x."
+    echo "$(summary). Ratios are with plugin / baseline: medians of per-repetition ratios where"
+    echo "there are repetitions, except J2, J5, J10 and P4 (ratios of the pooled values or of"
+    echo "medians); a target on a ratio is marked x."
     echo
     echo "Commands (ports and pids are this run's; the broker configurations are in $out):"
     echo
