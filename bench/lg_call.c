@@ -61,11 +61,13 @@ struct life_rep {
     double lg_util; /* the load generator's own CPU use */
 };
 
-static void start_call(struct life *l, int i, int64_t now)
+/* Invites at `stamp`: now in the closed loop, the time the call was due in
+ * the open loop (see lg_flow.c). */
+static void start_call(struct life *l, int i, int64_t stamp)
 {
     struct pair *p = &l->p[i];
     char buf[256], content[CONTENT_LEN + 1];
-    lg_put19(content, now);
+    lg_put19(content, stamp);
     memset(content + 19, 'x', CONTENT_LEN - 19);
     content[CONTENT_LEN] = '\0';
     int len = snprintf(buf, sizeof(buf),
@@ -180,7 +182,7 @@ static void pump(struct life *l, int64_t now)
     double due = (double)(now - l->open_start) * l->rate / (double)LG_NS;
     int sends = 0;
     while ((double)l->open_sent < due && sends++ < 2000) {
-        start_call(l, l->next, now);
+        start_call(l, l->next, l->open_start + (int64_t)((double)l->open_sent * LG_NS / l->rate));
         l->next = (l->next + 1) % l->n;
         l->open_sent++;
     }

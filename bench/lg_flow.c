@@ -1,10 +1,13 @@
 /*
  * rtm-loadgen: plain pub/sub streams on topics outside the plugin's prefix.
  * Stream i is one publisher and one subscriber on <tag>/t/<i>, QoS 0, with
- * 64-byte payloads carrying the monotonic send time, so a delivery's latency
+ * 64-byte payloads carrying a monotonic send time, so a delivery's latency
  * is its receive time minus that. Closed loop (capacity): each stream keeps
  * `window` messages in flight, sending the next one when one arrives. Open
- * loop (latency): a fixed rate over all streams, paced every 100 us.
+ * loop (latency): a fixed rate over all streams, paced every 100 us; each
+ * message carries the time it was due, not the time it went out, so a load
+ * generator held up (by a backlog of deliveries after a broker stall, say)
+ * still counts the wait, as independent clients would see it.
  */
 #include "lg.h"
 
@@ -40,9 +43,9 @@ struct lg_flow {
     char payload[PAYLOAD_LEN + 1];
 };
 
-static void send_one(struct lg_flow *f, int i, int64_t now)
+static void send_one(struct lg_flow *f, int i, int64_t stamp)
 {
-    lg_put19(f->payload + 5, now);
+    lg_put19(f->payload + 5, stamp);
     if (lg_publish(&f->pubs[i], f->st[i].topic, f->payload, PAYLOAD_LEN, 0, false))
         f->st[i].sent++;
 }
@@ -123,7 +126,7 @@ void lg_flow_pump(struct lg_flow *f, int64_t now)
     double due = (double)(now - f->open_start) * f->rate / (double)LG_NS;
     int sends = 0;
     while ((double)f->open_sent < due && sends++ < MAX_PER_PUMP) {
-        send_one(f, f->next, now);
+        send_one(f, f->next, f->open_start + (int64_t)((double)f->open_sent * LG_NS / f->rate));
         f->next = (f->next + 1) % f->n;
         f->open_sent++;
     }
