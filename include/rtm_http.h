@@ -63,8 +63,9 @@ int rtm_http_submit(struct rtm_http *http, uint64_t tag, struct rtm_push_request
 
 typedef void (*rtm_http_result_fn)(void *ud, const struct rtm_http_result *result);
 
-/* Hands every finished result to `fn`, oldest first; returns how many. */
-size_t rtm_http_drain(struct rtm_http *http, rtm_http_result_fn fn, void *ud);
+/* Hands up to `max` finished results to `fn`, oldest first; the rest wait
+ * for the next call. Returns how many it handed over. */
+size_t rtm_http_drain(struct rtm_http *http, size_t max, rtm_http_result_fn fn, void *ud);
 
 void rtm_http_stats(struct rtm_http *http, struct rtm_http_stats *out);
 

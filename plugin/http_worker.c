@@ -88,6 +88,7 @@ struct rtm_http {
     CURL *idle[RTM_HTTP_CONNECTIONS]; /* easy handles between requests */
     size_t nidle;
     /* Broker thread only: */
+    struct queue done; /* taken from the outbox, not yet handed over */
     size_t pending;
     uint64_t submitted;
     uint64_t refused;
@@ -417,6 +418,7 @@ static void http_free(struct rtm_http *h)
 {
     free_list(stack_take(&h->inbox));
     free_list(stack_take(&h->outbox));
+    free_list(queue_take(&h->done));
     if (h->multi)
         curl_multi_cleanup(h->multi);
     curl_slist_free_all(h->headers);
@@ -454,6 +456,7 @@ struct rtm_http *rtm_http_start(const struct rtm_http_options *opts, char *err, 
     atomic_init(&h->outbox.top, NULL);
     atomic_init(&h->stopping, false);
     queue_init(&h->waiting);
+    queue_init(&h->done);
     rtm_list_init(&h->flying);
     h->ca_file = opts->ca_file ? strdup(opts->ca_file) : NULL;
     h->multi = curl_multi_init();
@@ -498,14 +501,16 @@ int rtm_http_submit(struct rtm_http *http, uint64_t tag, struct rtm_push_request
     return 0;
 }
 
-size_t rtm_http_drain(struct rtm_http *http, rtm_http_result_fn fn, void *ud)
+size_t rtm_http_drain(struct rtm_http *http, size_t max, rtm_http_result_fn fn, void *ud)
 {
-    if (!atomic_load_explicit(&http->outbox.top, memory_order_relaxed))
-        return 0;
-    struct job *done = stack_take(&http->outbox);
+    if (atomic_load_explicit(&http->outbox.top, memory_order_relaxed))
+        queue_append(&http->done, stack_take(&http->outbox));
     size_t n = 0;
-    while (done) {
-        struct job *next = done->next;
+    while (http->done.head && n < max) {
+        struct job *done = http->done.head;
+        http->done.head = done->next;
+        if (!http->done.head)
+            http->done.tail = &http->done.head;
         struct rtm_http_result r = {
             .tag = done->tag,
             .status = done->status,
@@ -518,7 +523,6 @@ size_t rtm_http_drain(struct rtm_http *http, rtm_http_result_fn fn, void *ud)
         };
         fn(ud, &r);
         job_free(done);
-        done = next;
         n++;
     }
     http->pending -= n;
