@@ -115,6 +115,19 @@ static void queue_push(struct queue *q, struct job *job)
     q->tail = &job->next;
 }
 
+/* Takes the oldest job out of `q`, or NULL when it is empty. */
+static struct job *queue_pop(struct queue *q)
+{
+    struct job *job = q->head;
+    if (job) {
+        q->head = job->next;
+        if (!q->head)
+            q->tail = &q->head;
+        job->next = NULL;
+    }
+    return job;
+}
+
 /* Empties `q` and returns what it held, oldest first. */
 static struct job *queue_take(struct queue *q)
 {
@@ -337,14 +350,8 @@ static void start(struct rtm_http *h, struct job *job)
 /* Starts waiting jobs, oldest first, while there is a free connection. */
 static void start_waiting(struct rtm_http *h)
 {
-    while (h->nflying < RTM_HTTP_CONNECTIONS && h->waiting.head) {
-        struct job *job = h->waiting.head;
-        h->waiting.head = job->next;
-        if (!h->waiting.head)
-            h->waiting.tail = &h->waiting.head;
-        job->next = NULL;
-        start(h, job);
-    }
+    while (h->nflying < RTM_HTTP_CONNECTIONS && h->waiting.head)
+        start(h, queue_pop(&h->waiting));
 }
 
 /* Hands back every finished transfer; returns how many. */
@@ -506,11 +513,7 @@ size_t rtm_http_drain(struct rtm_http *http, size_t max, rtm_http_result_fn fn, 
     if (atomic_load_explicit(&http->outbox.top, memory_order_relaxed))
         queue_append(&http->done, stack_take(&http->outbox));
     size_t n = 0;
-    while (http->done.head && n < max) {
-        struct job *done = http->done.head;
-        http->done.head = done->next;
-        if (!http->done.head)
-            http->done.tail = &http->done.head;
+    for (struct job *done; n < max && (done = queue_pop(&http->done)) != NULL;) {
         struct rtm_http_result r = {
             .tag = done->tag,
             .status = done->status,
