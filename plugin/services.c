@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "rtm_http.h"
+#include "rtm_list.h"
 #include "rtm_loader.h"
 #include "rtm_pusher.h"
 #include "rtm_registry.h"
@@ -37,7 +38,7 @@
 
 /* A push of the core's, waiting for the HTTP worker. */
 struct deferred {
-    struct deferred *next;
+    struct rtm_list link; /* in rtm_services.deferred */
     struct rtm_push_copy push;
 };
 
@@ -49,7 +50,7 @@ struct rtm_services {
     struct rtm_pusher *pusher;
     struct rtm_http *http; /* NULL: dry run */
     struct rtm_loader *loader;
-    struct deferred *deferred, **deferred_tail; /* oldest first */
+    struct rtm_list deferred; /* oldest first */
     size_t ndeferred;
     int64_t now_ms;  /* of the TICK being handled, for results */
     int64_t last_ms; /* of the TICK before */
@@ -121,7 +122,7 @@ static void on_push(void *ud, const struct rtm_push *push)
 {
     struct rtm_services *s = ud;
     size_t pending = s->http ? http_pending(s) : 0;
-    bool wait = s->http && (s->deferred || pending >= DISPATCH_AHEAD);
+    bool wait = s->http && (s->ndeferred || pending >= DISPATCH_AHEAD);
     if (wait && pending + s->ndeferred >= s->cfg->push_queue_max) {
         char line[256];
         snprintf(line, sizeof(line), "rtm: push %s %s to %s dropped: the push queue is full",
@@ -136,8 +137,7 @@ static void on_push(void *ud, const struct rtm_push *push)
         return;
     }
     rtm_push_copy_set(&d->push, push);
-    *s->deferred_tail = d;
-    s->deferred_tail = &d->next;
+    rtm_list_add_tail(&s->deferred, &d->link);
     s->ndeferred++;
 }
 
@@ -146,11 +146,9 @@ static void on_push(void *ud, const struct rtm_push *push)
  * its push waited is not pushed (nor, then, is its call_cancel). */
 static void dispatch_deferred(struct rtm_services *s, int64_t now_ms, size_t max)
 {
-    for (size_t n = 0; n < max && s->deferred && http_pending(s) < DISPATCH_AHEAD; n++) {
-        struct deferred *d = s->deferred;
-        s->deferred = d->next;
-        if (!s->deferred)
-            s->deferred_tail = &s->deferred;
+    for (size_t n = 0; n < max && s->ndeferred && http_pending(s) < DISPATCH_AHEAD; n++) {
+        struct deferred *d = rtm_container_of(s->deferred.next, struct deferred, link);
+        rtm_list_remove(&d->link);
         s->ndeferred--;
         if (d->push.kind == RTM_PUSH_CALL_INVITE &&
             !rtm_core_call_pending(s->core, d->push.call_id)) {
@@ -170,13 +168,12 @@ static void dispatch_deferred(struct rtm_services *s, int64_t now_ms, size_t max
 
 static void free_deferred(struct rtm_services *s)
 {
-    while (s->deferred) {
-        struct deferred *d = s->deferred;
-        s->deferred = d->next;
+    while (s->ndeferred) {
+        struct deferred *d = rtm_container_of(s->deferred.next, struct deferred, link);
+        rtm_list_remove(&d->link);
+        s->ndeferred--;
         free(d);
     }
-    s->deferred_tail = &s->deferred;
-    s->ndeferred = 0;
 }
 
 void rtm_services_stats(const struct rtm_services *s, struct rtm_stats *out)
@@ -267,7 +264,7 @@ struct rtm_services *rtm_services_start(const struct rtm_config *cfg, struct rtm
     s->cfg = cfg;
     s->core = core;
     s->sink = sink;
-    s->deferred_tail = &s->deferred;
+    rtm_list_init(&s->deferred);
     if (start_push(s, err, err_len) != 0 || start_loader(s, err, err_len) != 0) {
         rtm_services_stop(s);
         return NULL;
