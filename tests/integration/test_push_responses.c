@@ -190,6 +190,35 @@ static void test_retry_network_error(void)
     teardown(&e);
 }
 
+/* A request the provider never answers ends at push_timeout_ms, not
+ * later (the HTTP worker runs curl's timers), and is retried like any
+ * other network error. */
+static void test_request_timeout(void)
+{
+    enum { TIMEOUT_MS = 1500 };
+    static const char *const opts[] = {"invite_timeout 10", "admin_users ops",
+                                       "push_timeout_ms 1500", NULL};
+    struct env e;
+    e.m = mock_start(NULL);
+    start_broker(&e, mock_plugin_opts(e.m, opts));
+    mock_behaviour(e.m, "{\"hang\":true,\"times\":1}");
+    const char *id = invite(&e, "bob");
+    EXPECT_REQUEST(&e, 1, "call_invite", id);
+    int64_t seen = now_mono_ms();
+    EXPECT_LOG(&e, "the timeout", id, "timed out", "retry 1");
+    int64_t waited = now_mono_ms() - seen;
+    /* `seen` is at most a poll of the mock's records after the request
+     * started, so the lower bound allows for that much. */
+    CHECKF(waited >= TIMEOUT_MS - 300 && waited <= TIMEOUT_MS + rt_slack_ms(350),
+           "the hanging request failed %lld ms after the mock recorded it, expected about %d ms "
+           "(push_timeout_ms)",
+           (long long)waited, TIMEOUT_MS);
+    EXPECT_REQUEST(&e, 2, "call_invite", id);
+    EXPECT_EVENT(e.alice, "alice", "pushed", id);
+    expect_pushed_events(&e, id, 1);
+    teardown(&e);
+}
+
 /* The retry comes no earlier than the header says. */
 static void check_gap(cJSON *list, int a, int b, long long min_ms, long long max_ms)
 {
@@ -377,6 +406,7 @@ int main(int argc, char **argv)
         {"retry_server_errors", test_retry_server_errors},
         {"retry_network_error", test_retry_network_error},
         {"retry_after", test_retry_after},
+        {"request_timeout", test_request_timeout},
         {"cancel_during_backoff", test_cancel_during_backoff},
         {"retries_stop_at_deadline", test_retries_stop_at_deadline},
         {"invalid_tokens", test_invalid_tokens},
