@@ -11,6 +11,10 @@
  * devices stop ringing): the plugin publishes the callee's copy itself; the
  * baseline callee publishes its accept to both inboxes, so both sides carry
  * the same four messages per call (invite, ringing, accept twice).
+ *
+ * With --control, a second broker without the plugin runs the baseline's
+ * latency repetitions too: how far its p99 ratios to the first (L9, L10)
+ * move with no change at all is the noise floor of L6 and L8.
  */
 #include "lg.h"
 
@@ -266,22 +270,25 @@ static void note_rep(const char *kind, const char *name, int r, const struct lif
             x->inv50, x->inv99, x->acc50, x->acc99, x->preempted);
 }
 
-/* Alternates the brokers' order every repetition (plain first, then the
- * plugin first) so that a drift of the machine hits both alike. */
-static void run_reps(struct life *plain, struct life *rtm, const struct lg_opts *o, double rate,
-                     struct life_rep *pr, struct life_rep *rr)
+/* The brokers of a run: the baseline, the plugin's, and the optional A/A
+ * control (a second baseline); out[k] holds side k's repetitions. */
+enum side { PLAIN, RTM, CONTROL, SIDES };
+
+static const char *const side_name[SIDES] = {"plain", "plugin", "control"};
+
+/* Rotates the brokers' order every repetition, so that a drift of the
+ * machine hits them alike. */
+static void run_reps(struct life *const *sides, int nsides, const struct lg_opts *o, double rate,
+                     struct life_rep (*out)[64])
 {
     const char *kind = rate > 0 ? "latency " : "capacity";
     for (int r = 0; r < o->reps; r++) {
-        if (r % 2 == 0) {
-            life_rep(plain, o, rate, o->seconds, &pr[r]);
-            life_rep(rtm, o, rate, o->seconds, &rr[r]);
-        } else {
-            life_rep(rtm, o, rate, o->seconds, &rr[r]);
-            life_rep(plain, o, rate, o->seconds, &pr[r]);
+        for (int k = 0; k < nsides; k++) {
+            int side = (r + k) % nsides;
+            life_rep(sides[side], o, rate, o->seconds, &out[side][r]);
         }
-        note_rep(kind, "plain", r, &pr[r]);
-        note_rep(kind, "plugin", r, &rr[r]);
+        for (int side = 0; side < nsides; side++)
+            note_rep(kind, side_name[side], r, &out[side][r]);
     }
 }
 
@@ -313,9 +320,10 @@ static void row(const char *key, const char *what, const char *unit, int digits,
 }
 
 static void report(const struct lg_opts *o, double rate, const struct life_rep *cp,
-                   const struct life_rep *cr, const struct life_rep *lp, const struct life_rep *lr)
+                   const struct life_rep *cr, struct life_rep (*lat)[64], bool control)
 {
     int n = o->reps;
+    const struct life_rep *lp = lat[PLAIN], *lr = lat[RTM], *la = lat[CONTROL];
     row("L1", "lifecycle: completed calls/s (closed loop)", "calls/s", 0, cp, cr, n,
         offsetof(struct life_rep, calls_s), ">= 0.8x");
     row("L2", "lifecycle: broker CPU per completed call", "us", 1, cp, cr, n,
@@ -332,15 +340,25 @@ static void report(const struct lg_opts *o, double rate, const struct life_rep *
         offsetof(struct life_rep, acc50), NULL);
     row("L8", "lifecycle: accept publish -> received by caller, p99", "ms", 3, lp, lr, n,
         offsetof(struct life_rep, acc99), "<= 1.5x");
+    if (!control)
+        return;
+    row("L9", "A/A control, a 2nd broker without the plugin: invite p99 (noise floor of L6)", "ms",
+        3, lp, la, n, offsetof(struct life_rep, inv99), NULL);
+    row("L10", "A/A control, a 2nd broker without the plugin: accept p99 (noise floor of L8)", "ms",
+        3, lp, la, n, offsetof(struct life_rep, acc99), NULL);
 }
 
 int lg_lifecycle(const struct lg_opts *o)
 {
     if (o->reps < 1 || o->reps > 64)
         lg_die("--reps must be 1..64");
-    struct life plain, rtm;
+    struct life plain, rtm, control;
     life_setup(&plain, "plain", "plain", &o->plain, o->pairs);
     life_setup(&rtm, "plugin", "rtm", &o->rtm, o->pairs);
+    bool aa = o->control.port != 0;
+    if (aa)
+        life_setup(&control, "control", "plain", &o->control, o->pairs);
+    struct life *const sides[SIDES] = {&plain, &rtm, &control};
     lg_note("lifecycle: %d pairs, window %d calls per caller (closed loop), %d reps of %.1f s "
             "after %.1f s warm-up",
             o->pairs, o->window, o->reps, o->seconds, o->warmup);
@@ -348,16 +366,19 @@ int lg_lifecycle(const struct lg_opts *o)
      * also warms both up): an ended call is remembered for 60 s, so the
      * capacity repetitions' calls would expire during a latency phase
      * after them, at four times the rate the latency phase makes calls. */
-    struct life_rep cal_p, cal_r, cp[64], cr[64], lp[64], lr[64];
+    static struct life_rep cap[SIDES][64], lat[SIDES][64];
+    struct life_rep cal_p, cal_r;
     life_rep(&plain, o, 0, CALIBRATE_S, &cal_p);
     life_rep(&rtm, o, 0, CALIBRATE_S, &cal_r);
     double rate = o->rate > 0 ? o->rate : o->load * fmin(cal_p.calls_s, cal_r.calls_s);
     lg_note("lifecycle: latency at %.0f calls/s offered (%s)", rate,
             o->rate > 0 ? "--rate" : "--load x the slower broker's calibration throughput");
-    run_reps(&plain, &rtm, o, rate, lp, lr);
-    run_reps(&plain, &rtm, o, 0, cp, cr);
-    report(o, rate, cp, cr, lp, lr);
+    run_reps(sides, aa ? SIDES : CONTROL, o, rate, lat);
+    run_reps(sides, CONTROL, o, 0, cap); /* capacity: no control */
+    report(o, rate, cap[PLAIN], cap[RTM], lat, aa);
     life_free(&plain);
     life_free(&rtm);
+    if (aa)
+        life_free(&control);
     return 0;
 }

@@ -18,8 +18,8 @@
 static const char usage[] =
     "usage: rtm-loadgen MODE [--option value]...\n"
     "modes:\n"
-    "  lifecycle  --plain PORT:PID --rtm PORT:PID [--pairs 50 --window 4 --reps 5 --seconds 3\n"
-    "             --warmup 0.5 --load 0.5 | --rate CALLS_PER_S]\n"
+    "  lifecycle  --plain PORT:PID --rtm PORT:PID [--control PORT:PID] [--pairs 50 --window 4\n"
+    "             --reps 5 --seconds 3 --warmup 0.5 --load 0.5 | --rate CALLS_PER_S]\n"
     "  unrelated  --plain PORT:PID --rtm PORT:PID [--control PORT:PID] [--pairs 20 --window 8\n"
     "             --users 1000 --pending 10000 --reps 5 --seconds 3 --warmup 0.5\n"
     "             --load 0.5 | --rate MSG_S]\n"

@@ -345,16 +345,21 @@ run_core() {
     core_row C4 "$label: time per invite" us "$(awk '/^invite / {print $2; exit}' "$f")" - - -
 }
 
+# The full run adds a second broker without the plugin: the A/A control
+# (L9, L10; U6, U7), how far two identical brokers differ in this run.
 run_lifecycle() {
     start life-plain
-    local p1=$port b1=$pid
+    local p1=$port b1=$pid control=() b2=()
+    if ((!quick)); then
+        start life-control
+        control=(--control "$port:$pid")
+        b2=("$pid")
+    fi
     start life-rtm plugin
-    loadgen lifecycle lifecycle --plain "$p1:$b1" --rtm "$port:$pid" "${life[@]}"
-    stop "$b1" "$pid"
+    loadgen lifecycle lifecycle --plain "$p1:$b1" --rtm "$port:$pid" "${control[@]}" "${life[@]}"
+    stop "$b1" "$pid" "${b2[@]}"
 }
 
-# The full run adds a second broker without the plugin: the A/A control
-# (U6, U7), how far two identical brokers differ in this run.
 run_unrelated() {
     start unrel-plain
     local p1=$port b1=$pid control=() b2=()
