@@ -125,6 +125,7 @@ int lg_unrelated(const struct lg_opts *o);
 int lg_scale(const struct lg_opts *o);
 int lg_presence(const struct lg_opts *o);
 int lg_push(const struct lg_opts *o);
+int lg_stalls(const struct lg_opts *o);
 
 /* --- connections and the loop (lg_net.c) --------------------------------------------- */
 

@@ -27,6 +27,8 @@ static const char usage[] =
     "  presence   --plain PORT:PID --rtm PORT:PID [--count 10000 --reps 3]\n"
     "  push       --rtm PORT:PID --mock PORT[:PID] [--count 1000 --reps 3 --seconds 3 --pairs 10\n"
     "             --delay-ms 50 --load 0.5 | --rate MSG_S]\n"
+    "  stalls     [--seconds 3]: how often, and how long, each CPU is taken from a spinning\n"
+    "             thread\n"
     "  free-port  prints a free TCP port on 127.0.0.1\n"
     "  wait-port  PORT [TIMEOUT_MS]: waits until 127.0.0.1:PORT accepts connections\n"
     "Every connection goes to 127.0.0.1. Result rows start with ROW, details with #.\n";
@@ -172,6 +174,8 @@ static int wait_port(int argc, char **argv)
 
 static int run(const char *mode, const struct lg_opts *o)
 {
+    if (strcmp(mode, "stalls") == 0)
+        return lg_stalls(o);
     if (strcmp(mode, "lifecycle") != 0 && strcmp(mode, "unrelated") != 0 &&
         strcmp(mode, "scale") != 0 && strcmp(mode, "presence") != 0 && strcmp(mode, "push") != 0)
         lg_die("unknown mode %s\n%s", mode, usage);

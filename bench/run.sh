@@ -19,7 +19,8 @@
 # BENCHMARKS.md), results.csv, run.log (every repetition), the broker
 # configurations and logs. Full run: about 9 minutes on 2 cores; --quick
 # (smaller counts, one repetition): under a minute once built. --only runs
-# just the named groups: core, lifecycle, unrelated, scale, presence, push.
+# just the named groups: machine, core, lifecycle, unrelated, scale, presence,
+# push.
 #
 # Installs nothing itself except through tools/deps.sh. Traffic stays on
 # 127.0.0.1: proxies are unset for everything started here.
@@ -29,7 +30,7 @@ usage() {
     sed -n '2,27s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
-groups_all="core lifecycle unrelated scale presence push"
+groups_all="machine core lifecycle unrelated scale presence push"
 quick=0
 out=""
 only=""
@@ -104,6 +105,7 @@ if ((quick)); then
     conns=2000
     pres=(--reps 1)
     push=(--count 200 --reps 1 --seconds 1 --warmup 0.5)
+    stall_s=1
     core_n=100000
 else
     mode="full"
@@ -113,6 +115,7 @@ else
     conns=10000
     pres=(--reps 3)
     push=(--count 1000 --reps 5 --seconds 3)
+    stall_s=5
     core_n=1000000
 fi
 if [[ -n "$only" ]]; then
@@ -345,6 +348,12 @@ run_core() {
     core_row C4 "$label: time per invite" us "$(awk '/^invite / {print $2; exit}' "$f")" - - -
 }
 
+# The machine's own stalls (M rows), with every CPU busy and nothing else
+# running: how much of a p99 in milliseconds the machine explains.
+run_machine() {
+    loadgen machine stalls --seconds "$stall_s"
+}
+
 # The full run adds a second broker without the plugin: the A/A control
 # (L9, L10; U6, U7), how far two identical brokers differ in this run.
 run_lifecycle() {
@@ -402,6 +411,7 @@ run_push() {
 }
 
 echo "bench: $mode run; machine: $cpus x $cpu_model; $broker_version; load average $load_before"
+phase machine "the machine's stalls" run_machine
 phase core "core alone (bench/core_scale)" run_core
 phase lifecycle "call lifecycle" run_lifecycle
 phase unrelated "unrelated traffic" run_unrelated
