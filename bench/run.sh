@@ -13,6 +13,8 @@
 # load generator (and the mock) on CPU 0 (taskset). The push rows use the
 # C mock JPush (bench/mock_jpush.c); RTM_BENCH_MOCK=python uses the tests'
 # tests/mock_jpush/mock_jpush.py instead, as runs before it did.
+# RTM_BENCH_PUSH_LOAD=F runs the push rows' unrelated traffic at F times the
+# broker's capacity instead of 0.5 (how J3 depends on how busy the broker is).
 #
 # Prints the table in markdown and writes, in DIR (default
 # build-bench/results): results.md (machine, commands, table: paste it into
@@ -117,6 +119,9 @@ else
     push=(--count 1000 --reps 5 --seconds 3)
     stall_s=5
     core_n=1000000
+fi
+if [[ -n "${RTM_BENCH_PUSH_LOAD:-}" ]]; then
+    push+=(--load "$RTM_BENCH_PUSH_LOAD")
 fi
 if [[ -n "$only" ]]; then
     mode+=", only:${selected% }"
