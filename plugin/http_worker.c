@@ -434,7 +434,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     int op = known ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
     if (epoll_ctl(h->epfd, op, fd, &ev) != 0 &&
         epoll_ctl(h->epfd, op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) != 0)
-        return -1; /* curl fails the transfer */
+        return -1; /* curl fails the transfers in flight: retried as network errors */
     if (!known)
         curl_multi_assign(h->multi, fd, h);
     return 0;
