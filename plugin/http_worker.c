@@ -1,11 +1,11 @@
 /*
  * The HTTP worker (see rtm_http.h). The broker thread and the worker share
- * exactly two lock-free hand-off stacks: `inbox` (submitted, not started)
- * and `outbox` (finished, not drained). Each side pushes with a CAS and the
- * other takes the whole stack with one exchange, so neither thread ever
- * waits for the other: the broker thread never blocks on a worker that the
- * scheduler has put aside. Everything curl does, DNS and TLS included,
- * happens on the worker thread inside curl_multi_socket_action(). The
+ * two lock-free hand-off stacks, `inbox` (submitted, not started) and
+ * `outbox` (finished, not drained), plus the `stopping` flag and the eventfd
+ * that wakes the worker (written by one side, read by the other). Each side pushes with a CAS and
+ * the other takes the whole stack with one exchange, so neither thread ever waits for the other:
+ * the broker thread never blocks on a worker that the scheduler has put aside. Everything curl
+ * does, DNS and TLS included, happens on the worker thread inside curl_multi_socket_action(). The
  * worker sleeps in epoll_wait() on curl's sockets and an eventfd, written
  * when the inbox stops being empty or the plugin stops.
  *
@@ -31,6 +31,7 @@
  */
 #define _GNU_SOURCE /* SCHED_IDLE, gettid() */
 #include <curl/curl.h>
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -420,7 +421,12 @@ static void lower_priority(void)
 
 /* CURLMOPT_SOCKETFUNCTION: keeps the epoll set equal to what curl waits
  * for. `known` is set (curl_multi_assign) once a socket is in the set; a
- * failed ADD or MOD retries as the other, in case curl reused a number. */
+ * failed ADD or MOD retries as the other, in case curl reused a number.
+ * If both fail (ENOMEM, or the user's epoll watch limit), the socket stays
+ * unwatched and the request ends at its timeout, a network error that is
+ * retried. Never -1: curl 7.88 then marks the whole multi handle dead, and
+ * the next curl_multi_socket_action() crashes on transfers not yet
+ * connected (found in review, reproduced under ASan). */
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *known)
 {
     struct rtm_http *h = userp;
@@ -432,10 +438,10 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     struct epoll_event ev = {.data.fd = fd};
     ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
     int op = known ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-    if (epoll_ctl(h->epfd, op, fd, &ev) != 0 &&
-        epoll_ctl(h->epfd, op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) != 0)
-        return -1; /* curl fails the transfers in flight: retried as network errors */
-    if (!known)
+    bool watched =
+        epoll_ctl(h->epfd, op, fd, &ev) == 0 ||
+        epoll_ctl(h->epfd, op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) == 0;
+    if (watched && !known)
         curl_multi_assign(h->multi, fd, h);
     return 0;
 }
@@ -589,10 +595,15 @@ struct rtm_http *rtm_http_start(const struct rtm_http_options *opts, char *err, 
     struct curl_slist *more = h->headers ? curl_slist_append(h->headers, "Expect:") : NULL;
     if (more)
         h->headers = more;
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = h->wakefd};
-    if (!h->multi || (opts->ca_file && !h->ca_file) || !more || !setup_multi(h) || h->epfd < 0 ||
-        h->wakefd < 0 || epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->wakefd, &ev) != 0) {
+    if (!h->multi || (opts->ca_file && !h->ca_file) || !more || !setup_multi(h)) {
         snprintf(err, err_len, "could not initialise libcurl");
+        http_free(h);
+        return NULL;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = h->wakefd};
+    if (h->epfd < 0 || h->wakefd < 0 || epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->wakefd, &ev) != 0) {
+        snprintf(err, err_len, "could not set up the HTTP worker's epoll and eventfd: %s",
+                 strerror(errno));
         http_free(h);
         return NULL;
     }
