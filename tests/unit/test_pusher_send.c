@@ -16,7 +16,7 @@
 static void reg_many(const char *uid, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        char device[16], token[16];
+        char device[32], token[32]; /* room for any size_t */
         snprintf(device, sizeof(device), "d%04zu", i);
         snprintf(token, sizeof(token), "tok-%04zu", i);
         reg(uid, device, token);
