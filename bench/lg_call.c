@@ -26,6 +26,7 @@
 #define CONTENT_LEN 64
 #define PACE_US     100
 #define CALIBRATE_S 1.5 /* closed loop, to choose the latency phase's offered load */
+#define REPS_MAX    64
 
 enum mode { IDLE, CLOSED, OPEN };
 
@@ -276,15 +277,24 @@ enum side { PLAIN, RTM, CONTROL, SIDES };
 
 static const char *const side_name[SIDES] = {"plain", "plugin", "control"};
 
-/* Rotates the brokers' order every repetition, so that a drift of the
- * machine hits them alike. */
+/* The brokers' order in repetition r: alternating for two, and for three
+ * each of the six orders in turn, so that no broker always follows the
+ * same one (and inherits what it left behind) and a drift of the machine
+ * hits them alike. */
+static int side_at(int nsides, int r, int k)
+{
+    static const int orders[6][SIDES] = {{0, 1, 2}, {1, 2, 0}, {2, 0, 1},
+                                         {0, 2, 1}, {2, 1, 0}, {1, 0, 2}};
+    return nsides == SIDES ? orders[r % 6][k] : (r + k) % nsides;
+}
+
 static void run_reps(struct life *const *sides, int nsides, const struct lg_opts *o, double rate,
-                     struct life_rep (*out)[64])
+                     struct life_rep (*out)[REPS_MAX])
 {
     const char *kind = rate > 0 ? "latency " : "capacity";
     for (int r = 0; r < o->reps; r++) {
         for (int k = 0; k < nsides; k++) {
-            int side = (r + k) % nsides;
+            int side = side_at(nsides, r, k);
             life_rep(sides[side], o, rate, o->seconds, &out[side][r]);
         }
         for (int side = 0; side < nsides; side++)
@@ -299,7 +309,7 @@ static void run_reps(struct life *const *sides, int nsides, const struct lg_opts
 static void medians(const struct life_rep *pr, const struct life_rep *rr, int n, size_t off,
                     double *p, double *b, double *ratio)
 {
-    double vp[64], vb[64], vr[64];
+    double vp[REPS_MAX], vb[REPS_MAX], vr[REPS_MAX];
     for (int i = 0; i < n; i++) {
         vp[i] = FIELD_AT(rr, i, off);
         vb[i] = FIELD_AT(pr, i, off);
@@ -320,7 +330,7 @@ static void row(const char *key, const char *what, const char *unit, int digits,
 }
 
 static void report(const struct lg_opts *o, double rate, const struct life_rep *cp,
-                   const struct life_rep *cr, struct life_rep (*lat)[64], bool control)
+                   const struct life_rep *cr, struct life_rep (*lat)[REPS_MAX], bool control)
 {
     int n = o->reps;
     const struct life_rep *lp = lat[PLAIN], *lr = lat[RTM], *la = lat[CONTROL];
@@ -350,8 +360,8 @@ static void report(const struct lg_opts *o, double rate, const struct life_rep *
 
 int lg_lifecycle(const struct lg_opts *o)
 {
-    if (o->reps < 1 || o->reps > 64)
-        lg_die("--reps must be 1..64");
+    if (o->reps < 1 || o->reps > REPS_MAX)
+        lg_die("--reps must be 1..%d", REPS_MAX);
     struct life plain, rtm, control;
     life_setup(&plain, "plain", "plain", &o->plain, o->pairs);
     life_setup(&rtm, "plugin", "rtm", &o->rtm, o->pairs);
@@ -366,10 +376,12 @@ int lg_lifecycle(const struct lg_opts *o)
      * also warms both up): an ended call is remembered for 60 s, so the
      * capacity repetitions' calls would expire during a latency phase
      * after them, at four times the rate the latency phase makes calls. */
-    static struct life_rep cap[SIDES][64], lat[SIDES][64];
-    struct life_rep cal_p, cal_r;
+    static struct life_rep cap[SIDES][REPS_MAX], lat[SIDES][REPS_MAX];
+    struct life_rep cal_p, cal_r, cal_c;
     life_rep(&plain, o, 0, CALIBRATE_S, &cal_p);
     life_rep(&rtm, o, 0, CALIBRATE_S, &cal_r);
+    if (aa) /* warmed up like the other two; its throughput is not used */
+        life_rep(&control, o, 0, CALIBRATE_S, &cal_c);
     double rate = o->rate > 0 ? o->rate : o->load * fmin(cal_p.calls_s, cal_r.calls_s);
     lg_note("lifecycle: latency at %.0f calls/s offered (%s)", rate,
             o->rate > 0 ? "--rate" : "--load x the slower broker's calibration throughput");
