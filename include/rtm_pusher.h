@@ -71,6 +71,10 @@ void rtm_pusher_free(struct rtm_pusher *pusher);
 
 /* The core's push hook (rtm_push_fn): `ud` is the pusher. */
 void rtm_pusher_on_push(void *ud, const struct rtm_push *push);
+/* `push` is not sent because the push queue is full: one log line, and
+ * counted in `dropped`. For the pusher's own requests and for pushes its
+ * caller refuses before they reach it. */
+void rtm_pusher_drop(struct rtm_pusher *pusher, const struct rtm_push *push);
 
 /* A response for the request submitted with `tag`. */
 void rtm_pusher_result(struct rtm_pusher *pusher, uint64_t tag,

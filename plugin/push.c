@@ -205,6 +205,13 @@ static struct job *job_new(struct rtm_pusher *p, const struct rtm_push *push,
     return job;
 }
 
+void rtm_pusher_drop(struct rtm_pusher *p, const struct rtm_push *push)
+{
+    plog(p, RTM_LOG_WARNING, "rtm: push %s %s to %s dropped: the push queue is full",
+         kind_name(push->kind), push->call_id, push->callee);
+    p->st.dropped++;
+}
+
 /* Builds the job's request (time_to_live as of `now`) and hands it over. */
 static void job_send(struct rtm_pusher *p, struct job *job, int64_t now)
 {
@@ -220,9 +227,7 @@ static void job_send(struct rtm_pusher *p, struct job *job, int64_t now)
     }
     if (p->env.submit(p->env.ud, job->tag, &req) != 0) {
         rtm_push_request_free(&req);
-        plog(p, RTM_LOG_WARNING, "rtm: push %s %s to %s dropped: the push queue is full",
-             kind_name(job->push.kind), job->push.call_id, job->push.callee);
-        p->st.dropped++;
+        rtm_pusher_drop(p, &push);
         job_free(p, job);
         return;
     }

@@ -124,11 +124,7 @@ static void on_push(void *ud, const struct rtm_push *push)
     size_t pending = s->http ? http_pending(s) : 0;
     bool wait = s->http && (s->ndeferred || pending >= DISPATCH_AHEAD);
     if (wait && pending + s->ndeferred >= s->cfg->push_queue_max) {
-        char line[256];
-        snprintf(line, sizeof(line), "rtm: push %s %s to %s dropped: the push queue is full",
-                 push->kind == RTM_PUSH_CALL_INVITE ? "call_invite" : "call_cancel", push->call_id,
-                 push->callee);
-        slog(s, RTM_LOG_WARNING, line);
+        rtm_pusher_drop(s->pusher, push);
         return;
     }
     struct deferred *d = wait ? calloc(1, sizeof(*d)) : NULL;

@@ -289,6 +289,21 @@ static void test_queue_full(void **state)
     invite("c-3", "dave", FAR);
     assert_int_equal(P.submit_calls, 2);
     expect_sender(0, 1, 1, 4);
+    /* Refused before it reached the pusher (services: the waiting pushes
+     * are full): the same line, the same count, nothing sent. */
+    clear();
+    struct rtm_push push = {.kind = RTM_PUSH_CALL_INVITE,
+                            .call_id = "c-4",
+                            .caller = "alice",
+                            .callee = "bob",
+                            .expires_at = FAR,
+                            .now_ms = P.now};
+    rtm_pusher_drop(P.pusher, &push);
+    assert_int_equal(P.rec.nlogs, 1);
+    assert_non_null(
+        strstr(P.rec.logs[0].text, "call_invite c-4 to bob dropped: the push queue is full"));
+    assert_int_equal(P.submit_calls, 0); /* since clear() */
+    expect_sender(0, 1, 1, 5);
 }
 
 static void test_unknown_tags_ignored(void **state)
