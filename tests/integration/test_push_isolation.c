@@ -253,8 +253,8 @@ static void test_queue_bound_counts_waiting(void)
 {
     struct env e = {0};
     e.m = mock_start(NULL);
-    static const char *const opts[] = {"push_timeout_ms 30000", "busy_limit 100",
-                                       "invite_rate 1000", "push_queue_max 34", NULL};
+    const char *const opts[] = {"push_timeout_ms 30000", "busy_limit 100", "invite_rate 1000",
+                                rt_fmt("push_queue_max %d", BOUND_QUEUE), NULL};
     setup(&e, mock_plugin_opts(e.m, opts));
     int delay_ms = 1000 * rt_time_scale();
     mock_behaviour(e.m, rt_fmt("{\"delay_ms\":%d}", delay_ms));
