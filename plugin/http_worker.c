@@ -1,13 +1,15 @@
 /*
  * The HTTP worker (see rtm_http.h). The broker thread and the worker share
  * two lock-free hand-off stacks, `inbox` (submitted, not started) and
- * `outbox` (finished, not drained), plus the `stopping` flag and the eventfd
- * that wakes the worker (written by one side, read by the other). Each side pushes with a CAS and
- * the other takes the whole stack with one exchange, so neither thread ever waits for the other:
- * the broker thread never blocks on a worker that the scheduler has put aside. Everything curl
- * does, DNS and TLS included, happens on the worker thread inside curl_multi_socket_action(). The
- * worker sleeps in epoll_wait() on curl's sockets and an eventfd, written
- * when the inbox stops being empty or the plugin stops.
+ * `outbox` (finished, not drained), plus the `stopping` flag and an eventfd
+ * (each written by one side, read by the other). Each side pushes with a
+ * CAS and the other takes the whole stack with one exchange, so neither
+ * thread ever waits for the other: the broker thread never blocks on a
+ * worker that the scheduler has put aside. Everything curl does, DNS and
+ * TLS included, happens on the worker thread inside
+ * curl_multi_socket_action(). The worker sleeps in epoll_wait() on curl's
+ * sockets and the eventfd, which the broker thread writes when the inbox
+ * stops being empty or the plugin stops.
  *
  * Event-driven (curl's multi_socket API) rather than curl_multi_perform():
  * perform() checks every transfer in flight with a poll() of its own each
