@@ -1,9 +1,9 @@
 /*
- * A one-pass writer for the flat JSON objects the plugin sends (stamped
- * events, errors, presence): one growing buffer instead of a cJSON tree of
- * a node and a string copy per field, printed and freed again. Strings are
- * escaped as cJSON escapes them, so the output reads the same to any
- * parser. Pure.
+ * A one-pass writer for the JSON objects the plugin sends (stamped events,
+ * errors, presence, push requests): one growing buffer instead of a cJSON
+ * tree of a node and a string copy per field, printed and freed again.
+ * Strings are escaped as cJSON escapes them, so the output reads the same
+ * to any parser. Names are the caller's literals and are not escaped. Pure.
  */
 #ifndef RTM_JSONW_H
 #define RTM_JSONW_H
@@ -24,7 +24,19 @@ void rtm_jsonw_begin(struct rtm_jsonw *w, size_t hint);
 void rtm_jsonw_string(struct rtm_jsonw *w, const char *name, const char *value);
 void rtm_jsonw_int(struct rtm_jsonw *w, const char *name, int64_t value);
 void rtm_jsonw_bool(struct rtm_jsonw *w, const char *name, bool value);
-/* Closes the object. Returns the malloc'd NUL-terminated text and its
+/* Opens an object as member `name`: what is written next goes into it until
+ * rtm_jsonw_close(). */
+void rtm_jsonw_object(struct rtm_jsonw *w, const char *name);
+void rtm_jsonw_close(struct rtm_jsonw *w);
+/* An array of `count` strings as member `name`. */
+void rtm_jsonw_strings(struct rtm_jsonw *w, const char *name, const char *const *values,
+                       size_t count);
+/* A value the caller has already serialized (valid JSON), as member `name`. */
+void rtm_jsonw_raw(struct rtm_jsonw *w, const char *name, const char *json, size_t len);
+/* Drops what was written, as a failed allocation does: for a caller whose
+ * own part failed, so that rtm_jsonw_end() returns NULL. */
+void rtm_jsonw_fail(struct rtm_jsonw *w);
+/* Closes the outermost object. Returns the malloc'd NUL-terminated text and its
  * length in `*len`, or NULL (and 0) when memory ran out on the way. */
 char *rtm_jsonw_end(struct rtm_jsonw *w, size_t *len);
 

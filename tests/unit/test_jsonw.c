@@ -9,6 +9,8 @@
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,13 +101,89 @@ static void test_same_as_cjson(void **state)
     }
 }
 
+/* Integers at the edges of each digit count, against printf's. */
+static void test_integers(void **state)
+{
+    (void)state;
+    int64_t values[] = {0, -1, 9, 10, -10, 99, 100, INT64_MAX, INT64_MIN, INT64_MIN + 1};
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        struct rtm_jsonw w;
+        rtm_jsonw_begin(&w, 2);
+        rtm_jsonw_int(&w, "n", values[i]);
+        size_t len = 0;
+        char *text = rtm_jsonw_end(&w, &len);
+        char want[64];
+        snprintf(want, sizeof(want), "{\"n\":%" PRId64 "}", values[i]);
+        assert_string_equal(text, want);
+        free(text);
+    }
+    for (int64_t v = 1; v < INT64_MAX / 10; v = v * 10 + 7) {
+        struct rtm_jsonw w;
+        rtm_jsonw_begin(&w, 2);
+        rtm_jsonw_int(&w, "n", -v);
+        size_t len = 0;
+        char *text = rtm_jsonw_end(&w, &len);
+        char want[64];
+        snprintf(want, sizeof(want), "{\"n\":%" PRId64 "}", -v);
+        assert_string_equal(text, want);
+        free(text);
+    }
+}
+
+/* Objects inside objects, a string array, a raw value: commas only between
+ * members of the same object, and the whole reads back as cJSON builds it. */
+static void test_nested(void **state)
+{
+    (void)state;
+    static const char *const tokens[] = {"t1", "q\"t"};
+    struct rtm_jsonw w;
+    rtm_jsonw_begin(&w, 1);
+    rtm_jsonw_string(&w, "a", "x");
+    rtm_jsonw_object(&w, "o");
+    rtm_jsonw_object(&w, "empty");
+    rtm_jsonw_close(&w);
+    rtm_jsonw_strings(&w, "none", tokens, 0);
+    rtm_jsonw_strings(&w, "two", tokens, 2);
+    rtm_jsonw_close(&w);
+    static const char raw[] = "{\"k\":[1,2]}";
+    rtm_jsonw_raw(&w, "r", raw, strlen(raw));
+    rtm_jsonw_int(&w, "z", 3);
+    size_t len = 0;
+    char *text = rtm_jsonw_end(&w, &len);
+    assert_string_equal(text, "{\"a\":\"x\",\"o\":{\"empty\":{},\"none\":[],"
+                              "\"two\":[\"t1\",\"q\\\"t\"]},\"r\":{\"k\":[1,2]},\"z\":3}");
+    assert_int_equal(len, strlen(text));
+    cJSON *back = cJSON_Parse(text);
+    assert_non_null(back);
+    cJSON *two = cJSON_GetObjectItem(cJSON_GetObjectItem(back, "o"), "two");
+    assert_int_equal(cJSON_GetArraySize(two), 2);
+    assert_string_equal(cJSON_GetArrayItem(two, 1)->valuestring, "q\"t");
+    cJSON_Delete(back);
+    free(text);
+}
+
+/* A caller's failure drops the text; later calls are no-ops. */
+static void test_fail(void **state)
+{
+    (void)state;
+    struct rtm_jsonw w;
+    rtm_jsonw_begin(&w, 16);
+    rtm_jsonw_string(&w, "a", "x");
+    rtm_jsonw_fail(&w);
+    rtm_jsonw_object(&w, "o");
+    rtm_jsonw_close(&w);
+    size_t len = 7;
+    assert_null(rtm_jsonw_end(&w, &len));
+    assert_int_equal(len, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_members),
-        cmocka_unit_test(test_empty_object),
-        cmocka_unit_test(test_escapes),
-        cmocka_unit_test(test_same_as_cjson),
+        cmocka_unit_test(test_members),  cmocka_unit_test(test_empty_object),
+        cmocka_unit_test(test_escapes),  cmocka_unit_test(test_same_as_cjson),
+        cmocka_unit_test(test_integers), cmocka_unit_test(test_nested),
+        cmocka_unit_test(test_fail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
