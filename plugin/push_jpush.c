@@ -1,9 +1,11 @@
 /*
  * The JPush provider (SPEC 6.3): POST {endpoint}/v3/push with Basic auth.
  *
- * build() assembles the whole payload as one cJSON tree and prints it once;
- * any failed allocation deletes the tree and frees whatever the request
- * already holds, so the caller sees either a complete request or nothing.
+ * build() writes the whole payload in one pass (rtm_jsonw.h): a cJSON tree,
+ * printed and deleted, cost more than the rest of a push on the broker
+ * thread (bench/profile.sh). Any failed allocation frees whatever the
+ * request already holds, so the caller sees either a complete request or
+ * nothing.
  * classify() reads only the HTTP status, the JPush error object
  * {"error":{"code":N,"message":"..."}} and two headers; a missing, truncated
  * or non-JSON body simply means "no JPush code". Neither function reads a
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rtm_jsonw.h"
 #include "rtm_push.h"
 
 #define JPUSH_PATH    "/v3/push"
@@ -63,7 +66,7 @@ static size_t expand(const char *template, const char *caller, const char *chann
     size_t len = 0;
     for (const char *p = template; *p;) {
         const char *value;
-        size_t skip = placeholder(p, caller, channel, &value);
+        size_t skip = *p == '{' ? placeholder(p, caller, channel, &value) : 0;
         size_t n = skip ? strlen(value) : 1;
         if (out)
             memcpy(out + len, skip ? value : p, n);
@@ -90,25 +93,6 @@ char *rtm_push_render(const char *template, const char *caller, const char *chan
 /* ------------------------------------------------------------------------ */
 /* The request */
 
-/* Adds `item` to `obj` as `name`; deletes `item` when that fails. */
-static bool add(cJSON *obj, const char *name, cJSON *item)
-{
-    if (!item)
-        return false;
-    if (!cJSON_AddItemToObject(obj, name, item)) {
-        cJSON_Delete(item);
-        return false;
-    }
-    return true;
-}
-
-/* As add(), replacing any member already called `name`. */
-static bool put(cJSON *obj, const char *name, cJSON *item)
-{
-    cJSON_DeleteItemFromObjectCaseSensitive(obj, name);
-    return add(obj, name, item);
-}
-
 /* Whole seconds from now_ms to expires_at, rounded up, in [1, JPUSH_TTL_MAX]:
  * a call push that arrives after the call is useless, and a cancel push is
  * still worth a second. Unsigned arithmetic: no overflow on odd clocks. */
@@ -122,65 +106,36 @@ static int64_t ttl_seconds(int64_t expires_at, int64_t now_ms)
 }
 
 /* The app's view of the call: what it needs to ring or to stop ringing. */
-static cJSON *extras(const struct rtm_push *push)
+static void write_extras(struct rtm_jsonw *w, const struct rtm_push *push)
 {
-    cJSON *x = cJSON_CreateObject();
-    bool ok = x &&
-              cJSON_AddStringToObject(
-                  x, "rtm", push->kind == RTM_PUSH_CALL_CANCEL ? "call_cancel" : "call_invite") &&
-              cJSON_AddStringToObject(x, "id", or_empty(push->call_id)) &&
-              cJSON_AddStringToObject(x, "caller", or_empty(push->caller)) &&
-              cJSON_AddStringToObject(x, "channel", or_empty(push->channel)) &&
-              cJSON_AddNumberToObject(x, "expires_at", (double)push->expires_at);
-    if (!ok) {
-        cJSON_Delete(x);
-        return NULL;
-    }
-    return x;
-}
-
-static cJSON *android(const struct rtm_push *push, const char *alert, const char *title)
-{
-    cJSON *a = cJSON_CreateObject();
-    bool ok = a && cJSON_AddStringToObject(a, "alert", alert) &&
-              cJSON_AddStringToObject(a, "title", title) &&
-              cJSON_AddNumberToObject(a, "priority", 2) &&
-              cJSON_AddStringToObject(a, "category", "call") && add(a, "extras", extras(push));
-    if (!ok) {
-        cJSON_Delete(a);
-        return NULL;
-    }
-    return a;
+    rtm_jsonw_object(w, "extras");
+    rtm_jsonw_string(w, "rtm", push->kind == RTM_PUSH_CALL_CANCEL ? "call_cancel" : "call_invite");
+    rtm_jsonw_string(w, "id", or_empty(push->call_id));
+    rtm_jsonw_string(w, "caller", or_empty(push->caller));
+    rtm_jsonw_string(w, "channel", or_empty(push->channel));
+    rtm_jsonw_int(w, "expires_at", push->expires_at);
+    rtm_jsonw_close(w);
 }
 
 /* The iOS alert is the plain text; a call_cancel carries the same text and
  * the app replaces it (same apns_collapse_id). */
-static cJSON *ios(const struct rtm_push *push, const char *alert)
+static void write_notification(struct rtm_jsonw *w, const struct rtm_push *push, const char *alert,
+                               const char *title)
 {
-    cJSON *i = cJSON_CreateObject();
-    bool ok = i && cJSON_AddStringToObject(i, "alert", alert) &&
-              cJSON_AddStringToObject(i, "sound", "default") && add(i, "extras", extras(push));
-    if (!ok) {
-        cJSON_Delete(i);
-        return NULL;
-    }
-    return i;
-}
-
-static cJSON *notification(const struct rtm_push_settings *settings, const struct rtm_push *push)
-{
-    char *alert = rtm_push_render(settings->alert, push->caller, push->channel);
-    char *title = rtm_push_render(settings->title, push->caller, push->channel);
-    cJSON *n = alert && title ? cJSON_CreateObject() : NULL;
-    bool ok =
-        n && add(n, "android", android(push, alert, title)) && add(n, "ios", ios(push, alert));
-    free(alert);
-    free(title);
-    if (!ok) {
-        cJSON_Delete(n);
-        return NULL;
-    }
-    return n;
+    rtm_jsonw_object(w, "notification");
+    rtm_jsonw_object(w, "android");
+    rtm_jsonw_string(w, "alert", alert);
+    rtm_jsonw_string(w, "title", title);
+    rtm_jsonw_int(w, "priority", 2);
+    rtm_jsonw_string(w, "category", "call");
+    write_extras(w, push);
+    rtm_jsonw_close(w);
+    rtm_jsonw_object(w, "ios");
+    rtm_jsonw_string(w, "alert", alert);
+    rtm_jsonw_string(w, "sound", "default");
+    write_extras(w, push);
+    rtm_jsonw_close(w);
+    rtm_jsonw_close(w);
 }
 
 /* The operator's extra options as a fresh object; an empty one when there
@@ -188,57 +143,85 @@ static cJSON *notification(const struct rtm_push_settings *settings, const struc
  * so that is a bug elsewhere, and a push without extras beats no push). */
 static cJSON *extra_options(const char *text)
 {
-    cJSON *opts = text ? cJSON_Parse(text) : NULL;
+    cJSON *opts = cJSON_Parse(text);
     if (cJSON_IsObject(opts))
         return opts;
     cJSON_Delete(opts);
     return cJSON_CreateObject();
 }
 
-/* Merge rule: the operator's options (plugin_opt_jpush_options) come first
- * and win over our defaults, so apns_production there overrides the plugin
- * option; but time_to_live and apns_collapse_id are always ours, because a
- * call push must die with the call and a cancel must replace its invite. */
-static cJSON *options(const struct rtm_push_settings *settings, const struct rtm_push *push,
-                      int64_t now_ms)
+/* Adds `item` to `obj` as `name`, replacing any member already called
+ * `name`; deletes `item` when that fails. */
+static bool put(cJSON *obj, const char *name, cJSON *item)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(obj, name);
+    if (item && cJSON_AddItemToObject(obj, name, item))
+        return true;
+    cJSON_Delete(item);
+    return false;
+}
+
+/* "options" merged with the operator's (plugin_opt_jpush_options), which
+ * come first and win over our defaults, so apns_production there overrides
+ * the plugin option; but time_to_live and apns_collapse_id are always ours,
+ * because a call push must die with the call and a cancel must replace its
+ * invite. Only this merge needs a tree, and only when the operator set
+ * options. */
+static void write_merged_options(struct rtm_jsonw *w, const struct rtm_push_settings *settings,
+                                 const struct rtm_push *push, int64_t ttl)
 {
     cJSON *o = extra_options(settings->extra_options);
-    bool ok =
-        o &&
-        put(o, "time_to_live", cJSON_CreateNumber((double)ttl_seconds(push->expires_at, now_ms))) &&
-        put(o, "apns_collapse_id", cJSON_CreateString(or_empty(push->call_id))) &&
-        (cJSON_GetObjectItemCaseSensitive(o, "apns_production") ||
-         cJSON_AddBoolToObject(o, "apns_production", settings->apns_production));
-    if (!ok) {
-        cJSON_Delete(o);
-        return NULL;
-    }
-    return o;
+    bool ok = o && put(o, "time_to_live", cJSON_CreateNumber((double)ttl)) &&
+              put(o, "apns_collapse_id", cJSON_CreateString(or_empty(push->call_id))) &&
+              (cJSON_GetObjectItemCaseSensitive(o, "apns_production") ||
+               cJSON_AddBoolToObject(o, "apns_production", settings->apns_production));
+    char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    if (text)
+        rtm_jsonw_raw(w, "options", text, strlen(text));
+    else
+        rtm_jsonw_fail(w);
+    cJSON_free(text);
 }
 
-static cJSON *audience(const char *const *tokens, size_t count)
+static void write_options(struct rtm_jsonw *w, const struct rtm_push_settings *settings,
+                          const struct rtm_push *push, int64_t now_ms)
 {
-    cJSON *a = cJSON_CreateObject();
-    if (a && add(a, "registration_id", cJSON_CreateStringArray(tokens, (int)count)))
-        return a;
-    cJSON_Delete(a);
-    return NULL;
+    int64_t ttl = ttl_seconds(push->expires_at, now_ms);
+    if (settings->extra_options) {
+        write_merged_options(w, settings, push, ttl);
+        return;
+    }
+    rtm_jsonw_object(w, "options");
+    rtm_jsonw_int(w, "time_to_live", ttl);
+    rtm_jsonw_string(w, "apns_collapse_id", or_empty(push->call_id));
+    rtm_jsonw_bool(w, "apns_production", settings->apns_production);
+    rtm_jsonw_close(w);
 }
 
-/* The whole push object, or NULL when out of memory. */
-static cJSON *payload(const struct rtm_push_settings *settings, const struct rtm_push *push,
-                      const char *const *tokens, size_t count, int64_t now_ms)
+/* The whole push object in one pass, or NULL when out of memory. */
+static char *payload(const struct rtm_push_settings *settings, const struct rtm_push *push,
+                     const char *const *tokens, size_t count, int64_t now_ms, size_t *len)
 {
-    cJSON *root = cJSON_CreateObject();
-    bool ok = root && cJSON_AddStringToObject(root, "platform", "all") &&
-              add(root, "audience", audience(tokens, count)) &&
-              add(root, "notification", notification(settings, push)) &&
-              add(root, "options", options(settings, push, now_ms));
-    if (!ok) {
-        cJSON_Delete(root);
-        return NULL;
-    }
-    return root;
+    char *alert = rtm_push_render(settings->alert, push->caller, push->channel);
+    char *title = rtm_push_render(settings->title, push->caller, push->channel);
+    struct rtm_jsonw w;
+    size_t hint = 1024;
+    for (size_t i = 0; i < count; i++)
+        hint += strlen(tokens[i]) + 3;
+    rtm_jsonw_begin(&w, hint);
+    if (!alert || !title)
+        rtm_jsonw_fail(&w);
+    rtm_jsonw_string(&w, "platform", "all");
+    rtm_jsonw_object(&w, "audience");
+    rtm_jsonw_strings(&w, "registration_id", tokens, count);
+    rtm_jsonw_close(&w);
+    if (alert && title)
+        write_notification(&w, push, alert, title);
+    write_options(&w, settings, push, now_ms);
+    free(alert);
+    free(title);
+    return rtm_jsonw_end(&w, len);
 }
 
 static char *concat(const char *a, const char *b)
@@ -257,9 +240,7 @@ static int jpush_build(const struct rtm_push_settings *settings, const struct rt
                        struct rtm_push_request *out)
 {
     memset(out, 0, sizeof(*out));
-    cJSON *root = payload(settings, push, tokens, count, now_ms);
-    out->body = root ? cJSON_PrintUnformatted(root) : NULL;
-    cJSON_Delete(root);
+    out->body = payload(settings, push, tokens, count, now_ms, &out->body_len);
     out->url = concat(or_empty(settings->endpoint), JPUSH_PATH);
     out->username = concat(or_empty(settings->app_key), "");
     out->password = concat(or_empty(settings->master_secret), "");
@@ -267,7 +248,6 @@ static int jpush_build(const struct rtm_push_settings *settings, const struct rt
         rtm_push_request_free(out);
         return -1;
     }
-    out->body_len = strlen(out->body);
     return 0;
 }
 
@@ -399,8 +379,10 @@ static void jpush_classify(const struct rtm_push_response *response, struct rtm_
                  response->error ? response->error : "");
         return;
     }
-    char text[sizeof(out->message)];
-    long code = body_error(response, text, sizeof(text));
+    /* A 2xx is a success whatever its body says: no need to parse it. */
+    char text[sizeof(out->message)] = "";
+    bool ok = response->status >= 200 && response->status <= 299;
+    long code = ok ? 0 : body_error(response, text, sizeof(text));
     out->provider_code = code;
     out->outcome = outcome(response->status, code);
     if (out->outcome == RTM_PUSH_RETRY)
