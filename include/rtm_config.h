@@ -76,6 +76,7 @@ struct rtm_config {
      * chunk on the broker thread: tens of milliseconds on a heap of
      * millions of chunks, so it is for measuring, not for production. */
     bool stats_heap;
+    bool debug_log; /* format and send the debug lines at all */
 };
 
 struct rtm_option {

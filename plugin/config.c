@@ -79,6 +79,7 @@ static const struct opt_def opt_defs[] = {
     {"push_alert", OPT_TEXT, FIELD(push_alert), 1, RTM_CONFIG_TEXT_MAX, NULL},
     {"stats_interval", OPT_UINT, FIELD(stats_interval_s), 0, 86400, NULL},
     {"stats_heap", OPT_BOOL, FIELD(stats_heap), 0, 0, NULL},
+    {"debug_log", OPT_BOOL, FIELD(debug_log), 0, 0, NULL},
     {"registry_listener", OPT_LISTENER, FIELD(registry_listener), 0, RTM_CONFIG_TEXT_MAX, NULL},
 };
 

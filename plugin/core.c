@@ -86,6 +86,11 @@ const char *rtm_identity_uid(const struct rtm_config *cfg, const char *username,
 
 void rtm_core_log(struct rtm_core *core, enum rtm_log_level level, const char *fmt, ...)
 {
+    /* Debug lines come per invitation and per presence change; Mosquitto
+     * shows them only with log_type debug, but cannot tell the plugin so:
+     * unless asked for, they are not even formatted. */
+    if (level == RTM_LOG_DEBUG && !core->cfg->debug_log)
+        return;
     char line[512];
     va_list ap;
     va_start(ap, fmt);

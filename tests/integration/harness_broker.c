@@ -200,6 +200,9 @@ static void write_conf(struct broker *b, const struct broker_opts *opts)
     fprintf(f, "plugin %s\n", plugin_path());
     if (!(opts && opts->other_topics_default))
         fprintf(f, "plugin_opt_other_topics allow\n");
+    /* With log_type all below: every line in a failed test's log, and the
+     * debug lines formatted under the sanitizers too. */
+    fprintf(f, "plugin_opt_debug_log true\n");
     bool own_listener = true;
     if (opts && opts->plugin_opts) {
         for (const char *const *o = opts->plugin_opts; *o; o++) {

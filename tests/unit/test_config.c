@@ -71,6 +71,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.invite_rate, 60);
     assert_int_equal(cfg.max_payload, 8192);
     assert_int_equal(cfg.admin_count, 0);
+    assert_false(cfg.debug_log);
     assert_false(rtm_config_is_admin(&cfg, "admin"));
     assert_false(rtm_config_is_admin(&cfg, ""));
     rtm_config_free(&cfg);
@@ -139,6 +140,7 @@ static void test_several_options_at_once(void **state)
         {"other_topics", "allow"},   {"invite_timeout", "7"},  {"ring_timeout", "8"},
         {"caller_grace", "9"},       {"busy_limit", "4"},      {"invite_rate", "5"},
         {"max_payload", "1000"},     {"admin_users", "root"},  {"max_invite_timeout", "60"},
+        {"debug_log", "on"},
     };
     rtm_config_defaults(&cfg);
     assert_int_equal(rtm_config_parse(&cfg, opts, sizeof(opts) / sizeof(opts[0]), err, sizeof(err)),
@@ -155,6 +157,7 @@ static void test_several_options_at_once(void **state)
     assert_int_equal(cfg.invite_rate, 5);
     assert_int_equal(cfg.max_payload, 1000);
     assert_int_equal(cfg.max_invite_timeout_s, 60);
+    assert_true(cfg.debug_log);
     assert_true(rtm_config_is_admin(&cfg, "root"));
     rtm_config_free(&cfg);
 }

@@ -248,6 +248,30 @@ static void test_pending_delivery(void **state)
     assert_int_equal(count_on(inbox("bob")), 0);
 }
 
+/* Debug lines (here: each presence change) only with debug_log. */
+static void test_debug_lines_only_when_asked(void **state)
+{
+    (void)state;
+    for (int asked = 0; asked <= 1; asked++) {
+        T.cfg.debug_log = asked;
+        boot();
+        conn(&alice);
+        T.now += 40;
+        tick();
+        assert_int_equal(T.rec.npubs, 1);
+        size_t debug = 0;
+        for (size_t i = 0; i < T.rec.nlogs; i++)
+            if (T.rec.logs[i].level == RTM_LOG_DEBUG) {
+                assert_string_equal(T.rec.logs[i].text, "rtm: presence alice online sessions=1");
+                debug++;
+            }
+        assert_int_equal(debug, (size_t)asked);
+        rtm_core_free(T.core);
+        T.core = NULL;
+        rec_clear();
+    }
+}
+
 int main(void)
 {
 #define T_(f) cmocka_unit_test_setup_teardown(f, core_setup, core_teardown)
@@ -259,6 +283,7 @@ int main(void)
         T_(test_presence_confirmed_by_publish),
         T_(test_presence_confirmed_by_subscribe),
         T_(test_pending_delivery),
+        T_(test_debug_lines_only_when_asked),
     };
 #undef T_
     return cmocka_run_group_tests(tests, NULL, NULL);
