@@ -116,9 +116,8 @@ mosquitto_pub -p "$port" -u pd -i pd-dev -q 1 -r -t rtm/u/pd/devices/phone \
 sub=(mosquitto_sub -p "$port" -u pc -i pc-sub -c -q 1 -t rtm/u/pc/call)
 "${sub[@]}" -E
 mosquitto_pub -p "$port" -u pc -i pc-pub -q 1 -t rtm/u/pd/call -l <"$out/invites.txt"
-"${sub[@]}" -C "$count" -W 300 >"$out/pushed.txt" &
-sub=$!
-wait "$sub" || { echo "profile: not every push was answered" >&2; exit 1; }
+"${sub[@]}" -C "$count" -W 300 >"$out/pushed.txt" ||
+    { echo "profile: not every push was answered" >&2; exit 1; }
 pushed=$(grep -c '"type":"pushed"' "$out/pushed.txt" || true)
 ((pushed == count)) || { echo "profile: $pushed pushed events, not $count" >&2; exit 1; }
 finish device handle__publish on_message on_tick
