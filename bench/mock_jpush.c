@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <openssl/evp.h>
 
 #define BACKLOG    4096
 #define IN_MAX     (64 * 1024) /* one request, head and body */
@@ -162,24 +163,6 @@ static void reset(void)
     g.status = 200;
     g.delay_ms = 0;
     g.msg_id = 1;
-}
-
-static void base64(const char *in, char *out)
-{
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t len = strlen(in), o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        unsigned v = (unsigned)(unsigned char)in[i] << 16;
-        if (i + 1 < len)
-            v |= (unsigned)(unsigned char)in[i + 1] << 8;
-        if (i + 2 < len)
-            v |= (unsigned char)in[i + 2];
-        out[o++] = tbl[(v >> 18) & 63];
-        out[o++] = tbl[(v >> 12) & 63];
-        out[o++] = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < len ? tbl[v & 63] : '=';
-    }
-    out[o] = '\0';
 }
 
 /* --- connections ------------------------------------------------------------ */
@@ -675,7 +658,7 @@ int main(int argc, char **argv)
     memcpy(cred, key, kl);
     cred[kl] = ':';
     memcpy(cred + kl + 1, secret, sl + 1);
-    base64(cred, b64);
+    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)cred, (int)strlen(cred));
     memcpy(g.auth, "Basic ", 6);
     memcpy(g.auth + 6, b64, strlen(b64) + 1);
     g.started = mono_ns();

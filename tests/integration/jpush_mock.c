@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
 
 extern char **environ;
 
@@ -498,27 +499,16 @@ const cJSON *rec_find(const cJSON *list, const char *kind, const char *id)
     return NULL;
 }
 
+/* libcrypto's encoder: an oracle independent of libcurl's Basic auth,
+ * which is what the plugin sends. */
 static const char *base64(const char *in)
 {
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t len = strlen(in);
-    char *out = malloc(4 * ((len + 2) / 3) + 1);
+    unsigned char *out = malloc(4 * ((len + 2) / 3) + 1);
     if (!out)
         FAIL("out of memory");
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        unsigned v = (unsigned char)in[i] << 16;
-        if (i + 1 < len)
-            v |= (unsigned char)in[i + 1] << 8;
-        if (i + 2 < len)
-            v |= (unsigned char)in[i + 2];
-        out[o++] = tbl[(v >> 18) & 63];
-        out[o++] = tbl[(v >> 12) & 63];
-        out[o++] = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < len ? tbl[v & 63] : '=';
-    }
-    out[o] = '\0';
-    const char *kept = rt_fmt("%s", out);
+    EVP_EncodeBlock(out, (const unsigned char *)in, (int)len);
+    const char *kept = rt_fmt("%s", (const char *)out);
     free(out);
     return kept;
 }
