@@ -66,22 +66,23 @@ broker() {
     "$lg" wait-port "$port" 60000 || { cat "$out/$name.log" >&2; exit 1; }
 }
 
-# finish NAME: stops the broker; prints the main thread's inclusive
-# instructions of each function named after NAME, per message.
+# finish NAME FUNCTION...: stops the broker; prints the main thread's
+# inclusive instructions in each FUNCTION, per message. A function that
+# never ran is an error: the case did not do what it is meant to.
 finish() {
     local name=$1
     shift
     kill -INT "$pid"
     wait "$pid" || true
-    local file
-    file=$(ls "$out/$name.cg"-01 2>/dev/null || ls "$out/$name.cg"*-01)
-    callgrind_annotate --inclusive=yes --threshold=100 "$file" 2>/dev/null >"$out/$name.txt"
+    callgrind_annotate --inclusive=yes --threshold=100 --show-percs=no "$out/$name.cg"-01 \
+        2>/dev/null >"$out/$name.txt"
     local fn
     for fn in "$@"; do
         awk -v fn="$fn" -v n="$count" -v name="$name" '
             { gsub(",", "", $1) }
-            $3 ~ ("(^|:)" fn "$") && !seen { seen = 1; printf "%-10s %-28s %9.0f Ir/message\n", name, fn, $1 / n }
-            END { if (!seen) printf "%-10s %-28s %9s\n", name, fn, "-" }' "$out/$name.txt"
+            $2 ~ ("(^|:)" fn "$") && !seen { seen = 1; printf "%-10s %-16s %9.0f Ir/message\n", name, fn, $1 / n }
+            END { if (!seen) { printf "profile: %s: %s never ran\n", name, fn > "/dev/stderr"; exit 1 } }' \
+            "$out/$name.txt"
     done
 }
 
