@@ -138,18 +138,6 @@ static void write_notification(struct rtm_jsonw *w, const struct rtm_push *push,
     rtm_jsonw_close(w);
 }
 
-/* The operator's extra options as a fresh object; an empty one when there
- * are none or when the text is not a JSON object (config load validates it,
- * so that is a bug elsewhere, and a push without extras beats no push). */
-static cJSON *extra_options(const char *text)
-{
-    cJSON *opts = cJSON_Parse(text);
-    if (cJSON_IsObject(opts))
-        return opts;
-    cJSON_Delete(opts);
-    return cJSON_CreateObject();
-}
-
 /* Adds `item` to `obj` as `name`, replacing any member already called
  * `name`; deletes `item` when that fails. */
 static bool put(cJSON *obj, const char *name, cJSON *item)
@@ -170,8 +158,11 @@ static bool put(cJSON *obj, const char *name, cJSON *item)
 static void write_merged_options(struct rtm_jsonw *w, const struct rtm_push_settings *settings,
                                  const struct rtm_push *push, int64_t ttl)
 {
-    cJSON *o = extra_options(settings->extra_options);
-    bool ok = o && put(o, "time_to_live", cJSON_CreateNumber((double)ttl)) &&
+    /* Config load made sure the text is a JSON object: failing to read it
+     * back is running out of memory, and a push without the operator's
+     * options (apns_production, vendor channels) must not go out. */
+    cJSON *o = cJSON_Parse(settings->extra_options);
+    bool ok = cJSON_IsObject(o) && put(o, "time_to_live", cJSON_CreateNumber((double)ttl)) &&
               put(o, "apns_collapse_id", cJSON_CreateString(or_empty(push->call_id))) &&
               (cJSON_GetObjectItemCaseSensitive(o, "apns_production") ||
                cJSON_AddBoolToObject(o, "apns_production", settings->apns_production));

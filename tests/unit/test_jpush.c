@@ -402,19 +402,29 @@ static void test_extra_options_precedence(void **state)
     cJSON_Delete(root);
 }
 
+/* Config load refuses options that are not a JSON object; if such text
+ * reached a build anyway, the push would lose what the operator asked for
+ * (apns_production, vendor channels): no request rather than that one. An
+ * empty object is fine. */
 static void test_extra_options_garbage(void **state)
 {
     (void)state;
     static const char *const garbage[] = {
-        "", "not json", "{\"a\":", "[1,2]", "42", "\"text\"", "null", "true", "{}",
+        "", "not json", "{\"a\":", "[1,2]", "42", "\"text\"", "null", "true",
     };
     struct rtm_push_settings s = base_settings;
     for (size_t i = 0; i < sizeof(garbage) / sizeof(garbage[0]); i++) {
         s.extra_options = garbage[i];
-        cJSON *root = build_json(&s, &invite, one_token, 1, NOW);
-        expect_body(root, &invite, "call_invite", "alice is calling", "Incoming call", 30, false);
-        cJSON_Delete(root);
+        struct rtm_push_request req;
+        memset(&req, 0x5A, sizeof(req));
+        assert_int_equal(rtm_push_jpush.build(&s, &invite, one_token, 1, NOW, &req), -1);
+        assert_null(req.body);
+        rtm_push_request_free(&req);
     }
+    s.extra_options = "{}";
+    cJSON *root = build_json(&s, &invite, one_token, 1, NOW);
+    expect_body(root, &invite, "call_invite", "alice is calling", "Incoming call", 30, false);
+    cJSON_Delete(root);
 }
 
 static void test_url_and_credentials(void **state)
@@ -447,20 +457,21 @@ static void test_url_and_credentials(void **state)
 
 /* Every allocation of build(): the linker sends the code's malloc() and
  * realloc() here (-Wl,--wrap, tests/unit/CMakeLists.txt) and cJSON's through
- * its hooks. While `alloc_countdown` is >= 0 the allocation it reaches 0 at
- * fails; `allocations` counts the ones that were made. */
+ * its hooks. The allocation numbered `fail_at` (from 0; -1: none) fails,
+ * and with `fail_rest` every one after it too; `allocations` counts the
+ * ones that were made. */
 void *__real_malloc(size_t size);
 void *__real_realloc(void *ptr, size_t size);
 
-static long alloc_countdown = -1;
-static long allocations;
+static long fail_at = -1;
+static bool fail_rest;
+static long allocations, attempts;
 
 static bool allocation_allowed(void)
 {
-    if (alloc_countdown == 0)
+    long n = attempts++;
+    if (fail_at >= 0 && (n == fail_at || (fail_rest && n > fail_at)))
         return false;
-    if (alloc_countdown > 0)
-        alloc_countdown--;
     allocations++;
     return true;
 }
@@ -477,38 +488,40 @@ void *__wrap_realloc(void *ptr, size_t size)
     return allocation_allowed() ? __real_realloc(ptr, size) : NULL;
 }
 
-/* Each allocation of build() fails in turn: -1, an empty request, no leak
- * (ASan). The walk ends at the first count that lets the build through,
- * which must be the number of allocations a build makes. */
-static void walk_build_failures(const struct rtm_push_settings *s, long min_allocations)
+static int build_failing_at(const struct rtm_push_settings *s, long at, bool rest,
+                            struct rtm_push_request *req)
 {
     static const char *const tokens[] = {"t1", "t2", "t3"};
+    fail_at = at;
+    fail_rest = rest;
+    attempts = allocations = 0;
+    int rc = rtm_push_jpush.build(s, &invite, tokens, 3, NOW, req);
+    fail_at = -1;
+    return rc;
+}
+
+/* Each allocation of build() fails in turn, alone and with every one after
+ * it: -1 and an empty request each time, never a request missing a part,
+ * and no leak (ASan). Returns how many allocations a build makes. */
+static long walk_build_failures(const struct rtm_push_settings *s, long min_allocations)
+{
     struct rtm_push_request req;
-    allocations = 0;
-    assert_int_equal(rtm_push_jpush.build(s, &invite, tokens, 3, NOW, &req), 0);
+    assert_int_equal(build_failing_at(s, -1, false, &req), 0);
     rtm_push_request_free(&req);
     long needed = allocations;
     assert_true(needed >= min_allocations);
-    int rc = -1;
-    long n;
-    for (n = 0; rc != 0 && n <= needed; n++) {
-        memset(&req, 0x5A, sizeof(req));
-        alloc_countdown = n;
-        rc = rtm_push_jpush.build(s, &invite, tokens, 3, NOW, &req);
-        if (rc != 0) {
-            assert_int_equal(rc, -1);
+    for (int rest = 0; rest <= 1; rest++) {
+        for (long n = 0; n < needed; n++) {
+            memset(&req, 0x5A, sizeof(req));
+            assert_int_equal(build_failing_at(s, n, rest, &req), -1);
             assert_null(req.body);
             assert_null(req.url);
             assert_null(req.username);
             assert_null(req.password);
-        } else {
-            assert_non_null(req.body);
+            rtm_push_request_free(&req);
         }
-        rtm_push_request_free(&req);
     }
-    alloc_countdown = -1;
-    assert_int_equal(rc, 0);
-    assert_int_equal(n, needed + 1);
+    return needed;
 }
 
 static void test_build_out_of_memory(void **state)
@@ -518,11 +531,18 @@ static void test_build_out_of_memory(void **state)
     cJSON_InitHooks(&hooks);
     /* Without extra options: the two templates, the body, the URL and the
      * two credentials. */
-    walk_build_failures(&base_settings, 6);
+    assert_int_equal(walk_build_failures(&base_settings, 6), 6);
     /* With them, their merge (a cJSON tree) allocates more. */
     struct rtm_push_settings s = base_settings;
     s.extra_options = "{\"third_party_channel\":{\"vivo\":{\"classification\":1}}}";
     walk_build_failures(&s, 16);
+    /* Templates that expand past the body's first buffer make it grow. */
+    static char long_title[1200];
+    for (size_t i = 0; i + 8 < sizeof(long_title); i += 8)
+        memcpy(long_title + i, "{caller}", 8);
+    s = base_settings;
+    s.title = long_title;
+    assert_int_equal(walk_build_failures(&s, 7), 7);
     cJSON_InitHooks(NULL);
 }
 
