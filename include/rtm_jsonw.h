@@ -25,19 +25,21 @@ void rtm_jsonw_string(struct rtm_jsonw *w, const char *name, const char *value);
 void rtm_jsonw_int(struct rtm_jsonw *w, const char *name, int64_t value);
 void rtm_jsonw_bool(struct rtm_jsonw *w, const char *name, bool value);
 /* Opens an object as member `name`: what is written next goes into it until
- * rtm_jsonw_close(). */
+ * rtm_jsonw_close(). The writer keeps no stack: every object opened must be
+ * closed before rtm_jsonw_end(). */
 void rtm_jsonw_object(struct rtm_jsonw *w, const char *name);
 void rtm_jsonw_close(struct rtm_jsonw *w);
 /* An array of `count` strings as member `name`. */
 void rtm_jsonw_strings(struct rtm_jsonw *w, const char *name, const char *const *values,
                        size_t count);
-/* A value the caller has already serialized (valid JSON), as member `name`. */
+/* A value the caller has already serialized (valid JSON, not NULL), as
+ * member `name`. */
 void rtm_jsonw_raw(struct rtm_jsonw *w, const char *name, const char *json, size_t len);
 /* Drops what was written, as a failed allocation does: for a caller whose
  * own part failed, so that rtm_jsonw_end() returns NULL. */
 void rtm_jsonw_fail(struct rtm_jsonw *w);
-/* Closes the outermost object. Returns the malloc'd NUL-terminated text and its
- * length in `*len`, or NULL (and 0) when memory ran out on the way. */
+/* Closes the outermost object (the one rtm_jsonw_begin() opened). Returns the malloc'd
+ * NUL-terminated text and its length in `*len`, or NULL (and 0) when memory ran out on the way. */
 char *rtm_jsonw_end(struct rtm_jsonw *w, size_t *len);
 
 #endif

@@ -119,8 +119,9 @@ static void call_free(struct rtm_pusher *p, struct pushed_call *pc)
     free(pc);
 }
 
-/* `src` (NULL: empty) into `dst` of `size` bytes, cut to fit. A plain copy:
- * snprintf("%s") cost ten times as much on this path (bench/profile.sh). */
+/* `src` (NULL: empty) into `dst` of `size` > 0 bytes (an array's sizeof),
+ * cut to fit. A plain copy: snprintf("%s") cost ten times as much on this
+ * path (bench/profile.sh). */
 static void copy_text(char *dst, size_t size, const char *src)
 {
     size_t n = src ? strnlen(src, size - 1) : 0;

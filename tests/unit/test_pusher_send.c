@@ -8,6 +8,7 @@
  */
 #include "pusher_fixture.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -352,6 +353,42 @@ static void test_free_with_work_pending(void **state)
     expect_stats(3, 3, 4, 1, 1, 0, 0, 0);
 }
 
+/* A push copied for later keeps each string whole up to its field's size
+ * and cuts longer ones there, NUL-terminated inside the field: nothing is
+ * written past the last field. */
+static void test_push_copy_cuts_long_strings(void **state)
+{
+    (void)state;
+    char long_text[200];
+    memset(long_text, 'x', sizeof(long_text) - 1);
+    long_text[sizeof(long_text) - 1] = '\0';
+    struct rtm_push push = {.kind = RTM_PUSH_CALL_INVITE,
+                            .call_id = long_text,
+                            .caller = long_text,
+                            .callee = "bob",
+                            .channel = NULL,
+                            .expires_at = 42,
+                            .why = long_text};
+    union {
+        struct rtm_push_copy c;
+        unsigned char bytes[sizeof(struct rtm_push_copy)];
+    } u;
+    memset(&u, 0x5A, sizeof(u));
+    rtm_push_copy_set(&u.c, &push);
+    assert_int_equal(strlen(u.c.call_id), sizeof(u.c.call_id) - 1);
+    assert_int_equal(strlen(u.c.caller), sizeof(u.c.caller) - 1);
+    assert_int_equal(strncmp(u.c.call_id, long_text, sizeof(u.c.call_id) - 1), 0);
+    assert_string_equal(u.c.callee, "bob");
+    assert_string_equal(u.c.channel, "");
+    assert_int_equal(strlen(u.c.why), sizeof(u.c.why) - 1);
+    for (size_t i = offsetof(struct rtm_push_copy, why) + sizeof(u.c.why); i < sizeof(u); i++)
+        assert_int_equal(u.bytes[i], 0x5A);
+    struct rtm_push back = rtm_push_copy_view(&u.c, 7);
+    assert_int_equal(back.expires_at, 42);
+    assert_int_equal(back.now_ms, 7);
+    assert_string_equal(back.callee, "bob");
+}
+
 int main(void)
 {
 #define T_(f) cmocka_unit_test_setup_teardown(f, pusher_setup, pusher_teardown)
@@ -366,6 +403,7 @@ int main(void)
         T_(test_queue_full),
         T_(test_unknown_tags_ignored),
         T_(test_free_with_work_pending),
+        cmocka_unit_test(test_push_copy_cuts_long_strings),
     };
 #undef T_
     return cmocka_run_group_tests(tests, NULL, NULL);
