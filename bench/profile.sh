@@ -34,7 +34,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# broker NAME plain|rtm [MOCK_PORT]: a broker under callgrind; sets $port, $pid.
+# broker NAME plain|rtm [MOCK_PORT [CONF_LINE]]: a broker under callgrind;
+# sets $port, $pid.
 broker() {
     local name=$1 kind=$2 f="$out/$1.conf"
     port=$("$lg" free-port)
@@ -56,6 +57,7 @@ broker() {
                 echo "plugin_opt_jpush_app_key profile-key"
                 echo "plugin_opt_jpush_master_secret profile-secret"
                 echo "plugin_opt_jpush_endpoint http://127.0.0.1:$3"
+                echo "${4:-}"
             fi
         fi
     } >"$f"
@@ -108,17 +110,27 @@ mkdir -p "$out/mock"
     --master-secret profile-secret >"$out/mock.log" 2>&1 &
 pids+=("$!")
 for _ in $(seq 100); do [[ -s "$out/mock/port" ]] && break; sleep 0.1; done
-broker device rtm "$(cat "$out/mock/port")"
-mosquitto_pub -p "$port" -u pd -i pd-dev -q 1 -r -t rtm/u/pd/devices/phone \
-    -m '{"provider":"jpush","platform":"android","token":"profile-token"}'
-# The caller's inbox gets one `pushed` event per invitation once its push is
-# answered: a persistent session subscribed before the invitations (-E: exit
-# once the broker has acknowledged) collects them all afterwards.
-sub=(mosquitto_sub -p "$port" -u pc -i pc-sub -c -q 1 -t rtm/u/pc/call)
-"${sub[@]}" -E
-mosquitto_pub -p "$port" -u pc -i pc-pub -q 1 -t rtm/u/pd/call -l <"$out/invites.txt"
-"${sub[@]}" -C "$count" -W 300 >"$out/pushed.txt" ||
-    { echo "profile: not every push was answered" >&2; exit 1; }
-pushed=$(grep -c '"type":"pushed"' "$out/pushed.txt" || true)
-((pushed == count)) || { echo "profile: $pushed pushed events, not $count" >&2; exit 1; }
-finish device handle__publish on_message on_tick
+# pushed NAME [CONF_LINE]: invitations to pd, offline with one device.
+pushed() {
+    local name=$1
+    broker "$name" rtm "$(cat "$out/mock/port")" "${2:-}"
+    mosquitto_pub -p "$port" -u pd -i pd-dev -q 1 -r -t rtm/u/pd/devices/phone \
+        -m '{"provider":"jpush","platform":"android","token":"profile-token"}'
+    # The caller's inbox gets one `pushed` event per invitation once its push
+    # is answered: a persistent session subscribed before the invitations
+    # (-E: exit once the broker has acknowledged) collects them all after.
+    local sub=(mosquitto_sub -p "$port" -u pc -i pc-sub -c -q 1 -t rtm/u/pc/call)
+    "${sub[@]}" -E
+    mosquitto_pub -p "$port" -u pc -i pc-pub -q 1 -t rtm/u/pd/call -l <"$out/invites.txt"
+    "${sub[@]}" -C "$count" -W 300 >"$out/$name.pushed" ||
+        { echo "profile: $name: not every push was answered" >&2; exit 1; }
+    local n
+    n=$(grep -c '"type":"pushed"' "$out/$name.pushed" || true)
+    ((n == count)) || { echo "profile: $name: $n pushed events, not $count" >&2; exit 1; }
+    finish "$name" handle__publish on_message on_tick
+}
+
+pushed device
+# The same with the vendor channels of the README's example, merged into
+# every request's options.
+pushed options 'plugin_opt_jpush_options {"classification":1,"third_party_channel":{"xiaomi":{"distribution":"ospush"},"huawei":{"distribution":"ospush"},"oppo":{"distribution":"ospush"},"vivo":{"distribution":"ospush","classification":1}}}'
