@@ -35,6 +35,9 @@ void rtm_jsonw_strings(struct rtm_jsonw *w, const char *name, const char *const 
 /* A value the caller has already serialized (valid JSON, not NULL), as
  * member `name`. */
 void rtm_jsonw_raw(struct rtm_jsonw *w, const char *name, const char *json, size_t len);
+/* Members the caller has already serialized (`"a":1,"b":2`: valid, not
+ * empty, no braces), into the object open now. */
+void rtm_jsonw_members(struct rtm_jsonw *w, const char *members, size_t len);
 /* Drops what was written, as a failed allocation does: for a caller whose
  * own part failed, so that rtm_jsonw_end() returns NULL. */
 void rtm_jsonw_fail(struct rtm_jsonw *w);

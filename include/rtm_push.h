@@ -17,6 +17,16 @@
 
 #define RTM_PUSH_BATCH_MAX 1000 /* JPush: registration ids per request */
 
+/* The operator's extra request options (plugin_opt_jpush_options) in the
+ * form a build merges, read once at start-up: `members` is the object's
+ * text without its braces and without the members the plugin always sets
+ * (time_to_live, apns_collapse_id); malloc'd, "" when nothing is left. */
+struct rtm_push_options {
+    char *members;
+    size_t len;
+    bool sets_apns_production; /* the operator's apns_production wins */
+};
+
 /* What a provider needs from the configuration. Strings are NUL-terminated
  * and owned by the caller. */
 struct rtm_push_settings {
@@ -26,7 +36,7 @@ struct rtm_push_settings {
     const char *title;         /* template: {caller} and {channel} are replaced */
     const char *alert;         /* template, as title */
     bool apns_production;
-    const char *extra_options; /* JSON object text merged into "options", or NULL */
+    const struct rtm_push_options *extra_options; /* merged into "options", or NULL */
 };
 
 /* An HTTP request ready to send. Every string is malloc'd and owned by the
@@ -85,6 +95,11 @@ struct rtm_push_provider {
 extern const struct rtm_push_provider rtm_push_jpush;
 
 void rtm_push_request_free(struct rtm_push_request *req);
+
+/* Reads a JSON object's text into `out`. -1 (and `out` empty) when the text
+ * is not a JSON object or memory ran out. */
+int rtm_push_options_prepare(const char *json, struct rtm_push_options *out);
+void rtm_push_options_free(struct rtm_push_options *o);
 
 /* Replaces {caller} and {channel} in `template`. malloc'd; NULL when out of memory. */
 char *rtm_push_render(const char *template, const char *caller, const char *channel);

@@ -186,6 +186,14 @@ void rtm_jsonw_fail(struct rtm_jsonw *w)
     w->buf = NULL;
 }
 
+void rtm_jsonw_members(struct rtm_jsonw *w, const char *members, size_t len)
+{
+    if (!w->empty)
+        put(w, ",", 1);
+    w->empty = false;
+    put(w, members, len);
+}
+
 void rtm_jsonw_raw(struct rtm_jsonw *w, const char *name, const char *json, size_t len)
 {
     put_name(w, name);

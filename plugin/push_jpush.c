@@ -3,9 +3,10 @@
  *
  * build() writes the whole payload in one pass (rtm_jsonw.h): a cJSON tree,
  * printed and deleted, cost more than the rest of a push on the broker
- * thread (bench/profile.sh). Any failed allocation frees whatever the
- * request already holds, so the caller sees either a complete request or
- * nothing.
+ * thread (bench/profile.sh). The operator's extra options are read into
+ * text once, at start-up (rtm_push_options_prepare()). Any failed
+ * allocation frees whatever the request already holds, so the caller sees
+ * either a complete request or nothing.
  * classify() reads only the HTTP status, the JPush error object
  * {"error":{"code":N,"message":"..."}} and two headers; a missing, truncated
  * or non-JSON body simply means "no JPush code". Neither function reads a
@@ -138,56 +139,68 @@ static void write_notification(struct rtm_jsonw *w, const struct rtm_push *push,
     rtm_jsonw_close(w);
 }
 
-/* Adds `item` to `obj` as `name`, replacing any member already called
- * `name`; deletes `item` when that fails. */
-static bool put(cJSON *obj, const char *name, cJSON *item)
-{
-    cJSON_DeleteItemFromObjectCaseSensitive(obj, name);
-    if (item && cJSON_AddItemToObject(obj, name, item))
-        return true;
-    cJSON_Delete(item);
-    return false;
-}
-
-/* "options" merged with the operator's (plugin_opt_jpush_options), which
- * come first and win over our defaults, so apns_production there overrides
- * the plugin option; but time_to_live and apns_collapse_id are always ours,
- * because a call push must die with the call and a cancel must replace its
- * invite. Only this merge needs a tree, and only when the operator set
- * options. */
-static void write_merged_options(struct rtm_jsonw *w, const struct rtm_push_settings *settings,
-                                 const struct rtm_push *push, int64_t ttl)
-{
-    /* Config load made sure the text is a JSON object: failing to read it
-     * back is running out of memory, and a push without the operator's
-     * options (apns_production, vendor channels) must not go out. */
-    cJSON *o = cJSON_Parse(settings->extra_options);
-    bool ok = cJSON_IsObject(o) && put(o, "time_to_live", cJSON_CreateNumber((double)ttl)) &&
-              put(o, "apns_collapse_id", cJSON_CreateString(or_empty(push->call_id))) &&
-              (cJSON_GetObjectItemCaseSensitive(o, "apns_production") ||
-               cJSON_AddBoolToObject(o, "apns_production", settings->apns_production));
-    char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
-    cJSON_Delete(o);
-    if (text)
-        rtm_jsonw_raw(w, "options", text, strlen(text));
-    else
-        rtm_jsonw_fail(w);
-    cJSON_free(text);
-}
-
+/* "options": the operator's (plugin_opt_jpush_options) first, then ours.
+ * The operator's apns_production overrides the plugin option; but
+ * time_to_live and apns_collapse_id are always ours (prepare() removed the
+ * operator's), because a call push must die with the call and a cancel
+ * must replace its invite. */
 static void write_options(struct rtm_jsonw *w, const struct rtm_push_settings *settings,
                           const struct rtm_push *push, int64_t now_ms)
 {
-    int64_t ttl = ttl_seconds(push->expires_at, now_ms);
-    if (settings->extra_options) {
-        write_merged_options(w, settings, push, ttl);
-        return;
-    }
+    const struct rtm_push_options *extra = settings->extra_options;
     rtm_jsonw_object(w, "options");
-    rtm_jsonw_int(w, "time_to_live", ttl);
+    if (extra && extra->len)
+        rtm_jsonw_members(w, extra->members, extra->len);
+    rtm_jsonw_int(w, "time_to_live", ttl_seconds(push->expires_at, now_ms));
     rtm_jsonw_string(w, "apns_collapse_id", or_empty(push->call_id));
-    rtm_jsonw_bool(w, "apns_production", settings->apns_production);
+    if (!(extra && extra->sets_apns_production))
+        rtm_jsonw_bool(w, "apns_production", settings->apns_production);
     rtm_jsonw_close(w);
+}
+
+/* Every member called `name`: a JSON text may repeat a name. */
+static void delete_all(cJSON *obj, const char *name)
+{
+    while (cJSON_GetObjectItemCaseSensitive(obj, name))
+        cJSON_DeleteItemFromObjectCaseSensitive(obj, name);
+}
+
+/* Read once, at start-up: the cJSON tree this takes (a parse and a print)
+ * cost more per push than the rest of the request (bench/profile.sh). */
+int rtm_push_options_prepare(const char *json, struct rtm_push_options *out)
+{
+    memset(out, 0, sizeof(*out));
+    cJSON *o = json ? cJSON_Parse(json) : NULL;
+    char *text = NULL;
+    if (cJSON_IsObject(o)) {
+        delete_all(o, "time_to_live");
+        delete_all(o, "apns_collapse_id");
+        out->sets_apns_production = cJSON_GetObjectItemCaseSensitive(o, "apns_production") != NULL;
+        text = cJSON_PrintUnformatted(o);
+    }
+    cJSON_Delete(o);
+    size_t len = text ? strlen(text) : 0;
+    char *members = len >= 2 ? malloc(len - 1) : NULL;
+    if (members) { /* the text between the braces */
+        memcpy(members, text + 1, len - 2);
+        members[len - 2] = '\0';
+    }
+    cJSON_free(text);
+    if (!members) {
+        memset(out, 0, sizeof(*out));
+        return -1;
+    }
+    out->members = members;
+    out->len = len - 2;
+    return 0;
+}
+
+void rtm_push_options_free(struct rtm_push_options *o)
+{
+    if (!o)
+        return;
+    free(o->members);
+    memset(o, 0, sizeof(*o));
 }
 
 /* The whole push object in one pass, or NULL when out of memory. */

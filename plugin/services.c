@@ -47,6 +47,7 @@ struct rtm_services {
     struct rtm_core *core;
     const struct rtm_sink *sink;
     struct rtm_push_settings settings;
+    struct rtm_push_options options; /* plugin_opt_jpush_options, read once */
     struct rtm_pusher *pusher;
     struct rtm_http *http; /* NULL: dry run */
     struct rtm_loader *loader;
@@ -191,8 +192,14 @@ static int start_push(struct rtm_services *s, char *err, size_t err_len)
         .title = cfg->push_title,
         .alert = cfg->push_alert,
         .apns_production = cfg->apns_production,
-        .extra_options = cfg->jpush_options[0] ? cfg->jpush_options : NULL,
     };
+    if (cfg->jpush_options[0]) {
+        if (rtm_push_options_prepare(cfg->jpush_options, &s->options) != 0) {
+            snprintf(err, err_len, "out of memory reading plugin_opt_jpush_options");
+            return -1;
+        }
+        s->settings.extra_options = &s->options;
+    }
     bool dry_run = cfg->jpush_app_key[0] == '\0';
     if (!dry_run) {
         long timeout = (long)cfg->push_timeout_ms;
@@ -327,5 +334,6 @@ void rtm_services_stop(struct rtm_services *s)
         rtm_core_set_push(s->core, NULL, NULL);
     free_deferred(s);
     rtm_pusher_free(s->pusher);
+    rtm_push_options_free(&s->options);
     free(s);
 }

@@ -68,6 +68,18 @@ static cJSON *build_json(const struct rtm_push_settings *s, const struct rtm_pus
     return root;
 }
 
+/* Builds with the operator's options `json` read as at start-up. */
+static cJSON *build_with_options(const char *json)
+{
+    struct rtm_push_options opts;
+    assert_int_equal(rtm_push_options_prepare(json, &opts), 0);
+    struct rtm_push_settings s = base_settings;
+    s.extra_options = &opts;
+    cJSON *root = build_json(&s, &invite, one_token, 1, NOW);
+    rtm_push_options_free(&opts);
+    return root;
+}
+
 static cJSON *member(const cJSON *obj, const char *name)
 {
     assert_true(cJSON_IsObject(obj));
@@ -359,11 +371,10 @@ static void test_apns_production(void **state)
 static void test_extra_options_merged(void **state)
 {
     (void)state;
-    struct rtm_push_settings s = base_settings;
-    s.extra_options = "{\"third_party_channel\":{\"vivo\":{\"distribution\":\"ospush\","
-                      "\"classification\":1},\"xiaomi\":{\"channel_id\":\"call\"}},"
-                      "\"classification\":1,\"sendno\":7}";
-    cJSON *root = build_json(&s, &invite, one_token, 1, NOW);
+    cJSON *root =
+        build_with_options("{\"third_party_channel\":{\"vivo\":{\"distribution\":\"ospush\","
+                           "\"classification\":1},\"xiaomi\":{\"channel_id\":\"call\"}},"
+                           "\"classification\":1,\"sendno\":7}");
     cJSON *options = member(root, "options");
     assert_int_equal(cJSON_GetArraySize(options), 6);
     assert_true(number_at(options, "time_to_live") == 30);
@@ -383,10 +394,8 @@ static void test_extra_options_merged(void **state)
 static void test_extra_options_precedence(void **state)
 {
     (void)state;
-    struct rtm_push_settings s = base_settings;
-    s.extra_options = "{\"time_to_live\":86400,\"apns_collapse_id\":\"fixed\","
-                      "\"apns_production\":true,\"classification\":0}";
-    cJSON *root = build_json(&s, &invite, one_token, 1, NOW);
+    cJSON *root = build_with_options("{\"time_to_live\":86400,\"apns_collapse_id\":\"fixed\","
+                                     "\"apns_production\":true,\"classification\":0}");
     cJSON *options = member(root, "options");
     assert_int_equal(cJSON_GetArraySize(options), 4);
     assert_true(number_at(options, "time_to_live") == 30);
@@ -395,34 +404,34 @@ static void test_extra_options_precedence(void **state)
     assert_true(number_at(options, "classification") == 0);
     cJSON_Delete(root);
 
-    /* Wrong types do not survive either. */
-    s.extra_options = "{\"time_to_live\":\"forever\",\"apns_collapse_id\":null}";
-    root = build_json(&s, &invite, one_token, 1, NOW);
+    /* Wrong types do not survive either, nor a name given twice. */
+    root = build_with_options("{\"time_to_live\":\"forever\",\"apns_collapse_id\":null,"
+                              "\"time_to_live\":5}");
+    expect_body(root, &invite, "call_invite", "alice is calling", "Incoming call", 30, false);
+    cJSON_Delete(root);
+    /* Nothing left of the operator's: still valid JSON. */
+    root = build_with_options("{\"time_to_live\":1}");
     expect_body(root, &invite, "call_invite", "alice is calling", "Incoming call", 30, false);
     cJSON_Delete(root);
 }
 
-/* Config load refuses options that are not a JSON object; if such text
- * reached a build anyway, the push would lose what the operator asked for
- * (apns_production, vendor channels): no request rather than that one. An
- * empty object is fine. */
+/* Config load refuses options that are not a JSON object; reading them at
+ * start-up refuses them again rather than push without what the operator
+ * asked for (apns_production, vendor channels). An empty object is fine. */
 static void test_extra_options_garbage(void **state)
 {
     (void)state;
     static const char *const garbage[] = {
-        "", "not json", "{\"a\":", "[1,2]", "42", "\"text\"", "null", "true",
+        "", "not json", "{\"a\":", "[1,2]", "42", "\"text\"", "null", "true", NULL,
     };
-    struct rtm_push_settings s = base_settings;
     for (size_t i = 0; i < sizeof(garbage) / sizeof(garbage[0]); i++) {
-        s.extra_options = garbage[i];
-        struct rtm_push_request req;
-        memset(&req, 0x5A, sizeof(req));
-        assert_int_equal(rtm_push_jpush.build(&s, &invite, one_token, 1, NOW, &req), -1);
-        assert_null(req.body);
-        rtm_push_request_free(&req);
+        struct rtm_push_options opts;
+        memset(&opts, 0x5A, sizeof(opts));
+        assert_int_equal(rtm_push_options_prepare(garbage[i], &opts), -1);
+        assert_null(opts.members);
+        rtm_push_options_free(&opts);
     }
-    s.extra_options = "{}";
-    cJSON *root = build_json(&s, &invite, one_token, 1, NOW);
+    cJSON *root = build_with_options("{}");
     expect_body(root, &invite, "call_invite", "alice is calling", "Incoming call", 30, false);
     cJSON_Delete(root);
 }
@@ -454,6 +463,8 @@ static void test_url_and_credentials(void **state)
     rtm_push_request_free(&req);
     assert_string_equal(rtm_push_jpush.name, "jpush");
 }
+
+#define OPTIONS "{\"third_party_channel\":{\"vivo\":{\"classification\":1}},\"time_to_live\":9}"
 
 /* Every allocation of build(): the linker sends the code's malloc() and
  * realloc() here (-Wl,--wrap, tests/unit/CMakeLists.txt) and cJSON's through
@@ -532,10 +543,13 @@ static void test_build_out_of_memory(void **state)
     /* Without extra options: the two templates, the body, the URL and the
      * two credentials. */
     assert_int_equal(walk_build_failures(&base_settings, 6), 6);
-    /* With them, their merge (a cJSON tree) allocates more. */
+    /* The operator's options, read at start-up, cost a build nothing more. */
+    struct rtm_push_options opts;
+    assert_int_equal(rtm_push_options_prepare(OPTIONS, &opts), 0);
     struct rtm_push_settings s = base_settings;
-    s.extra_options = "{\"third_party_channel\":{\"vivo\":{\"classification\":1}}}";
-    walk_build_failures(&s, 16);
+    s.extra_options = &opts;
+    assert_int_equal(walk_build_failures(&s, 6), 6);
+    rtm_push_options_free(&opts);
     /* Templates that expand past the body's first buffer make it grow. */
     static char long_title[1200];
     for (size_t i = 0; i + 8 < sizeof(long_title); i += 8)
@@ -543,6 +557,34 @@ static void test_build_out_of_memory(void **state)
     s = base_settings;
     s.title = long_title;
     assert_int_equal(walk_build_failures(&s, 7), 7);
+    cJSON_InitHooks(NULL);
+}
+
+/* Reading the options fails each allocation in turn, alone and with every
+ * one after it: -1, nothing held, no leak (ASan). */
+static void test_options_out_of_memory(void **state)
+{
+    (void)state;
+    cJSON_Hooks hooks = {.malloc_fn = __wrap_malloc, .free_fn = free};
+    cJSON_InitHooks(&hooks);
+    struct rtm_push_options opts;
+    attempts = allocations = 0;
+    assert_int_equal(rtm_push_options_prepare(OPTIONS, &opts), 0);
+    rtm_push_options_free(&opts);
+    long needed = allocations;
+    assert_true(needed > 10); /* the tree's nodes and names, its text, the members */
+    for (int rest = 0; rest <= 1; rest++) {
+        for (long n = 0; n < needed; n++) {
+            fail_at = n;
+            fail_rest = rest;
+            attempts = 0;
+            memset(&opts, 0x5A, sizeof(opts));
+            assert_int_equal(rtm_push_options_prepare(OPTIONS, &opts), -1);
+            fail_at = -1;
+            assert_null(opts.members);
+            assert_int_equal(opts.len, 0);
+        }
+    }
     cJSON_InitHooks(NULL);
 }
 
@@ -782,6 +824,7 @@ int main(void)
         cmocka_unit_test(test_extra_options_merged),
         cmocka_unit_test(test_extra_options_precedence),
         cmocka_unit_test(test_extra_options_garbage),
+        cmocka_unit_test(test_options_out_of_memory),
         cmocka_unit_test(test_url_and_credentials),
         cmocka_unit_test(test_build_out_of_memory),
         cmocka_unit_test(test_classify_ok),

@@ -162,6 +162,27 @@ static void test_nested(void **state)
     free(text);
 }
 
+/* Members serialized elsewhere, spliced first and last into objects. */
+static void test_members_spliced(void **state)
+{
+    (void)state;
+    static const char members[] = "\"k\":[1,2],\"s\":\"v\"";
+    struct rtm_jsonw w;
+    rtm_jsonw_begin(&w, 1);
+    rtm_jsonw_object(&w, "first");
+    rtm_jsonw_members(&w, members, strlen(members));
+    rtm_jsonw_int(&w, "n", 1);
+    rtm_jsonw_close(&w);
+    rtm_jsonw_bool(&w, "b", true);
+    rtm_jsonw_members(&w, members, strlen(members));
+    size_t len = 0;
+    char *text = rtm_jsonw_end(&w, &len);
+    assert_string_equal(text, "{\"first\":{\"k\":[1,2],\"s\":\"v\",\"n\":1},\"b\":true,"
+                              "\"k\":[1,2],\"s\":\"v\"}");
+    assert_int_equal(len, strlen(text));
+    free(text);
+}
+
 /* A caller's failure drops the text; later calls are no-ops. */
 static void test_fail(void **state)
 {
@@ -180,10 +201,10 @@ static void test_fail(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_members),  cmocka_unit_test(test_empty_object),
-        cmocka_unit_test(test_escapes),  cmocka_unit_test(test_same_as_cjson),
-        cmocka_unit_test(test_integers), cmocka_unit_test(test_nested),
-        cmocka_unit_test(test_fail),
+        cmocka_unit_test(test_members),         cmocka_unit_test(test_empty_object),
+        cmocka_unit_test(test_escapes),         cmocka_unit_test(test_same_as_cjson),
+        cmocka_unit_test(test_integers),        cmocka_unit_test(test_nested),
+        cmocka_unit_test(test_members_spliced), cmocka_unit_test(test_fail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
