@@ -90,6 +90,8 @@ struct world {
     struct rtm_config cfg;
     struct rtm_core *core;
     struct rtm_pusher *pusher;
+    struct rtm_push_options options; /* push_settings' extra options, read at setup */
+    struct rtm_push_settings settings;
     int64_t now;
     uint8_t user_of[HANDLES];      /* the username each handle last connected with */
     uint8_t session_of[HANDLES];   /* ... and last got a session with (a valid uid) */
@@ -232,8 +234,8 @@ static const struct rtm_push_settings push_settings = {
     .master_secret = "master-secret",
     .title = "Call from {caller}",
     .alert = "{caller} is calling ({channel})",
-    .extra_options = "{\"classification\":1}",
 };
+#define PUSH_OPTIONS "{\"classification\":1}"
 
 /* Holds the request's tag until an operation answers it; refuses when full,
  * as the plugin's queue does at push_queue_max. */
@@ -714,12 +716,15 @@ static void setup(uint8_t variant)
     FUZZ_CHECK(rtm_config_parse(&W.cfg, v->opts, v->n, err, sizeof(err)) == 0);
     W.core = rtm_core_new(&W.cfg, &sink, NULL);
     FUZZ_CHECK(W.core != NULL);
+    FUZZ_CHECK(rtm_push_options_prepare(PUSH_OPTIONS, &W.options) == 0);
+    W.settings = push_settings;
+    W.settings.extra_options = &W.options;
     struct rtm_pusher_env env = {
         .cfg = &W.cfg,
         .sink = &sink,
         .registry = rtm_core_registry(W.core),
         .provider = &rtm_push_jpush,
-        .settings = &push_settings,
+        .settings = &W.settings,
         .submit = submit,
         .call_pending = call_pending,
         .seed = 1,
@@ -780,6 +785,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!(data[0] & 0x80))
         settle();
     rtm_pusher_free(W.pusher);
+    rtm_push_options_free(&W.options);
     rtm_core_free(W.core);
     rtm_config_free(&W.cfg);
     return 0;

@@ -367,9 +367,10 @@ static void check_config(const struct rtm_config *cfg)
     size_t secret = strlen(cfg->token_secret);
     FUZZ_CHECK(cfg->auth == RTM_AUTH_TOKEN ? secret >= RTM_TOKEN_SECRET_MIN : secret == 0);
     if (cfg->jpush_options[0]) {
-        cJSON *o = cJSON_Parse(cfg->jpush_options);
-        FUZZ_CHECK(cJSON_IsObject(o));
-        cJSON_Delete(o);
+        /* What config load accepts, the push start-up can read. */
+        struct rtm_push_options prepared;
+        FUZZ_CHECK(rtm_push_options_prepare(cfg->jpush_options, &prepared) == 0);
+        rtm_push_options_free(&prepared);
     }
     FUZZ_CHECK(cfg->busy_limit >= 1 && cfg->invite_rate >= 1 && cfg->max_devices >= 1);
 }
