@@ -32,15 +32,9 @@ void rtm_jsonw_close(struct rtm_jsonw *w);
 /* An array of `count` strings as member `name`. */
 void rtm_jsonw_strings(struct rtm_jsonw *w, const char *name, const char *const *values,
                        size_t count);
-/* A value the caller has already serialized (valid JSON, not NULL), as
- * member `name`. */
-void rtm_jsonw_raw(struct rtm_jsonw *w, const char *name, const char *json, size_t len);
 /* Members the caller has already serialized (`"a":1,"b":2`: valid, not
  * empty, no braces), into the object open now. */
 void rtm_jsonw_members(struct rtm_jsonw *w, const char *members, size_t len);
-/* Drops what was written, as a failed allocation does: for a caller whose
- * own part failed, so that rtm_jsonw_end() returns NULL. */
-void rtm_jsonw_fail(struct rtm_jsonw *w);
 /* Closes the outermost object (the one rtm_jsonw_begin() opened). Returns the malloc'd
  * NUL-terminated text and its length in `*len`, or NULL (and 0) when memory ran out on the way. */
 char *rtm_jsonw_end(struct rtm_jsonw *w, size_t *len);

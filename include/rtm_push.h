@@ -59,10 +59,10 @@ enum rtm_push_outcome {
 };
 
 /* What a response means. `retry_after_ms` is -1 unless the provider said
- * when to come back (Retry-After, X-Rate-Limit-Reset). `provider_code` is the
- * provider's own error code, 0 when none (always 0 for a 2xx, whose body is
- * not read). `message` is a short static or
- * provider-given text for the log line, already stripped of secrets. */
+ * when to come back (Retry-After, X-Rate-Limit-Reset). `provider_code` is
+ * the provider's own error code, 0 when none (always 0 for a 2xx, whose
+ * body is not read). `message` is a short static or provider-given text for
+ * the log line, already stripped of secrets. */
 struct rtm_push_verdict {
     enum rtm_push_outcome outcome;
     int64_t retry_after_ms;

@@ -91,13 +91,19 @@ static void put_escaped(struct rtm_jsonw *w, const char *s)
     }
 }
 
-/* `,"name":` (no comma before the first member). Names are the plugin's
- * own literals, which need no escaping. */
-static void put_name(struct rtm_jsonw *w, const char *name)
+/* The comma before a member, except the first of its object. */
+static void next_member(struct rtm_jsonw *w)
 {
     if (!w->empty)
         put(w, ",", 1);
     w->empty = false;
+}
+
+/* `,"name":`. Names are the plugin's own literals, which need no
+ * escaping. */
+static void put_name(struct rtm_jsonw *w, const char *name)
+{
+    next_member(w);
     put(w, "\"", 1);
     put(w, name, strlen(name));
     put(w, "\":", 2);
@@ -180,24 +186,10 @@ void rtm_jsonw_strings(struct rtm_jsonw *w, const char *name, const char *const 
     put(w, "]", 1);
 }
 
-void rtm_jsonw_fail(struct rtm_jsonw *w)
-{
-    free(w->buf);
-    w->buf = NULL;
-}
-
 void rtm_jsonw_members(struct rtm_jsonw *w, const char *members, size_t len)
 {
-    if (!w->empty)
-        put(w, ",", 1);
-    w->empty = false;
+    next_member(w);
     put(w, members, len);
-}
-
-void rtm_jsonw_raw(struct rtm_jsonw *w, const char *name, const char *json, size_t len)
-{
-    put_name(w, name);
-    put(w, json, len);
 }
 
 char *rtm_jsonw_end(struct rtm_jsonw *w, size_t *len)

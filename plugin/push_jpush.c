@@ -209,23 +209,25 @@ static char *payload(const struct rtm_push_settings *settings, const struct rtm_
 {
     char *alert = rtm_push_render(settings->alert, push->caller, push->channel);
     char *title = rtm_push_render(settings->title, push->caller, push->channel);
-    struct rtm_jsonw w;
-    size_t hint = 1024;
-    for (size_t i = 0; i < count; i++)
-        hint += strlen(tokens[i]) + 3;
-    rtm_jsonw_begin(&w, hint);
-    if (!alert || !title)
-        rtm_jsonw_fail(&w);
-    rtm_jsonw_string(&w, "platform", "all");
-    rtm_jsonw_object(&w, "audience");
-    rtm_jsonw_strings(&w, "registration_id", tokens, count);
-    rtm_jsonw_close(&w);
-    if (alert && title)
+    char *text = NULL;
+    *len = 0;
+    if (alert && title) {
+        struct rtm_jsonw w;
+        size_t hint = 1024;
+        for (size_t i = 0; i < count; i++)
+            hint += strlen(tokens[i]) + 3;
+        rtm_jsonw_begin(&w, hint);
+        rtm_jsonw_string(&w, "platform", "all");
+        rtm_jsonw_object(&w, "audience");
+        rtm_jsonw_strings(&w, "registration_id", tokens, count);
+        rtm_jsonw_close(&w);
         write_notification(&w, push, alert, title);
-    write_options(&w, settings, push, now_ms);
+        write_options(&w, settings, push, now_ms);
+        text = rtm_jsonw_end(&w, len);
+    }
     free(alert);
     free(title);
-    return rtm_jsonw_end(&w, len);
+    return text;
 }
 
 static char *concat(const char *a, const char *b)
