@@ -3,12 +3,14 @@
 # counted by valgrind's callgrind, for plain QoS 1 messages without the plugin,
 # invitations to an offline user without devices, and invitations to an
 # offline user with one device (pushed to the C mock JPush, answering at
-# once). Instruction counts do not depend on the machine's noise, so they
+# once), without and with the README's vendor channels in jpush_options.
+# Instruction counts do not depend on the machine's noise, so they
 # show a change to the plugin's per-message work that the latency rows
 # (J3, J11) cannot separate from it. Loopback only; about a minute.
 #
 #   bash bench/profile.sh            # 2000 messages per case
 #   RTM_BENCH_BUILD=DIR bash bench/profile.sh   # profile another build
+#   RTM_PROFILE_KEEP=1 bash bench/profile.sh    # keep the callgrind files
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,14 +25,18 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRTM_TESTS=OFF -DRTM_S
 cmake --build "$build" -j --target mosquitto_rtm rtm-loadgen rtm-mock-jpush >/dev/null
 lg="$root/$build/rtm-loadgen"
 
-out=$(mktemp -d /tmp/rtm-profile.XXXXXX)
+out=$(mktemp -d)
 chmod 755 "$out" # the broker may run as the mosquitto user
 pids=()
 cleanup() {
     local p
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    [[ -n "${RTM_PROFILE_KEEP:-}" ]] || rm -rf "$out"
+    if [[ -n "${RTM_PROFILE_KEEP:-}" ]]; then
+        echo "profile: callgrind files kept in $out" >&2
+    else
+        rm -rf "$out"
+    fi
 }
 trap cleanup EXIT
 
