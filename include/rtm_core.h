@@ -174,10 +174,15 @@ struct rtm_message_result rtm_core_message(struct rtm_core *core, const struct r
                                            const char *topic, const void *payload,
                                            size_t payload_len, bool retain, int64_t now_ms);
 
-/* Access check for a topic or subscription filter under the prefix. */
+/* Access check for a topic or subscription filter under the prefix.
+ * `retain` is the message's retain flag (READ: a stored retained message, or
+ * a retained publish being fanned out). A READ of something the plugin
+ * never writes there (a retained call message, a malformed registration or
+ * presence message left by a broker that ran without the plugin) is
+ * refused, and such a retained message is erased. */
 enum rtm_acl rtm_core_acl(struct rtm_core *core, const struct rtm_client *client,
                           enum rtm_access access, const char *topic, const void *payload,
-                          size_t payload_len, int64_t now_ms);
+                          size_t payload_len, bool retain, int64_t now_ms);
 
 /* True when `topic` is under the configured prefix: the one comparison the
  * hot path makes before deciding a topic is not ours. */

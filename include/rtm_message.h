@@ -118,4 +118,14 @@ char *rtm_presence_json(const char *uid, bool online, unsigned sessions, int64_t
 /* Does a retained presence payload claim the user is online? */
 bool rtm_presence_payload_online(const void *payload, size_t len);
 
+/* What a presence payload on `uid`'s topic says: NOT_OURS unless it is an
+ * object naming `uid` with a boolean `online`, as the plugin writes it. */
+enum rtm_presence_claim {
+    RTM_PRESENCE_NOT_OURS,
+    RTM_PRESENCE_OFFLINE,
+    RTM_PRESENCE_ONLINE,
+};
+enum rtm_presence_claim rtm_presence_payload_claim(const void *payload, size_t len,
+                                                   const char *uid);
+
 #endif

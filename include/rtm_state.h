@@ -175,6 +175,10 @@ void rtm_core_log(struct rtm_core *core, enum rtm_log_level level, const char *f
  * (see struct rtm_publish for when a handle may be named). */
 void rtm_core_to_inbox(struct rtm_core *core, const char *uid, const void *handle,
                        const char *payload, size_t len);
+/* Erases the retained message on `topic` by publishing an empty retained
+ * one, and logs why: for what the plugin did not write under its prefix and
+ * must never deliver (left by a broker that ran without the plugin). */
+void rtm_core_erase(struct rtm_core *core, const char *topic, const char *why);
 /* Formats `{prefix}/{a}/{b}...` into buf; returns buf, or NULL if too long. */
 char *rtm_core_topic(const struct rtm_core *core, char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -216,10 +220,11 @@ void rtm_presence_disconnect(struct rtm_core *core, const void *handle, int64_t 
 bool rtm_presence_confirm_handle(struct rtm_core *core, const void *handle, int64_t now);
 /* Confirms every unconfirmed session and publishes presence changes. */
 void rtm_presence_tick(struct rtm_core *core, int64_t now);
-/* Called for READ of a retained presence message: false (and a corrected
- * offline message published) when it claims online for a user who is not. */
+/* Called for READ of a presence message: false when it claims online for a
+ * user who is not (a corrected offline message is published), or when the
+ * plugin did not write it (a retained one is replaced or erased). */
 bool rtm_presence_read_ok(struct rtm_core *core, const char *uid, const void *payload, size_t len,
-                          int64_t now);
+                          bool retain, int64_t now);
 void rtm_presence_free_all(struct rtm_core *core);
 
 /* --- devices.c ------------------------------------------------------------ */

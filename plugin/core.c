@@ -111,6 +111,13 @@ char *rtm_core_topic(const struct rtm_core *core, char *buf, size_t size, const 
     return m < 0 || (size_t)m >= size - (size_t)n ? NULL : buf;
 }
 
+void rtm_core_erase(struct rtm_core *core, const char *topic, const char *why)
+{
+    struct rtm_publish msg = {NULL, topic, "", 0, 1, true};
+    core->sink->publish(core->sink->ud, &msg);
+    rtm_core_log(core, RTM_LOG_NOTICE, "rtm: erased the retained message on %s: %s", topic, why);
+}
+
 void rtm_core_to_inbox(struct rtm_core *core, const char *uid, const void *handle,
                        const char *payload, size_t len)
 {
@@ -304,33 +311,70 @@ static enum rtm_acl check_subscribe(struct rtm_core *core, const struct rtm_clie
     return RTM_ACL_ALLOW;
 }
 
-static enum rtm_acl check_topic(struct rtm_core *core, const struct rtm_client *client,
-                                enum rtm_access access, const struct rtm_topic *t,
-                                const void *payload, size_t len, int64_t now)
+/* READ of a call inbox: the plugin never retains a call message, and an
+ * empty one is the fan-out of erasing one. */
+static bool call_read_ok(struct rtm_core *core, const char *topic, size_t len, bool retain)
+{
+    if (retain && len > 0)
+        rtm_core_erase(core, topic, "call messages are never retained");
+    return !retain && len > 0;
+}
+
+/* READ of a device topic: a registration as the plugin stores it, or the
+ * empty message that unregisters one. */
+static bool device_read_ok(struct rtm_core *core, const char *topic, const void *payload,
+                           size_t len, bool retain)
+{
+    struct rtm_registration reg;
+    const char *why = NULL;
+    if (len == 0 || rtm_registration_parse(payload, len, &reg, &why))
+        return true;
+    if (retain)
+        rtm_core_erase(core, topic, why);
+    return false;
+}
+
+static enum rtm_acl check_read(struct rtm_core *core, const struct rtm_client *client,
+                               const char *topic, const struct rtm_topic *t, const void *payload,
+                               size_t len, bool retain, int64_t now)
 {
     switch (t->kind) {
     case RTM_TOPIC_CALL:
-        if (access == RTM_ACCESS_WRITE) /* any valid user may ring anyone */
-            return RTM_ACL_ALLOW;
+        if (!call_read_ok(core, topic, len, retain))
+            return RTM_ACL_DENY;
         return owns_uid(core, client, t) ? RTM_ACL_ALLOW : RTM_ACL_DENY;
     case RTM_TOPIC_DEVICE:
+        if (!device_read_ok(core, topic, payload, len, retain))
+            return RTM_ACL_DENY;
         return owns_uid(core, client, t) ? RTM_ACL_ALLOW : RTM_ACL_DENY;
     case RTM_TOPIC_PRESENCE: {
-        if (access == RTM_ACCESS_WRITE)
-            return RTM_ACL_DENY;
         char uid[RTM_UID_MAX + 1];
         memcpy(uid, t->uid, t->uid_len);
         uid[t->uid_len] = '\0';
-        return rtm_presence_read_ok(core, uid, payload, len, now) ? RTM_ACL_ALLOW : RTM_ACL_DENY;
+        return rtm_presence_read_ok(core, uid, payload, len, retain, now) ? RTM_ACL_ALLOW
+                                                                          : RTM_ACL_DENY;
     }
     default:
         return RTM_ACL_DENY;
     }
 }
 
+static enum rtm_acl check_write(struct rtm_core *core, const struct rtm_client *client,
+                                const struct rtm_topic *t)
+{
+    switch (t->kind) {
+    case RTM_TOPIC_CALL: /* any valid user may ring anyone */
+        return RTM_ACL_ALLOW;
+    case RTM_TOPIC_DEVICE:
+        return owns_uid(core, client, t) ? RTM_ACL_ALLOW : RTM_ACL_DENY;
+    default: /* presence, and every topic the table does not name */
+        return RTM_ACL_DENY;
+    }
+}
+
 enum rtm_acl rtm_core_acl(struct rtm_core *core, const struct rtm_client *client,
                           enum rtm_access access, const char *topic, const void *payload,
-                          size_t payload_len, int64_t now_ms)
+                          size_t payload_len, bool retain, int64_t now_ms)
 {
     if (access == RTM_ACCESS_UNSUBSCRIBE)
         return RTM_ACL_ALLOW;
@@ -340,10 +384,14 @@ enum rtm_acl rtm_core_acl(struct rtm_core *core, const struct rtm_client *client
     if (rtm_topic_parse(core->cfg->topic_prefix, core->cfg->prefix_len, topic, &t) ==
         RTM_TOPIC_OUTSIDE)
         return core->cfg->other_topics == RTM_OTHER_ALLOW ? RTM_ACL_ALLOW : RTM_ACL_DEFER;
+    if (access == RTM_ACCESS_READ)
+        return client->uid
+                   ? check_read(core, client, topic, &t, payload, payload_len, retain, now_ms)
+                   : RTM_ACL_DENY;
     if (!client->uid)
         return RTM_ACL_DENY;
-    enum rtm_acl verdict = check_topic(core, client, access, &t, payload, payload_len, now_ms);
-    if (verdict == RTM_ACL_DENY && access == RTM_ACCESS_WRITE)
+    enum rtm_acl verdict = check_write(core, client, &t);
+    if (verdict == RTM_ACL_DENY)
         refuse_write(core, client, topic, &t, now_ms);
     return verdict;
 }

@@ -394,6 +394,19 @@ char *rtm_presence_json(const char *uid, bool online, unsigned sessions, int64_t
     return rtm_jsonw_end(&w, len);
 }
 
+enum rtm_presence_claim rtm_presence_payload_claim(const void *payload, size_t len, const char *uid)
+{
+    cJSON *root = payload && len > 0 ? cJSON_ParseWithLength(payload, len) : NULL;
+    const cJSON *who = cJSON_GetObjectItemCaseSensitive(root, "uid");
+    const cJSON *online = cJSON_GetObjectItemCaseSensitive(root, "online");
+    enum rtm_presence_claim claim = RTM_PRESENCE_NOT_OURS;
+    if (cJSON_IsObject(root) && cJSON_IsString(who) && strcmp(who->valuestring, uid) == 0 &&
+        cJSON_IsBool(online))
+        claim = cJSON_IsTrue(online) ? RTM_PRESENCE_ONLINE : RTM_PRESENCE_OFFLINE;
+    cJSON_Delete(root);
+    return claim;
+}
+
 bool rtm_presence_payload_online(const void *payload, size_t len)
 {
     cJSON *root = payload ? cJSON_ParseWithLength(payload, len) : NULL;

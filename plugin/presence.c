@@ -150,13 +150,30 @@ void rtm_presence_tick(struct rtm_core *core, int64_t now)
     rtm_vec_clear(&core->dirty);
 }
 
-bool rtm_presence_read_ok(struct rtm_core *core, const char *uid, const void *payload, size_t len,
-                          int64_t now)
+static void erase_presence(struct rtm_core *core, const char *uid)
 {
-    if (!rtm_presence_payload_online(payload, len))
-        return true;
+    char topic[RTM_PREFIX_MAX + RTM_UID_MAX + 16];
+    if (rtm_core_topic(core, topic, sizeof(topic), "presence/%s", uid))
+        rtm_core_erase(core, topic, "not a presence message");
+}
+
+bool rtm_presence_read_ok(struct rtm_core *core, const char *uid, const void *payload, size_t len,
+                          bool retain, int64_t now)
+{
+    enum rtm_presence_claim claim = rtm_presence_payload_claim(payload, len, uid);
     struct rtm_user *user = rtm_user_find(core, uid);
-    if (user && rtm_user_live(user))
+    if (claim == RTM_PRESENCE_NOT_OURS) {
+        /* Not written by the plugin (left by a broker that ran without it),
+         * or the fan-out of erasing such a message. */
+        if (retain && len > 0) {
+            if (user && user->shown_online)
+                publish_presence(core, uid, true, user->shown_sessions, now);
+            else
+                erase_presence(core, uid);
+        }
+        return false;
+    }
+    if (claim == RTM_PRESENCE_OFFLINE || (user && rtm_user_live(user)))
         return true;
     /* Left over from before a restart (or overtaken by a disconnect whose
      * offline message is already queued): never show it. */

@@ -609,7 +609,7 @@ static void op_tick(struct fuzz_reader *r)
 static void publish(const struct rtm_client *c, const char *topic, const char *payload, size_t len,
                     bool retain)
 {
-    enum rtm_acl acl = rtm_core_acl(W.core, c, RTM_ACCESS_WRITE, topic, payload, len, W.now);
+    enum rtm_acl acl = rtm_core_acl(W.core, c, RTM_ACCESS_WRITE, topic, payload, len, false, W.now);
     check_acl(c, RTM_ACCESS_WRITE, topic, acl);
     if (acl != RTM_ACL_ALLOW || !rtm_core_owns_topic(W.core, topic))
         return;
@@ -649,7 +649,7 @@ static void op_acl(size_t slot, struct fuzz_reader *r)
     build_topic(topic, sizeof(topic), &c, r);
     size_t len;
     char *payload = build_payload(r, &len);
-    enum rtm_acl v = rtm_core_acl(W.core, &c, access, topic, payload, len, W.now);
+    enum rtm_acl v = rtm_core_acl(W.core, &c, access, topic, payload, len, false, W.now);
     check_acl(&c, access, topic, v);
     free(payload);
 }

@@ -13,7 +13,27 @@
 static enum rtm_acl acl(const struct rtm_client *c, enum rtm_access access, const char *topic,
                         const char *payload)
 {
-    return rtm_core_acl(T.core, c, access, topic, payload, payload ? strlen(payload) : 0, T.now);
+    return rtm_core_acl(T.core, c, access, topic, payload, payload ? strlen(payload) : 0, false,
+                        T.now);
+}
+
+static enum rtm_acl read_retained(const struct rtm_client *c, const char *topic,
+                                  const char *payload)
+{
+    return rtm_core_acl(T.core, c, RTM_ACCESS_READ, topic, payload, strlen(payload), true, T.now);
+}
+
+#define REG "{\"provider\":\"jpush\",\"platform\":\"ios\",\"token\":\"tok-1\"}"
+
+/* Asserts that the only publish since the last check erased `topic`. */
+static void expect_erased(const char *topic)
+{
+    assert_int_equal(T.rec.npubs, 1);
+    assert_string_equal(T.rec.pubs[0].topic, topic);
+    assert_true(T.rec.pubs[0].retain);
+    assert_int_equal(T.rec.pubs[0].payload_len, 0);
+    assert_null(T.rec.pubs[0].client_id);
+    rec_clear();
 }
 
 /* A publish the topic table forbids is refused, and only the publishing
@@ -99,8 +119,8 @@ static void test_acl_topics(void **state)
     /* Devices: the owner or an admin. */
     assert_int_equal(acl(&bob, RTM_ACCESS_WRITE, "rtm/u/bob/devices/phone", "{}"), RTM_ACL_ALLOW);
     expect_write_refused(&alice, "rtm/u/bob/devices/phone", "{}", "bad_request", "phone");
-    assert_int_equal(acl(&alice, RTM_ACCESS_READ, "rtm/u/bob/devices/phone", "{}"), RTM_ACL_DENY);
-    assert_int_equal(acl(&root, RTM_ACCESS_READ, "rtm/u/bob/devices/phone", "{}"), RTM_ACL_ALLOW);
+    assert_int_equal(acl(&alice, RTM_ACCESS_READ, "rtm/u/bob/devices/phone", REG), RTM_ACL_DENY);
+    assert_int_equal(acl(&root, RTM_ACCESS_READ, "rtm/u/bob/devices/phone", REG), RTM_ACL_ALLOW);
     /* Anything else under the prefix. */
     expect_write_refused(&alice, "rtm/other", "{}", "not_party", NULL);
     assert_int_equal(acl(&alice, RTM_ACCESS_READ, "rtm/u/alice/x", "{}"), RTM_ACL_DENY);
@@ -142,6 +162,60 @@ static void test_acl_topics(void **state)
     assert_int_equal(acl(&anon, RTM_ACCESS_WRITE, "rtm/u/bob/devices/phone", "{}"), RTM_ACL_DENY);
     assert_int_equal(acl(&anon, RTM_ACCESS_SUBSCRIBE, "rtm/presence/+", NULL), RTM_ACL_DENY);
     assert_int_equal(acl(&anon, RTM_ACCESS_SUBSCRIBE, "rtm/presence/bob", NULL), RTM_ACL_DENY);
+    expect_quiet();
+}
+
+/* What the plugin never writes under its prefix is never delivered, and a
+ * retained copy of it (left by a broker that ran without the plugin, or a
+ * Will the broker stored before the guard found it) is erased on sight. */
+static void test_acl_read_only_what_the_plugin_wrote(void **state)
+{
+    (void)state;
+    boot();
+    online(&bob);
+    rec_clear();
+
+    /* Call messages are never retained; the erasure's own fan-out (empty)
+     * is not delivered, nor erased again. */
+    const char *stamped = "{\"type\":\"invite\",\"id\":\"x1\",\"caller\":\"alice\"}";
+    assert_int_equal(acl(&bob, RTM_ACCESS_READ, inbox("bob"), stamped), RTM_ACL_ALLOW);
+    expect_quiet();
+    assert_int_equal(read_retained(&bob, inbox("bob"), stamped), RTM_ACL_DENY);
+    expect_erased(inbox("bob"));
+    assert_int_equal(read_retained(&alice, inbox("bob"), stamped), RTM_ACL_DENY);
+    expect_erased(inbox("bob"));
+    assert_int_equal(read_retained(&bob, inbox("bob"), ""), RTM_ACL_DENY);
+    assert_int_equal(acl(&bob, RTM_ACCESS_READ, inbox("bob"), ""), RTM_ACL_DENY);
+    expect_quiet();
+
+    /* Devices: a registration, or the empty message that unregisters one. */
+    const char *dev = "rtm/u/bob/devices/d1";
+    assert_int_equal(read_retained(&bob, dev, REG), RTM_ACL_ALLOW);
+    assert_int_equal(read_retained(&bob, dev, ""), RTM_ACL_ALLOW);
+    assert_int_equal(acl(&bob, RTM_ACCESS_READ, dev, "not a registration"), RTM_ACL_DENY);
+    expect_quiet();
+    assert_int_equal(read_retained(&bob, dev, "not a registration"), RTM_ACL_DENY);
+    expect_erased(dev);
+    assert_int_equal(
+        read_retained(&bob, dev, "{\"provider\":\"fcm\",\"platform\":\"ios\",\"token\":\"t\"}"),
+        RTM_ACL_DENY);
+    expect_erased(dev);
+
+    /* Presence: an object naming the uid with a boolean online. */
+    assert_int_equal(read_retained(&alice, presence_topic("carol"), "junk"), RTM_ACL_DENY);
+    expect_erased(presence_topic("carol"));
+    assert_int_equal(read_retained(&alice, presence_topic("carol"),
+                                   "{\"uid\":\"bob\",\"online\":false,\"ts\":1}"),
+                     RTM_ACL_DENY);
+    expect_erased(presence_topic("carol"));
+    assert_int_equal(read_retained(&alice, presence_topic("carol"), ""), RTM_ACL_DENY);
+    expect_quiet();
+    /* bob is online: the junk is replaced by what he is. */
+    assert_int_equal(read_retained(&alice, presence_topic("bob"), "{\"online\":\"yes\"}"),
+                     RTM_ACL_DENY);
+    assert_int_equal(T.rec.npubs, 1);
+    expect_presence(&T.rec.pubs[0], "bob", true, 1);
+    rec_clear();
     expect_quiet();
 }
 
@@ -262,6 +336,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T_(test_acl_presence_read),
         T_(test_acl_topics),
+        T_(test_acl_read_only_what_the_plugin_wrote),
         T_(test_identity_uid),
         T_(test_stats_and_next_due),
     };

@@ -165,8 +165,9 @@ static void test_presence_confirmed_by_subscribe(void **state)
     conn(&bob);
     rec_clear();
     /* Subscribing confirms it: the invite is delivered once, not twice. */
-    assert_int_equal(rtm_core_acl(T.core, &bob, RTM_ACCESS_SUBSCRIBE, inbox("bob"), NULL, 0, T.now),
-                     RTM_ACL_ALLOW);
+    assert_int_equal(
+        rtm_core_acl(T.core, &bob, RTM_ACCESS_SUBSCRIBE, inbox("bob"), NULL, 0, false, T.now),
+        RTM_ACL_ALLOW);
     assert_int_equal(T.rec.npubs, 1);
     assert_string_equal(only_on(inbox("bob"))->client_id, "bob-phone");
     rec_clear();
@@ -210,22 +211,23 @@ static void test_pending_delivery(void **state)
     expect_quiet();
 
     /* Subscribing to its inbox again (a confirmed session) re-delivers. */
-    assert_int_equal(rtm_core_acl(T.core, &bob, RTM_ACCESS_SUBSCRIBE, inbox("bob"), NULL, 0, T.now),
-                     RTM_ACL_ALLOW);
+    assert_int_equal(
+        rtm_core_acl(T.core, &bob, RTM_ACCESS_SUBSCRIBE, inbox("bob"), NULL, 0, false, T.now),
+        RTM_ACL_ALLOW);
     p = only_on(inbox("bob"));
     assert_int_equal(T.rec.npubs, 1);
     assert_string_equal(p->client_id, "bob-phone");
     assert_event(p->json, "invite", "c-1", "alice", "bob", "alice", t0);
     rec_clear();
     assert_int_equal(
-        rtm_core_acl(T.core, &bob, RTM_ACCESS_SUBSCRIBE, "rtm/u/bob/#", NULL, 0, T.now),
+        rtm_core_acl(T.core, &bob, RTM_ACCESS_SUBSCRIBE, "rtm/u/bob/#", NULL, 0, false, T.now),
         RTM_ACL_ALLOW);
     assert_int_equal(T.rec.npubs, 1);
     assert_string_equal(only_on(inbox("bob"))->client_id, "bob-phone");
     rec_clear();
     /* A filter that does not cover the inbox: nothing. */
     assert_int_equal(
-        rtm_core_acl(T.core, &bob, RTM_ACCESS_SUBSCRIBE, "rtm/presence/+", NULL, 0, T.now),
+        rtm_core_acl(T.core, &bob, RTM_ACCESS_SUBSCRIBE, "rtm/presence/+", NULL, 0, false, T.now),
         RTM_ACL_ALLOW);
     expect_quiet();
 
@@ -239,8 +241,9 @@ static void test_pending_delivery(void **state)
     /* Ended invitations are not delivered. */
     expect_replace(&alice, "bob", ANSWER("cancel", "c-1"));
     rec_clear();
-    assert_int_equal(rtm_core_acl(T.core, &bob, RTM_ACCESS_SUBSCRIBE, inbox("bob"), NULL, 0, T.now),
-                     RTM_ACL_ALLOW);
+    assert_int_equal(
+        rtm_core_acl(T.core, &bob, RTM_ACCESS_SUBSCRIBE, inbox("bob"), NULL, 0, false, T.now),
+        RTM_ACL_ALLOW);
     expect_quiet();
     offline(&bob2);
     conn(&bob2);

@@ -283,7 +283,7 @@ static void test_token_moves(void **state)
 static enum rtm_acl acl(const struct rtm_client *c, enum rtm_access access, const char *topic)
 {
     static const char payload[] = REG("android", "tok-1");
-    return rtm_core_acl(T.core, c, access, topic, payload, sizeof(payload) - 1, T.now);
+    return rtm_core_acl(T.core, c, access, topic, payload, sizeof(payload) - 1, true, T.now);
 }
 
 static void test_acl_device_topics(void **state)
