@@ -17,7 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rtm_conns.h"
 #include "rtm_core.h"
+#include "rtm_guard.h"
 #include "rtm_services.h"
 
 #define RTM_EXPORT __attribute__((visibility("default")))
@@ -32,6 +34,8 @@ struct rtm_plugin {
     struct rtm_sink sink;
     struct rtm_core *core;
     struct rtm_services *services;
+    struct rtm_conns *conns; /* client ids, and messages for one connection until TICK */
+    struct rtm_guard guard;  /* tells Wills from PUBLISHes under the prefix */
     const struct mosquitto *loader_client; /* the registry loader, while connected */
     int64_t epoch_offset_ns;               /* wall clock minus monotonic clock, at load */
     int64_t last_tick_ms;
@@ -62,24 +66,44 @@ static int64_t now_ms(const struct rtm_plugin *p)
     return (p->epoch_offset_ns + clock_ns(CLOCK_MONOTONIC)) / 1000000;
 }
 
-static void sink_publish(void *ud, const struct rtm_publish *m)
+static void publish_now(const char *client_id, const struct rtm_publish *m)
+{
+    int rc = mosquitto_broker_publish_copy(client_id, m->topic, (int)m->payload_len, m->payload,
+                                           m->qos, m->retain, NULL);
+    if (rc != MOSQ_ERR_SUCCESS)
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "rtm: could not publish to %s (error %d)", m->topic,
+                             rc);
+}
+
+static void publish_held(void *ud, const char *client_id, const struct rtm_publish *m)
 {
     (void)ud;
-    /* The core only names a live client (rtm_publish); the broker looks the
-     * message's recipient up by this id when it delivers it. */
-    const char *client_id = m->handle ? mosquitto_client_id(m->handle) : NULL;
-    if (m->handle && !client_id) {
+    publish_now(client_id, m);
+}
+
+/* A message for every subscriber goes to the broker at once; one for a
+ * single connection waits for the TICK, so that it cannot reach a newer
+ * connection that takes the client id over before the broker delivers it
+ * (rtm_conns.h). */
+static void sink_publish(void *ud, const struct rtm_publish *m)
+{
+    struct rtm_plugin *p = ud;
+    if (!m->handle) {
+        publish_now(NULL, m);
+        return;
+    }
+    /* The core only names a live client (rtm_publish), so the handle may be
+     * followed here, and only here. */
+    const char *client_id = mosquitto_client_id(m->handle);
+    if (!client_id) {
         /* A refused connection's id is already gone: NULL would send the
          * message to every subscriber of the topic. */
         mosquitto_log_printf(MOSQ_LOG_DEBUG, "rtm: dropped a message to %s: its client has no id",
                              m->topic);
         return;
     }
-    int rc = mosquitto_broker_publish_copy(client_id, m->topic, (int)m->payload_len, m->payload,
-                                           m->qos, m->retain, NULL);
-    if (rc != MOSQ_ERR_SUCCESS)
-        mosquitto_log_printf(MOSQ_LOG_WARNING, "rtm: could not publish to %s: %s", m->topic,
-                             mosquitto_strerror(rc));
+    if (rtm_conns_post(p->conns, client_id, m) != 0)
+        mosquitto_log_printf(MOSQ_LOG_ERR, "rtm: out of memory; dropped a message to %s", m->topic);
 }
 
 static void sink_log(void *ud, enum rtm_log_level level, const char *line)
@@ -163,6 +187,12 @@ static void tick(struct rtm_plugin *p, int64_t now)
     p->last_tick_ms = now;
     rtm_core_tick(p->core, now);
     rtm_services_tick(p->services, now);
+    size_t dropped = rtm_conns_flush(p->conns, publish_held, p);
+    if (dropped > 0)
+        mosquitto_log_printf(MOSQ_LOG_INFO,
+                             "rtm: dropped %zu message(s) for connections taken over before "
+                             "delivery",
+                             dropped);
     uint64_t took = (uint64_t)(clock_ns(CLOCK_MONOTONIC) - start);
     p->ticks++;
     p->tick_total_ns += took;
@@ -192,6 +222,7 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
     struct rtm_plugin *p = userdata;
     struct mosquitto_evt_basic_auth *ed = event_data;
     (void)event;
+    rtm_guard_event(&p->guard);
     if (rtm_services_is_loader(p->services, mosquitto_client_id(ed->client), ed->password)) {
         p->loader_client = ed->client;
         return MOSQ_ERR_SUCCESS;
@@ -201,6 +232,9 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
     enum rtm_login_verdict verdict = rtm_core_authenticate(p->core, &c, ed->password, now);
     if (verdict == RTM_LOGIN_REFUSE)
         return MOSQ_ERR_AUTH;
+    if (rtm_conns_login(p->conns, ed->client, c.client_id) != 0)
+        mosquitto_log_printf(MOSQ_LOG_ERR, "rtm: out of memory noting the connection of %s",
+                             c.client_id);
     rtm_core_connect(p->core, &c, now);
     return verdict == RTM_LOGIN_ACCEPT ? MOSQ_ERR_SUCCESS : MOSQ_ERR_PLUGIN_DEFER;
 }
@@ -210,6 +244,8 @@ static int on_disconnect(int event, void *event_data, void *userdata)
     struct rtm_plugin *p = userdata;
     struct mosquitto_evt_disconnect *ed = event_data;
     (void)event;
+    rtm_guard_disconnect(&p->guard, ed->client);
+    rtm_conns_logout(p->conns, ed->client);
     if (ed->client == p->loader_client) {
         p->loader_client = NULL;
         return MOSQ_ERR_SUCCESS;
@@ -223,6 +259,7 @@ static int on_tick(int event, void *event_data, void *userdata)
     struct rtm_plugin *p = userdata;
     (void)event;
     (void)event_data;
+    rtm_guard_event(&p->guard);
     tick(p, now_ms(p));
     return MOSQ_ERR_SUCCESS;
 }
@@ -253,6 +290,42 @@ static int loader_acl(struct rtm_plugin *p, const struct mosquitto_evt_acl_check
     return MOSQ_ERR_ACL_DENIED;
 }
 
+/* A Will under the prefix found after it was queued (rtm_guard.h): its
+ * deliveries are refused as they come, and a retained one is erased. */
+static void on_late_will(void *ud, const struct rtm_guard_will *will)
+{
+    (void)ud;
+    mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                         "rtm: refused the Will of client %s to %s: a Will cannot carry rtm "
+                         "messages (found after the broker queued it%s)",
+                         will->client_id, will->topic, will->retain ? "; erased" : "");
+    if (will->retain)
+        publish_now(NULL, &(struct rtm_publish){NULL, will->topic, "", 0, 1, true});
+}
+
+/* A WRITE check under the prefix: a Will is refused before the broker
+ * queues it; a PUBLISH is decided by the core and then awaits its MESSAGE. */
+static int check_write(struct rtm_plugin *p, const struct mosquitto_evt_acl_check *ed,
+                       const struct rtm_client *c)
+{
+    bool superseded = rtm_conns_superseded(p->conns, ed->client, c->client_id);
+    enum rtm_guard_write kind =
+        rtm_guard_write(&p->guard, ed->client, superseded, ed->topic, ed->payload);
+    if (kind == RTM_GUARD_WILL) {
+        mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                             "rtm: refused the Will of client %s to %s: a Will cannot carry rtm "
+                             "messages",
+                             c->client_id ? c->client_id : "", ed->topic);
+        return MOSQ_ERR_ACL_DENIED;
+    }
+    enum rtm_acl verdict = rtm_core_acl(p->core, c, RTM_ACCESS_WRITE, ed->topic, ed->payload,
+                                        ed->payloadlen, ed->retain, event_now(p));
+    if (verdict == RTM_ACL_ALLOW && kind == RTM_GUARD_PUBLISH)
+        rtm_guard_allowed(&p->guard, ed->client, c->client_id, ed->topic, ed->payloadlen,
+                          ed->retain);
+    return verdict == RTM_ACL_ALLOW ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+}
+
 /* The hottest path of the plugin: every publish and every delivery. Topics
  * outside the prefix cost one prefix comparison. */
 static int on_acl_check(int event, void *event_data, void *userdata)
@@ -262,11 +335,22 @@ static int on_acl_check(int event, void *event_data, void *userdata)
     (void)event;
     if (ed->client == p->loader_client)
         return loader_acl(p, ed);
-    if (!rtm_core_owns_topic(p->core, ed->topic))
+    if (!rtm_core_owns_topic(p->core, ed->topic)) {
+        if (rtm_guard_busy(&p->guard))
+            rtm_guard_event(&p->guard);
         return p->cfg.other_topics == RTM_OTHER_ALLOW ? MOSQ_ERR_SUCCESS : MOSQ_ERR_PLUGIN_DEFER;
+    }
     struct rtm_client c = client_of(p, ed->client);
+    if (ed->access == MOSQ_ACL_WRITE)
+        return check_write(p, ed, &c);
+    if (ed->access == MOSQ_ACL_READ) {
+        if (!rtm_guard_read(&p->guard, ed->topic, ed->payload, ed->payloadlen))
+            return MOSQ_ERR_ACL_DENIED;
+    } else {
+        rtm_guard_event(&p->guard);
+    }
     switch (rtm_core_acl(p->core, &c, access_of(ed->access), ed->topic, ed->payload, ed->payloadlen,
-                         event_now(p))) {
+                         ed->retain, event_now(p))) {
     case RTM_ACL_ALLOW:
         return MOSQ_ERR_SUCCESS;
     case RTM_ACL_DEFER:
@@ -298,8 +382,12 @@ static int on_message(int event, void *event_data, void *userdata)
     struct rtm_plugin *p = userdata;
     struct mosquitto_evt_message *ed = event_data;
     (void)event;
-    if (!rtm_core_owns_topic(p->core, ed->topic))
+    if (!rtm_core_owns_topic(p->core, ed->topic)) {
+        if (rtm_guard_busy(&p->guard))
+            rtm_guard_event(&p->guard);
         return MOSQ_ERR_SUCCESS;
+    }
+    rtm_guard_message(&p->guard, ed->client, ed->topic);
     struct rtm_client c = client_of(p, ed->client);
     struct rtm_message_result res = rtm_core_message(p->core, &c, ed->topic, ed->payload,
                                                      ed->payloadlen, ed->retain, event_now(p));
@@ -408,6 +496,7 @@ static bool draw_hash_key(struct rtm_hash_key *key)
 static void plugin_free(struct rtm_plugin *p)
 {
     rtm_services_stop(p->services);
+    rtm_conns_free(p->conns);
     rtm_core_free(p->core);
     rtm_config_free(&p->cfg);
     free(p);
@@ -446,8 +535,10 @@ RTM_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **u
         plugin_free(p);
         return MOSQ_ERR_UNKNOWN;
     }
+    rtm_guard_init(&p->guard, on_late_will, p);
     p->core = rtm_core_new(&p->cfg, &p->sink, &key);
-    if (!p->core) {
+    p->conns = rtm_conns_new(&key);
+    if (!p->core || !p->conns) {
         plugin_free(p);
         return MOSQ_ERR_NOMEM;
     }

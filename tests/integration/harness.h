@@ -174,6 +174,9 @@ int broker_log_lines(const struct broker *b, long from, ...) __attribute__((sent
 bool broker_wait_log_line(const struct broker *b, long from, int timeout_ms, ...)
     __attribute__((sentinel));
 
+/* A TCP port on 127.0.0.1 that nothing listens on right now. */
+int rt_free_port(void);
+
 /* The path of `name` in the broker's temp dir. */
 const char *broker_dir_file(const struct broker *b, const char *name);
 
@@ -266,8 +269,19 @@ struct raw;
  * (-1 when none came). Never sends PINGREQ by itself. */
 struct raw *raw_connect(int port, const char *client_id, const char *username, const char *password,
                         int keepalive, bool clean, int *connack_rc);
+/* raw_connect in steps, for a test that must time them against the
+ * broker's loop: the TCP connection, the CONNECT packet, and the wait for
+ * CONNACK (its return code, or -1). */
+struct raw *raw_open(int port);
+void raw_send_connect(struct raw *r, const char *client_id, const char *username,
+                      const char *password, int keepalive, bool clean);
+int raw_connack(struct raw *r, int timeout_ms);
 /* Publishes at QoS 0. */
 void raw_publish0(struct raw *r, const char *topic, const char *payload);
+/* Waits for the next PUBLISH (acknowledging QoS 1): its payload, and its
+ * topic in *topic, both living until the test case ends; NULL on timeout or
+ * close. Other packets are skipped. */
+const char *raw_next_publish(struct raw *r, const char **topic, int timeout_ms);
 /* True once the broker closed the socket. */
 bool raw_wait_closed(struct raw *r, int timeout_ms);
 /* Closes the socket without DISCONNECT (an abrupt drop) and frees. */

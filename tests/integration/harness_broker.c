@@ -749,6 +749,11 @@ bool broker_wait_log_line(const struct broker *b, long from, int timeout_ms, ...
     }
 }
 
+int rt_free_port(void)
+{
+    return free_port();
+}
+
 const char *broker_dir_file(const struct broker *b, const char *name)
 {
     return rt_fmt("%s/%s", b->dir, name);

@@ -82,8 +82,7 @@ static bool recv_all(int fd, unsigned char *p, size_t len, int64_t deadline)
     return true;
 }
 
-struct raw *raw_connect(int port, const char *client_id, const char *username, const char *password,
-                        int keepalive, bool clean, int *connack_rc)
+struct raw *raw_open(int port)
 {
     struct raw *r = calloc(1, sizeof(*r));
     if (!r)
@@ -98,7 +97,12 @@ struct raw *raw_connect(int port, const char *client_id, const char *username, c
     sa.sin_port = htons((uint16_t)port);
     if (connect(r->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
         FAIL("raw client: connect to 127.0.0.1:%d: %s", port, strerror(errno));
+    return r;
+}
 
+void raw_send_connect(struct raw *r, const char *client_id, const char *username,
+                      const char *password, int keepalive, bool clean)
+{
     unsigned char body[1024];
     size_t n = 0;
     n += put_str(body + n, "MQTT");
@@ -125,13 +129,65 @@ struct raw *raw_connect(int port, const char *client_id, const char *username, c
     h += put_remaining(pkt + h, n);
     memcpy(pkt + h, body, n);
     send_all(r->fd, pkt, h + n);
+}
 
+int raw_connack(struct raw *r, int timeout_ms)
+{
     unsigned char ack[4];
-    if (!recv_all(r->fd, ack, sizeof(ack), now_mono_ms() + 5000) || ack[0] != 0x20 || ack[1] != 2)
-        *connack_rc = -1;
-    else
-        *connack_rc = ack[3];
+    if (!recv_all(r->fd, ack, sizeof(ack), now_mono_ms() + timeout_ms) || ack[0] != 0x20 ||
+        ack[1] != 2)
+        return -1;
+    return ack[3];
+}
+
+struct raw *raw_connect(int port, const char *client_id, const char *username, const char *password,
+                        int keepalive, bool clean, int *connack_rc)
+{
+    struct raw *r = raw_open(port);
+    raw_send_connect(r, client_id, username, password, keepalive, clean);
+    *connack_rc = raw_connack(r, 5000);
     return r;
+}
+
+const char *raw_next_publish(struct raw *r, const char **topic, int timeout_ms)
+{
+    int64_t deadline = now_mono_ms() + timeout_ms;
+    for (;;) {
+        unsigned char head;
+        size_t len = 0;
+        if (!recv_all(r->fd, &head, 1, deadline))
+            return NULL;
+        for (int shift = 0;; shift += 7) {
+            unsigned char b;
+            if (shift > 21 || !recv_all(r->fd, &b, 1, deadline))
+                return NULL;
+            len |= (size_t)(b & 0x7f) << shift;
+            if (!(b & 0x80))
+                break;
+        }
+        unsigned char *body = malloc(len + 1);
+        if (!body)
+            FAIL("out of memory");
+        if (!recv_all(r->fd, body, len, deadline)) {
+            free(body);
+            return NULL;
+        }
+        int qos = (head >> 1) & 3;
+        size_t tlen = len >= 2 ? (size_t)body[0] << 8 | body[1] : 0;
+        size_t off = 2 + tlen + (qos > 0 ? 2 : 0);
+        if ((head & 0xf0) != 0x30 || off > len) {
+            free(body);
+            continue; /* not a PUBLISH: nothing this client waits for */
+        }
+        if (qos == 1) {
+            unsigned char ack[4] = {0x40, 2, body[2 + tlen], body[3 + tlen]};
+            send_all(r->fd, ack, sizeof(ack));
+        }
+        *topic = rt_fmt("%.*s", (int)tlen, (const char *)body + 2);
+        const char *payload = rt_fmt("%.*s", (int)(len - off), (const char *)body + off);
+        free(body);
+        return payload;
+    }
 }
 
 void raw_publish0(struct raw *r, const char *topic, const char *payload)

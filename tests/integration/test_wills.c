@@ -1,0 +1,397 @@
+/*
+ * Nothing under the prefix bypasses the plugin (SPEC 3): a Will, retained or
+ * not, MQTT 3.1.1 or 5, sent at once or after a will delay, or on a session
+ * takeover, never reaches a subscriber under the prefix and is never stored;
+ * a retained message left under the prefix by a broker that ran without the
+ * plugin is never delivered; a shared subscription gets only what the
+ * plugin stamped.
+ *
+ * The Wills come from real clients: mosquitto_sub processes killed with
+ * SIGKILL once the broker has logged them in, so the broker sees a socket
+ * close with no DISCONNECT, as from a phone that lost its network.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "jpush_mock.h"
+
+#define FORGED_INVITE                                                                              \
+    "{\"type\":\"invite\",\"id\":\"x1\",\"caller\":\"alice\",\"callee\":\"bob\",\"by\":\"alice\"," \
+    "\"channel\":\"evil\"}"
+#define FORGED_DEVICE "{\"provider\":\"jpush\",\"platform\":\"android\",\"token\":\"tok-will\"}"
+
+struct will {
+    const char *client_id;
+    const char *username;
+    int protocol; /* 4 or 5 */
+    const char *topic;
+    const char *payload;
+    bool retain;
+    int delay_s; /* MQTT 5 will delay interval; 0: none */
+};
+
+static const char *mosquitto_sub_path(void)
+{
+    const char *p = getenv("MOSQUITTO_SUB");
+    return p && *p ? p : "/usr/bin/mosquitto_sub";
+}
+
+/* Starts mosquitto_sub with the Will and waits until the broker has logged
+ * it in. Returns its pid. */
+static pid_t will_client_start(const struct broker *b, const struct will *w)
+{
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = "mosquitto_sub";
+    argv[n++] = "-h";
+    argv[n++] = "127.0.0.1";
+    argv[n++] = "-p";
+    argv[n++] = rt_fmt("%d", b->port);
+    argv[n++] = "-i";
+    argv[n++] = w->client_id;
+    if (w->username) {
+        argv[n++] = "-u";
+        argv[n++] = w->username;
+    }
+    argv[n++] = "-V";
+    argv[n++] = w->protocol == 5 ? "mqttv5" : "mqttv311";
+    argv[n++] = "-t";
+    argv[n++] = rt_fmt("it/idle/%s", w->client_id);
+    argv[n++] = "--will-topic";
+    argv[n++] = w->topic;
+    argv[n++] = "--will-payload";
+    argv[n++] = w->payload;
+    argv[n++] = "--will-qos";
+    argv[n++] = "1";
+    if (w->retain)
+        argv[n++] = "--will-retain";
+    if (w->delay_s > 0) {
+        argv[n++] = "-D";
+        argv[n++] = "will";
+        argv[n++] = "will-delay-interval";
+        argv[n++] = rt_fmt("%d", w->delay_s);
+    }
+    argv[n] = NULL;
+    long mark = broker_log_mark(b);
+    static char *const envp[] = {NULL};
+    pid_t pid = rt_spawn_logged(mosquitto_sub_path(), (char *const *)argv, envp,
+                                broker_dir_file(b, rt_fmt("client-%s.log", w->client_id)));
+    /* The subscription is the client's last step: once it is logged, the
+     * Will has been accepted with the CONNECT. */
+    CHECKF(broker_wait_log_line(b, mark, WAIT_MS, "Received SUBSCRIBE from", w->client_id,
+                                (char *)NULL),
+           "mosquitto_sub %s did not connect and subscribe", w->client_id);
+    return pid;
+}
+
+/* SIGKILLs the client and waits until the broker has handled its Will: the
+ * plugin logs the refusal. */
+static void will_client_kill(const struct broker *b, pid_t pid, const struct will *w)
+{
+    long mark = broker_log_mark(b);
+    CHECK(kill(pid, SIGKILL) == 0);
+    CHECK(waitpid(pid, NULL, 0) == pid);
+    int wait_ms = WAIT_MS + w->delay_s * 1000;
+    CHECKF(broker_wait_log_line(b, mark, wait_ms, "rtm: refused the Will of client", w->client_id,
+                                w->topic, (char *)NULL),
+           "no refusal of %s's Will to %s was logged", w->client_id, w->topic);
+}
+
+/* A real invite from alice to bob, seen by `bob`: everything the broker
+ * delivered before it has arrived by then. */
+static void sentinel_call(const struct broker *b, struct client *bob)
+{
+    struct client *alice = client_open_inbox(b, rt_uniq("alice"), "alice");
+    const char *id = rt_uniq("sentinel");
+    rt_send(alice, inbox("bob"), rt_fmt("{\"type\":\"invite\",\"id\":\"%s\"}", id));
+    cJSON *ev = EXPECT_EVENT(bob, "bob", "invite", id);
+    CHECK_STAMP(ev, "invite", id, "alice", "bob", "alice");
+    rt_send(alice, inbox("bob"), rt_fmt("{\"type\":\"cancel\",\"id\":\"%s\"}", id));
+    EXPECT_EVENT(bob, "bob", "cancel", id);
+    client_free(alice);
+}
+
+static struct broker *start_broker(void)
+{
+    static const char *const extra[] = {"persistence true", "persistence_location @DIR@/", NULL};
+    struct broker_opts o = {.extra_lines = extra};
+    return broker_start(&o);
+}
+
+/* mallory's Will rings bob "from alice": bob, listening, gets nothing; a
+ * retained one is not stored either, so bob's next subscription gets
+ * nothing; and a restart does not bring it back. */
+static void forged_call_will(int protocol, bool retain, int delay_s)
+{
+    struct broker *b = start_broker();
+    struct client_opts bo = {.client_id = "bob-sub", .username = "bob", .protocol = protocol};
+    struct client *bob = client_open_v(b, &bo);
+    CHECK_EQ_INT(client_subscribe(bob, inbox("bob"), 1), 1);
+    struct will w = {"mal", "mallory", protocol, inbox("bob"), FORGED_INVITE, retain, delay_s};
+    pid_t pid = will_client_start(b, &w);
+    will_client_kill(b, pid, &w);
+    sentinel_call(b, bob);
+    EXPECT_NOTHING_ELSE(bob, NULL);
+
+    struct client_opts lo = {.client_id = "bob-late", .username = "bob", .protocol = protocol};
+    struct client *late = client_open_v(b, &lo);
+    CHECK_EQ_INT(client_subscribe(late, inbox("bob"), 1), 1);
+    sentinel_call(b, late);
+    EXPECT_NOTHING_ELSE(late, NULL);
+    client_free(late);
+    client_free(bob);
+
+    broker_stop(b);
+    broker_restart(b);
+    struct client *again = client_open_v(b, &lo);
+    CHECK_EQ_INT(client_subscribe(again, inbox("bob"), 1), 1);
+    sentinel_call(b, again);
+    EXPECT_NOTHING_ELSE(again, NULL);
+    client_free(again);
+    broker_free(b);
+}
+
+static void test_will_v311(void)
+{
+    forged_call_will(4, false, 0);
+}
+
+static void test_will_v311_retained(void)
+{
+    forged_call_will(4, true, 0);
+}
+
+static void test_will_v5(void)
+{
+    forged_call_will(5, false, 0);
+}
+
+static void test_will_v5_retained(void)
+{
+    forged_call_will(5, true, 0);
+}
+
+static void test_will_v5_delay(void)
+{
+    forged_call_will(5, false, 1);
+}
+
+static void test_will_v5_delay_retained(void)
+{
+    forged_call_will(5, true, 1);
+}
+
+/* A Will to one's own device topic would register a device without the
+ * plugin's checks: it is refused, nothing is stored, and after a restart
+ * bob's only device is the one he registered. */
+static void device_will(int protocol, int delay_s)
+{
+    struct broker *b = start_broker();
+    struct will w = {"bob-will",    "bob", protocol, "rtm/u/bob/devices/d1",
+                     FORGED_DEVICE, true,  delay_s};
+    pid_t pid = will_client_start(b, &w);
+    will_client_kill(b, pid, &w);
+
+    struct client_opts bo = {.client_id = "bob-dev", .username = "bob", .protocol = 5};
+    struct client *bob = client_open_v(b, &bo);
+    CHECK_EQ_INT(client_subscribe(bob, "rtm/u/bob/devices/+", 1), 1);
+    const char *reg = "{\"provider\":\"jpush\",\"platform\":\"ios\",\"token\":\"tok-real\"}";
+    CHECK_EQ_INT(client_publish(bob, "rtm/u/bob/devices/d2", reg, (int)strlen(reg), 1, true), 0);
+    struct msg *m = client_wait_msg(bob, "rtm/u/bob/devices/d2", WAIT_MS);
+    CHECKF(m, "bob's own registration of d2 did not come back");
+    EXPECT_NOTHING_ELSE(bob, NULL);
+    client_free(bob);
+
+    broker_stop(b);
+    long mark = broker_log_mark(b);
+    broker_restart(b);
+    CHECKF(broker_wait_log(b, mark, "device registry read back from the retained store: 1 device",
+                           WAIT_MS),
+           "the registry read back after the restart is not bob's one device");
+    bob = client_open_v(b, &bo);
+    CHECK_EQ_INT(client_subscribe(bob, "rtm/u/bob/devices/+", 1), 1);
+    m = client_wait_msg(bob, "rtm/u/bob/devices/d2", WAIT_MS);
+    CHECKF(m && m->retain, "bob's retained registration of d2 is gone after the restart");
+    client_flush(bob);
+    EXPECT_NOTHING_ELSE(bob, NULL);
+    client_free(bob);
+    broker_free(b);
+}
+
+static void test_device_will_v311(void)
+{
+    device_will(4, 0);
+}
+
+static void test_device_will_v5_delay(void)
+{
+    device_will(5, 1);
+}
+
+/* A second connection with mallory's client id takes the first one over:
+ * Mosquitto sends the first one's Will before it reports its disconnect. */
+static void test_will_on_takeover(void)
+{
+    struct broker *b = start_broker();
+    struct client *bob = client_open_inbox(b, "bob-sub", "bob");
+    struct will w = {"mal", "mallory", 4, inbox("bob"), FORGED_INVITE, false, 0};
+    pid_t pid = will_client_start(b, &w);
+    long mark = broker_log_mark(b);
+    struct client_opts mo = {.client_id = "mal", .username = "mallory"};
+    struct client *second = client_new(b, &mo);
+    CHECK_EQ_INT(client_connect(second), 0);
+    CHECKF(broker_wait_log_line(b, mark, WAIT_MS, "rtm: refused the Will of client", "mal",
+                                (char *)NULL),
+           "no refusal of the taken-over connection's Will was logged");
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    sentinel_call(b, bob);
+    EXPECT_NOTHING_ELSE(bob, NULL);
+    client_free(second);
+    client_free(bob);
+    broker_free(b);
+}
+
+/* A shared subscription to one's inbox gets the plugin's stamped messages,
+ * and no Will. */
+static void test_shared_subscription(void)
+{
+    struct broker *b = start_broker();
+    struct client_opts bo = {.client_id = "bob-share", .username = "bob", .protocol = 5};
+    struct client *bob = client_open_v(b, &bo);
+    CHECK_EQ_INT(client_subscribe(bob, "$share/g/rtm/u/bob/call", 1), 1);
+    struct will w = {"mal", "mallory", 5, inbox("bob"), FORGED_INVITE, false, 0};
+    pid_t pid = will_client_start(b, &w);
+    will_client_kill(b, pid, &w);
+    sentinel_call(b, bob);
+    EXPECT_NOTHING_ELSE(bob, NULL);
+    client_free(bob);
+    broker_free(b);
+}
+
+/* --- retained messages stored without the plugin --------------------------- */
+
+struct plain_broker {
+    pid_t pid;
+    struct broker view; /* port, for the harness's clients */
+};
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    CHECKF(f, "cannot write %s: %s", path, strerror(errno));
+    fputs(text, f);
+    CHECK(fclose(f) == 0);
+}
+
+static bool tcp_accepts(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return ok;
+}
+
+/* Before the plugin's broker first starts: a broker without the plugin, on
+ * the same persistence file, stores junk under the prefix and saves it. */
+static void store_without_plugin(const struct broker *b, void *ud)
+{
+    (void)ud;
+    struct plain_broker pb = {0};
+    int port = rt_free_port();
+    const char *conf = broker_dir_file(b, "plain.conf");
+    write_text(conf, rt_fmt("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\n"
+                            "persistence_location %s/\nlog_dest stderr\nlog_type all\n%s",
+                            port, b->dir, geteuid() == 0 ? "user root\n" : ""));
+    static char *const envp[] = {NULL};
+    char *argv[] = {"mosquitto", "-c", (char *)conf, NULL};
+    const char *bin = getenv("MOSQUITTO_BIN");
+    pb.pid = rt_spawn_logged(bin && *bin ? bin : "/usr/sbin/mosquitto", argv, envp,
+                             broker_dir_file(b, "plain.log"));
+    pb.view.port = port;
+    int64_t deadline = now_mono_ms() + WAIT_MS;
+    while (!tcp_accepts(port)) {
+        CHECKF(now_mono_ms() < deadline, "the broker without the plugin did not start");
+        rt_wait_ms(20);
+    }
+    struct client_opts o = {.client_id = "junk", .protocol = 5};
+    struct client *c = client_new(&pb.view, &o);
+    CHECK_EQ_INT(client_connect(c), 0);
+    static const char *const junk[][2] = {
+        {"rtm/u/bob/call", FORGED_INVITE},
+        {"rtm/u/bob/devices/d9", "not a registration"},
+        {"rtm/presence/bob", "{\"uid\":\"bob\",\"online\":true,\"sessions\":1,\"ts\":1}"},
+        {"rtm/presence/carol", "junk"},
+    };
+    for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++) {
+        int rc = client_publish(c, junk[i][0], junk[i][1], (int)strlen(junk[i][1]), 1, true);
+        CHECKF(rc >= 0 && rc < 0x80, "the broker without the plugin refused %s: %d", junk[i][0],
+               rc);
+    }
+    client_free(c);
+    kill(pb.pid, SIGTERM);
+    CHECK(waitpid(pb.pid, NULL, 0) == pb.pid);
+}
+
+static void test_retained_from_before(void)
+{
+    static const char *const extra[] = {"persistence true", "persistence_location @DIR@/", NULL};
+    struct broker_opts o = {.extra_lines = extra, .prepare = store_without_plugin};
+    struct broker *b = broker_start(&o);
+    struct client *bob = client_open_v(
+        b, &(struct client_opts){.client_id = "bob-sub", .username = "bob", .protocol = 5});
+    CHECK_EQ_INT(client_subscribe(bob, "rtm/u/bob/#", 1), 1);
+    struct client *watch = client_open_v(b, &(struct client_opts){.client_id = "w", .protocol = 5});
+    CHECK_EQ_INT(client_subscribe(watch, "rtm/presence/carol", 1), 1);
+    CHECK_EQ_INT(client_subscribe(watch, "rtm/presence/bob", 1), 1);
+    sentinel_call(b, bob);
+    /* bob's own presence, published as he connected, is the only one; the
+     * junk on carol's topic is erased. */
+    struct msg *p =
+        client_wait_fields(watch, "rtm/presence/bob", WAIT_MS, "online", "true", (char *)NULL);
+    CHECKF(p, "bob's presence did not come");
+    client_consume_all(watch, "rtm/presence/bob", "uid", "bob", (char *)NULL);
+    client_flush(watch);
+    EXPECT_NOTHING_ELSE(watch, NULL);
+    /* The junk registration is erased: bob sees d9 unregistered. */
+    struct msg *gone = client_wait_msg(bob, "rtm/u/bob/devices/d9", WAIT_MS);
+    CHECKF(gone && gone->len == 0, "bob did not see the junk on d9 erased");
+    client_flush(bob);
+    EXPECT_NOTHING_ELSE(bob, NULL);
+    CHECK(broker_log_contains(b, 0, "rtm: erased the retained message on rtm/presence/carol"));
+    CHECK(broker_log_contains(b, 0, "rtm: erased the retained message on rtm/u/bob/call"));
+    CHECK(broker_log_contains(b, 0, "rtm: erased the retained message on rtm/u/bob/devices/d9"));
+    client_free(watch);
+    client_free(bob);
+    broker_free(b);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct test_case cases[] = {
+        {"will_v311", test_will_v311},
+        {"will_v311_retained", test_will_v311_retained},
+        {"will_v5", test_will_v5},
+        {"will_v5_retained", test_will_v5_retained},
+        {"will_v5_delay", test_will_v5_delay},
+        {"will_v5_delay_retained", test_will_v5_delay_retained},
+        {"device_will_v311", test_device_will_v311},
+        {"device_will_v5_delay", test_device_will_v5_delay},
+        {"will_on_takeover", test_will_on_takeover},
+        {"shared_subscription", test_shared_subscription},
+        {"retained_from_before", test_retained_from_before},
+    };
+    return run_tests(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
+}
