@@ -6,6 +6,13 @@
  * tell the caller (`pushed`), retry with backoff while the call is pending,
  * drop registrations the provider does not know, or log a configuration
  * error. It runs on the broker thread, reads no clock and starts no thread.
+ *
+ * While the device registry is still being read back at start-up, an
+ * invitation push cannot know its devices: it waits here, in order, until
+ * rtm_pusher_registry_ready(), and goes out then if its invitation is still
+ * pending. One that ends first (its call_cancel arrives, the invitation is
+ * no longer pending, or its ringing deadline passes) is dropped with one
+ * log line, and its call_cancel with it: nothing ever rang.
  */
 #ifndef RTM_PUSHER_H
 #define RTM_PUSHER_H
@@ -33,6 +40,7 @@ struct rtm_pusher_env {
     bool (*call_pending)(void *ud, const char *call_id);
     void *ud;
     uint64_t seed;                /* for retry jitter */
+    bool registry_loading;        /* invitation pushes wait for rtm_pusher_registry_ready() */
     struct rtm_hash_key hash_key; /* for invitation ids */
 };
 
@@ -62,6 +70,7 @@ struct rtm_pusher_stats {
     uint64_t failed;  /* given up, refused or misconfigured */
     uint64_t dropped; /* the sender was full */
     uint64_t tokens_removed;
+    size_t held; /* invitation pushes waiting for the registry */
 };
 
 struct rtm_pusher;
@@ -80,7 +89,13 @@ void rtm_pusher_drop(struct rtm_pusher *pusher, const struct rtm_push *push);
 void rtm_pusher_result(struct rtm_pusher *pusher, uint64_t tag,
                        const struct rtm_push_response *response, int64_t now_ms);
 
-/* Sends the retries that are due. */
+/* The registry has been read back: every held push whose invitation is
+ * still pending goes out now (time_to_live as of `now_ms`), oldest first;
+ * later pushes no longer wait. */
+void rtm_pusher_registry_ready(struct rtm_pusher *pusher, int64_t now_ms);
+
+/* Sends the retries that are due, and drops held pushes whose ringing
+ * deadline has passed. */
 void rtm_pusher_tick(struct rtm_pusher *pusher, int64_t now_ms);
 
 void rtm_pusher_stats(const struct rtm_pusher *pusher, struct rtm_pusher_stats *out);

@@ -4,6 +4,9 @@
  * with) and pushed calls (the tokens an invitation woke, so that its
  * call_cancel push goes to the same devices). One heap holds both kinds of
  * timer: a job's next retry and a call record's expiry.
+ *
+ * Until the registry is ready, invitation pushes wait on a list, oldest
+ * first, each with a timer at its ringing deadline (the third kind).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,7 +24,7 @@
 #define BACKOFF_MAX_MS     30000
 #define RETRY_AFTER_MAX_MS 60000
 
-enum { TIMER_RETRY, TIMER_FORGET };
+enum { TIMER_RETRY, TIMER_FORGET, TIMER_HELD };
 
 struct tokens {
     char **v;
@@ -44,8 +47,18 @@ struct job {
     struct rtm_push_copy push;
 };
 
+/* An invitation push waiting for the registry to be read back. */
+struct held {
+    struct rtm_list link;    /* in rtm_pusher.held, oldest first */
+    struct rtm_timer expire; /* at its ringing deadline */
+    struct rtm_push_copy push;
+};
+
 struct rtm_pusher {
     struct rtm_pusher_env env;
+    bool ready; /* the registry has been read back */
+    struct rtm_list held;
+    size_t nheld;
     struct rtm_hash jobs;
     struct rtm_hash calls;
     struct rtm_heap timers;
@@ -245,6 +258,87 @@ static void job_send(struct rtm_pusher *p, struct job *job, int64_t now)
     p->st.sent++;
 }
 
+/* --- waiting for the registry ------------------------------------------- */
+
+static void held_free(struct rtm_pusher *p, struct held *h)
+{
+    rtm_list_remove(&h->link);
+    rtm_heap_disarm(&p->timers, &h->expire);
+    p->nheld--;
+    free(h);
+}
+
+/* Linear, but only while the registry loads, and over that moment's pushes. */
+static struct held *held_find(struct rtm_pusher *p, const char *call_id)
+{
+    for (struct rtm_list *n = p->held.next; n != &p->held; n = n->next) {
+        struct held *h = rtm_container_of(n, struct held, link);
+        if (strcmp(h->push.call_id, call_id) == 0)
+            return h;
+    }
+    return NULL;
+}
+
+static void held_drop(struct rtm_pusher *p, struct held *h, const char *what)
+{
+    plog(p, RTM_LOG_INFO,
+         "rtm: push call_invite %s to %s (%s) not sent: %s before the device registry was read "
+         "back",
+         h->push.call_id, h->push.callee, h->push.why, what);
+    held_free(p, h);
+}
+
+/* Keeps an invitation push while the registry is not ready; a call_cancel
+ * whose invitation push is still kept ends both (nothing rang). True when
+ * `push` was taken care of here. */
+static bool hold(struct rtm_pusher *p, const struct rtm_push *push)
+{
+    if (push->kind == RTM_PUSH_CALL_CANCEL) {
+        struct held *h = p->nheld ? held_find(p, push->call_id) : NULL;
+        if (h)
+            held_drop(p, h, "the call ended, so neither is its call_cancel,");
+        return h != NULL;
+    }
+    if (p->ready)
+        return false;
+    if (p->nheld + p->jobs.count >= p->env.cfg->push_queue_max) {
+        rtm_pusher_drop(p, push);
+        return true;
+    }
+    struct held *h = calloc(1, sizeof(*h));
+    if (h) {
+        rtm_push_copy_set(&h->push, push);
+        h->expire.kind = TIMER_HELD;
+    }
+    if (!h || rtm_heap_arm(&p->timers, &h->expire, push->expires_at) != 0) {
+        free(h);
+        plog(p, RTM_LOG_ERR, "rtm: out of memory holding the push of call %s", push->call_id);
+        return true;
+    }
+    rtm_list_add_tail(&p->held, &h->link);
+    p->nheld++;
+    plog(p, RTM_LOG_INFO,
+         "rtm: push call_invite %s to %s (%s): waiting for the device registry to be read back",
+         push->call_id, push->callee, push->why ? push->why : "");
+    return true;
+}
+
+void rtm_pusher_registry_ready(struct rtm_pusher *p, int64_t now)
+{
+    p->ready = true;
+    while (p->nheld) {
+        struct held *h = rtm_container_of(p->held.next, struct held, link);
+        if (!p->env.call_pending(p->env.ud, h->push.call_id)) {
+            held_drop(p, h, "the call ended");
+            continue;
+        }
+        struct rtm_push_copy copy = h->push;
+        held_free(p, h);
+        struct rtm_push push = rtm_push_copy_view(&copy, now);
+        rtm_pusher_on_push(p, &push);
+    }
+}
+
 /* --- pushing ------------------------------------------------------------- */
 
 /* The callee's tokens, and their device names for the log line. */
@@ -316,7 +410,7 @@ void rtm_pusher_on_push(void *ud, const struct rtm_push *push)
     struct rtm_pusher *p = ud;
     struct tokens all = {NULL, 0};
     char names[512];
-    if (!targets(p, push, &all, names, sizeof(names)))
+    if (hold(p, push) || !targets(p, push, &all, names, sizeof(names)))
         return;
     if (!p->env.submit) {
         dry_run(p, push, &all, names);
@@ -469,6 +563,8 @@ void rtm_pusher_tick(struct rtm_pusher *p, int64_t now)
     while ((t = rtm_heap_pop_due(&p->timers, now)) != NULL) {
         if (t->kind == TIMER_RETRY)
             retry_now(p, rtm_container_of(t, struct job, retry), now);
+        else if (t->kind == TIMER_HELD)
+            held_drop(p, rtm_container_of(t, struct held, expire), "its ringing deadline passed");
         else
             call_free(p, rtm_container_of(t, struct pushed_call, forget));
     }
@@ -482,6 +578,8 @@ struct rtm_pusher *rtm_pusher_new(const struct rtm_pusher_env *env)
     if (!p)
         return NULL;
     p->env = *env;
+    p->ready = !env->registry_loading;
+    rtm_list_init(&p->held);
     p->rng = env->seed ? env->seed : 0x9e3779b97f4a7c15ULL;
     rtm_heap_init(&p->timers);
     if (rtm_hash_init(&p->jobs, 64, NULL) != 0 ||
@@ -498,6 +596,11 @@ void rtm_pusher_free(struct rtm_pusher *p)
     if (!p)
         return;
     rtm_heap_fini(&p->timers);
+    while (!rtm_list_empty(&p->held)) {
+        struct held *h = rtm_container_of(p->held.next, struct held, link);
+        rtm_list_remove(&h->link);
+        free(h);
+    }
     struct rtm_hnode *n;
     while ((n = rtm_hash_pop(&p->jobs)) != NULL) {
         struct job *job = rtm_container_of(n, struct job, node);
@@ -519,4 +622,5 @@ void rtm_pusher_stats(const struct rtm_pusher *p, struct rtm_pusher_stats *out)
     *out = p->st;
     out->jobs = p->jobs.count;
     out->calls = p->calls.count;
+    out->held = p->nheld;
 }

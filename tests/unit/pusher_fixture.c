@@ -140,6 +140,7 @@ void boot_seed(uint64_t seed)
         .call_pending = rec_pending,
         .ud = &P,
         .seed = seed,
+        .registry_loading = P.loading,
     };
     P.pusher = rtm_pusher_new(&env);
     assert_non_null(P.pusher);

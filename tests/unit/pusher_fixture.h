@@ -60,6 +60,7 @@ struct pusher_fixture {
     int64_t now;
     bool dry_run; /* boot without a submit function */
     bool full;    /* submit refuses (-1) */
+    bool loading; /* boot with the registry still being read back */
     bool pending; /* what call_pending answers */
     size_t pending_asked;
     char pending_last[RTM_ID_MAX + 1];
