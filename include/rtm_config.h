@@ -70,7 +70,7 @@ struct rtm_config {
     char jpush_ca_file[RTM_CONFIG_TEXT_MAX + 1]; /* extra CA bundle, or "" */
     char push_title[RTM_CONFIG_TEXT_MAX + 1];
     char push_alert[RTM_CONFIG_TEXT_MAX + 1];
-    char registry_listener[RTM_CONFIG_TEXT_MAX + 1]; /* "host:port" or "none" */
+    char registry_listener[RTM_CONFIG_TEXT_MAX + 1]; /* "auto", "none" or "IP:port" */
     uint32_t stats_interval_s;                       /* 0: no statistics */
     /* Also report the process heap (glibc's mallinfo2). It walks every free
      * chunk on the broker thread: tens of milliseconds on a heap of

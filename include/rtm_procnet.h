@@ -33,6 +33,11 @@ bool rtm_procnet_socket_inode(const char *link, unsigned long *inode);
 size_t rtm_procnet_listening(const char *text, int family, struct rtm_procnet_socket *out,
                              size_t *n, size_t max);
 
+/* Parses an explicit "IP:port" ("127.0.0.1:1883", "[::1]:1883", "::1:1883",
+ * or "localhost:1883", which means 127.0.0.1) into `out` (inode 0). No name
+ * lookups: the address must be one of this machine's. */
+bool rtm_procnet_parse_address(const char *s, struct rtm_procnet_socket *out);
+
 /* "127.0.0.1:1883" or "[::1]:1883" into buf. */
 void rtm_procnet_name(const struct rtm_procnet_socket *s, char *buf, size_t size);
 

@@ -22,17 +22,22 @@ struct rtm_services *rtm_services_start(const struct rtm_config *cfg, struct rtm
                                         const struct rtm_sink *sink, char *err, size_t err_len);
 
 /* On every TICK: hands finished HTTP results to the pusher, sends due
- * retries, and reports the registry loader's outcome once. */
+ * retries, lets the registry loader start (the first TICK comes once the
+ * broker's listeners are open), logs each of its failures as an error, and
+ * once it has read the registry back, releases the pushes that waited. */
 void rtm_services_tick(struct rtm_services *s, int64_t now_ms);
 
-/* Is this connection the registry loader? (its secret password proves it) */
+/* From BASIC_AUTH, for every login: is this connection the registry
+ * loader's current attempt? (its secret password proves it; the loader
+ * also learns that this broker saw it, rtm_loader.h) */
 bool rtm_services_is_loader(const struct rtm_services *s, const char *client_id,
                             const char *password);
 
 /* The one subscription the loader makes. */
 const char *rtm_services_loader_filter(const struct rtm_services *s);
 
-/* Adds the push dispatcher's numbers to `out` (rtm_stats.h). */
+/* Adds the push dispatcher's numbers and the registry's state to `out`
+ * (rtm_stats.h). */
 void rtm_services_stats(const struct rtm_services *s, struct rtm_stats *out);
 
 /* Stops the threads; queued pushes are abandoned. */

@@ -16,11 +16,13 @@
 
 struct rtm_stats {
     struct rtm_core_stats core;
-    size_t push_jobs;  /* push requests in flight or waiting to be retried */
-    size_t push_calls; /* pushed calls remembered for call_cancel */
-    size_t rss_bytes;  /* the broker process's resident memory */
-    bool has_heap;     /* plugin_opt_stats_heap: heap_bytes was measured */
-    size_t heap_bytes; /* the whole broker process's heap in use */
+    size_t push_jobs;           /* push requests in flight or waiting to be retried */
+    size_t push_calls;          /* pushed calls remembered for call_cancel */
+    const char *registry;       /* read-back: "loading", "ready" or "failed" (NULL: "ready") */
+    unsigned registry_failures; /* read-back rounds that failed */
+    size_t rss_bytes;           /* the broker process's resident memory */
+    bool has_heap;              /* plugin_opt_stats_heap: heap_bytes was measured */
+    size_t heap_bytes;          /* the whole broker process's heap in use */
     /* Since the previous report: */
     uint64_t ticks;
     uint64_t tick_avg_us;
@@ -31,7 +33,8 @@ struct rtm_stats {
 /* {"users":..,"sessions":..,"calls_live":..,"calls_remembered":..,
  *  "timers":..,"devices":..,"push_jobs":..,"push_calls":..,
  *  "pool_bytes":..,"rss_bytes":..,["heap_bytes":..,]"ticks":..,"tick_avg_us":..,"tick_max_us":..,
- *  "timers_fired":..,"timer_late_p99_ms":..,"timer_late_max_ms":..,"ts":..}:
+ *  "timers_fired":..,"timer_late_p99_ms":..,"timer_late_max_ms":..,
+ *  "registry":"loading"|"ready"|"failed","registry_failures":..,"ts":..}:
  *  malloc'd, or NULL when out of memory. */
 char *rtm_stats_json(const struct rtm_stats *st, int64_t ts, size_t *len);
 

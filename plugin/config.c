@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "rtm_config.h"
+#include "rtm_procnet.h"
 #include "rtm_topic.h"
 
 enum opt_kind {
@@ -109,7 +110,7 @@ void rtm_config_defaults(struct rtm_config *cfg)
     strcpy(cfg->jpush_endpoint, "https://api.jpush.cn");
     strcpy(cfg->push_title, "Incoming call");
     strcpy(cfg->push_alert, "{caller} is calling");
-    strcpy(cfg->registry_listener, "127.0.0.1:1883");
+    strcpy(cfg->registry_listener, "auto");
     cfg->stats_interval_s = 60;
 }
 
@@ -281,15 +282,13 @@ static int read_file_text(const char *path, uint64_t max, char *field)
     return parse_text(text, 1, max, field);
 }
 
-/* "host:port" of one of this broker's plain MQTT listeners, or "none". */
+/* "auto", "none", or "IP:port" of one of this broker's plain MQTT
+ * listeners (no host names: a lookup could hang the loader). */
 static int parse_listener(const char *s, uint64_t max, char *field)
 {
-    if (strcmp(s, "none") != 0) {
-        const char *colon = strrchr(s, ':');
-        uint64_t port;
-        if (!colon || colon == s || parse_uint(colon + 1, 1, 65535, &port) != 0)
-            return -1;
-    }
+    struct rtm_procnet_socket addr;
+    if (strcmp(s, "auto") != 0 && strcmp(s, "none") != 0 && !rtm_procnet_parse_address(s, &addr))
+        return -1;
     return parse_text(s, 1, max, field);
 }
 
@@ -369,7 +368,9 @@ static void describe(const struct opt_def *def, char *err, size_t err_len)
                  def->name);
         break;
     case OPT_LISTENER:
-        snprintf(err, err_len, "plugin_opt_%s must be host:port of a plain MQTT listener, or none",
+        snprintf(err, err_len,
+                 "plugin_opt_%s must be auto, none, or IP:port of a plain MQTT listener of this "
+                 "broker (127.0.0.1:1883, [::1]:1883)",
                  def->name);
         break;
     case OPT_ENUM: {

@@ -171,7 +171,7 @@ static void report_stats(struct rtm_plugin *p, int64_t now)
     rtm_core_stats(p->core, &st.core);
     rtm_core_timer_report(p->core, &st.timers);
     rtm_services_stats(p->services, &st);
-    char line[512];
+    char line[640];
     rtm_stats_line(&st, line, sizeof(line));
     mosquitto_log_printf(MOSQ_LOG_INFO, "%s", line);
     size_t len = 0;

@@ -103,6 +103,52 @@ size_t rtm_procnet_listening(const char *text, int family, struct rtm_procnet_so
     return found;
 }
 
+static bool parse_port(const char *s, uint16_t *port)
+{
+    unsigned long v = 0;
+    if (!*s || strlen(s) > 5)
+        return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        v = v * 10 + (unsigned long)(*s - '0');
+    }
+    if (v < 1 || v > 65535)
+        return false;
+    *port = (uint16_t)v;
+    return true;
+}
+
+bool rtm_procnet_parse_address(const char *s, struct rtm_procnet_socket *out)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s)
+        return false;
+    const char *h = s;
+    size_t len = (size_t)(colon - s);
+    if (h[0] == '[') {
+        if (len < 3 || h[len - 1] != ']')
+            return false;
+        h++;
+        len -= 2;
+    }
+    char host[INET6_ADDRSTRLEN];
+    if (len >= sizeof(host))
+        return false;
+    memcpy(host, h, len);
+    host[len] = '\0';
+    memset(out, 0, sizeof(*out));
+    if (!parse_port(colon + 1, &out->port))
+        return false;
+    if (strcmp(host, "localhost") == 0)
+        strcpy(host, "127.0.0.1");
+    if (inet_pton(AF_INET, host, out->addr) == 1)
+        out->family = AF_INET;
+    else if (inet_pton(AF_INET6, host, out->addr) == 1)
+        out->family = AF_INET6;
+    return out->family != 0;
+}
+
 void rtm_procnet_name(const struct rtm_procnet_socket *s, char *buf, size_t size)
 {
     char host[INET6_ADDRSTRLEN] = "?";

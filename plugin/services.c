@@ -13,7 +13,6 @@
  * ready for every connection that frees up, so pushes go out as fast as
  * before (an idle broker TICKs at least every 100 ms in Mosquitto 2.0).
  */
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +35,11 @@
 #define BUSY_TICK_MS 2
 #define TICK_BATCH   2
 
+/* The registry read-back, for the log and the stats. With
+ * registry_listener none there is nothing to read: ready at once. */
+enum registry_state { REGISTRY_LOADING, REGISTRY_READY, REGISTRY_FAILED };
+static const char *const registry_names[] = {"loading", "ready", "failed"};
+
 /* A push of the core's, waiting for the HTTP worker. */
 struct deferred {
     struct rtm_list link; /* in rtm_services.deferred */
@@ -49,35 +53,21 @@ struct rtm_services {
     struct rtm_push_settings settings;
     struct rtm_push_options options; /* plugin_opt_jpush_options, read once */
     struct rtm_pusher *pusher;
-    struct rtm_http *http; /* NULL: dry run */
-    struct rtm_loader *loader;
-    struct rtm_list deferred; /* oldest first */
+    struct rtm_http *http;     /* NULL: dry run */
+    struct rtm_loader *loader; /* until the registry is read back */
+    enum registry_state registry;
+    unsigned registry_failures; /* rounds the loader failed, as logged */
+    bool ticked;                /* the broker's loop runs */
+    struct rtm_list deferred;   /* oldest first */
     size_t ndeferred;
     int64_t now_ms;  /* of the TICK being handled, for results */
     int64_t last_ms; /* of the TICK before */
-    char loader_id[48];
-    char loader_secret[48];
     char loader_filter[RTM_PREFIX_MAX + 32];
 };
 
 static void slog(struct rtm_services *s, enum rtm_log_level level, const char *line)
 {
     s->sink->log(s->sink->ud, level, line);
-}
-
-/* 16 random bytes as hex: the loader's secret and id suffix. */
-static int random_hex(char *out, size_t size)
-{
-    unsigned char raw[16];
-    FILE *f = fopen("/dev/urandom", "rb");
-    size_t got = f ? fread(raw, 1, sizeof(raw), f) : 0;
-    if (f)
-        fclose(f);
-    if (got != sizeof(raw) || size < 2 * sizeof(raw) + 1)
-        return -1;
-    for (size_t i = 0; i < sizeof(raw); i++)
-        snprintf(out + 2 * i, 3, "%02x", raw[i]);
-    return 0;
 }
 
 static int submit(void *ud, uint64_t tag, struct rtm_push_request *req)
@@ -178,8 +168,10 @@ void rtm_services_stats(const struct rtm_services *s, struct rtm_stats *out)
     struct rtm_pusher_stats ps = {0};
     if (s->pusher)
         rtm_pusher_stats(s->pusher, &ps);
-    out->push_jobs = ps.jobs + s->ndeferred;
+    out->push_jobs = ps.jobs + ps.held + s->ndeferred;
     out->push_calls = ps.calls;
+    out->registry = registry_names[s->registry];
+    out->registry_failures = s->registry_failures;
 }
 
 static int start_push(struct rtm_services *s, char *err, size_t err_len)
@@ -223,6 +215,7 @@ static int start_push(struct rtm_services *s, char *err, size_t err_len)
         .call_pending = call_pending,
         .ud = s,
         .seed = (uint64_t)(uintptr_t)s,
+        .registry_loading = strcmp(cfg->registry_listener, "none") != 0,
         .hash_key = *rtm_core_hash_key(s->core),
     };
     if (!(s->pusher = rtm_pusher_new(&env))) {
@@ -241,18 +234,12 @@ static int start_loader(struct rtm_services *s, char *err, size_t err_len)
     if (strcmp(s->cfg->registry_listener, "none") == 0) {
         slog(s, RTM_LOG_INFO,
              "rtm: registry_listener none: stored registrations are not read back");
+        s->registry = REGISTRY_READY;
         return 0;
     }
-    char suffix[40];
-    if (random_hex(suffix, sizeof(suffix)) != 0 ||
-        random_hex(s->loader_secret, sizeof(s->loader_secret)) != 0) {
-        snprintf(err, err_len, "cannot read /dev/urandom");
-        return -1;
-    }
-    snprintf(s->loader_id, sizeof(s->loader_id), "rtm-registry-%.16s", suffix);
     snprintf(s->loader_filter, sizeof(s->loader_filter), "%s/u/+/devices/+", s->cfg->topic_prefix);
-    s->loader = rtm_loader_start(s->cfg->registry_listener, s->loader_id, s->loader_secret,
-                                 s->loader_filter, err, err_len);
+    s->loader = rtm_loader_start(s->cfg->registry_listener, s->loader_filter, err, err_len);
+    s->registry = REGISTRY_LOADING;
     return s->loader ? 0 : -1;
 }
 
@@ -275,24 +262,34 @@ struct rtm_services *rtm_services_start(const struct rtm_config *cfg, struct rtm
     return s;
 }
 
-static void poll_loader(struct rtm_services *s)
+/* Each failed round is one error line; success releases the waiting
+ * pushes (rtm_pusher_registry_ready). */
+static void poll_loader(struct rtm_services *s, int64_t now_ms)
 {
-    char why[256], line[800];
-    enum rtm_loader_state state = rtm_loader_poll(s->loader, why, sizeof(why));
-    if (state == RTM_LOADER_RUNNING)
+    struct rtm_loader_status st;
+    char line[2048];
+    rtm_loader_poll(s->loader, &st);
+    if (st.failures > s->registry_failures) {
+        s->registry_failures = st.failures;
+        s->registry = REGISTRY_FAILED;
+        snprintf(line, sizeof(line),
+                 "rtm: device registry NOT read back (plugin_opt_registry_listener %s, attempt "
+                 "%u): %s; pushes wait for it; retrying in %lld s",
+                 s->cfg->registry_listener, st.failures, st.error, (long long)(st.retry_ms / 1000));
+        slog(s, RTM_LOG_ERR, line);
+    }
+    if (st.state != RTM_LOADER_DONE)
         return;
-    if (state == RTM_LOADER_DONE)
-        snprintf(line, sizeof(line),
-                 "rtm: device registry read back from the retained store: %zu device(s)",
-                 rtm_registry_count(rtm_core_registry(s->core)));
-    else
-        snprintf(line, sizeof(line),
-                 "rtm: device registry NOT read back from %s: %s (set plugin_opt_registry_listener "
-                 "to a plain MQTT listener of this broker)",
-                 s->cfg->registry_listener, why);
-    slog(s, state == RTM_LOADER_DONE ? RTM_LOG_INFO : RTM_LOG_WARNING, line);
+    snprintf(
+        line, sizeof(line),
+        "rtm: device registry read back from the retained store: %zu device(s), through %s%s%s%s",
+        rtm_registry_count(rtm_core_registry(s->core)), st.via,
+        st.skipped[0] ? " (tried first: " : "", st.skipped, st.skipped[0] ? ")" : "");
+    slog(s, RTM_LOG_INFO, line);
     rtm_loader_stop(s->loader);
     s->loader = NULL;
+    s->registry = REGISTRY_READY;
+    rtm_pusher_registry_ready(s->pusher, now_ms);
 }
 
 void rtm_services_tick(struct rtm_services *s, int64_t now_ms)
@@ -305,18 +302,17 @@ void rtm_services_tick(struct rtm_services *s, int64_t now_ms)
     }
     s->last_ms = now_ms;
     rtm_pusher_tick(s->pusher, now_ms);
+    if (s->loader && !s->ticked)
+        rtm_loader_go(s->loader); /* the broker opens its listeners before its loop */
+    s->ticked = true;
     if (s->loader)
-        poll_loader(s);
+        poll_loader(s, now_ms);
 }
 
 bool rtm_services_is_loader(const struct rtm_services *s, const char *client_id,
                             const char *password)
 {
-    if (!s->loader_id[0] || !client_id || !password || strcmp(client_id, s->loader_id) != 0)
-        return false;
-    size_t n = strlen(s->loader_secret);
-    /* Constant time: the secret is a credential. */
-    return strlen(password) == n && CRYPTO_memcmp(password, s->loader_secret, n) == 0;
+    return s->loader && rtm_loader_login(s->loader, client_id, password);
 }
 
 const char *rtm_services_loader_filter(const struct rtm_services *s)

@@ -17,6 +17,11 @@ static void heap_part(const struct rtm_stats *st, char *buf, size_t size, const 
         snprintf(buf, size, fmt, st->heap_bytes);
 }
 
+static const char *registry_of(const struct rtm_stats *st)
+{
+    return st->registry ? st->registry : "ready";
+}
+
 char *rtm_stats_json(const struct rtm_stats *st, int64_t ts, size_t *len)
 {
     const struct rtm_core_stats *c = &st->core;
@@ -25,20 +30,21 @@ char *rtm_stats_json(const struct rtm_stats *st, int64_t ts, size_t *len)
         return NULL;
     char heap[48];
     heap_part(st, heap, sizeof(heap), "\"heap_bytes\":%zu,");
-    int n = snprintf(json, JSON_MAX,
-                     "{\"users\":%zu,\"sessions\":%zu,\"calls_live\":%zu,\"calls_remembered\":%zu,"
-                     "\"timers\":%zu,\"devices\":%zu,\"push_jobs\":%zu,\"push_calls\":%zu,"
-                     "\"pool_bytes\":%zu,\"pool_records\":%zu,\"rss_bytes\":%zu,%s\"ticks\":%llu,"
-                     "\"tick_avg_us\":%llu,"
-                     "\"tick_max_us\":%llu,"
-                     "\"timers_fired\":%llu,\"timer_late_p99_ms\":%lld,\"timer_late_max_ms\":%lld,"
-                     "\"ts\":%lld}",
-                     c->users, c->sessions, c->calls_live, c->calls_remembered, c->timers,
-                     c->devices, st->push_jobs, st->push_calls, c->pool_bytes, c->pool_records,
-                     st->rss_bytes, heap, (unsigned long long)st->ticks,
-                     (unsigned long long)st->tick_avg_us, (unsigned long long)st->tick_max_us,
-                     (unsigned long long)st->timers.fired, (long long)st->timers.late_p99_ms,
-                     (long long)st->timers.late_max_ms, (long long)ts);
+    int n =
+        snprintf(json, JSON_MAX,
+                 "{\"users\":%zu,\"sessions\":%zu,\"calls_live\":%zu,\"calls_remembered\":%zu,"
+                 "\"timers\":%zu,\"devices\":%zu,\"push_jobs\":%zu,\"push_calls\":%zu,"
+                 "\"pool_bytes\":%zu,\"pool_records\":%zu,\"rss_bytes\":%zu,%s\"ticks\":%llu,"
+                 "\"tick_avg_us\":%llu,"
+                 "\"tick_max_us\":%llu,"
+                 "\"timers_fired\":%llu,\"timer_late_p99_ms\":%lld,\"timer_late_max_ms\":%lld,"
+                 "\"registry\":\"%s\",\"registry_failures\":%u,\"ts\":%lld}",
+                 c->users, c->sessions, c->calls_live, c->calls_remembered, c->timers, c->devices,
+                 st->push_jobs, st->push_calls, c->pool_bytes, c->pool_records, st->rss_bytes, heap,
+                 (unsigned long long)st->ticks, (unsigned long long)st->tick_avg_us,
+                 (unsigned long long)st->tick_max_us, (unsigned long long)st->timers.fired,
+                 (long long)st->timers.late_p99_ms, (long long)st->timers.late_max_ms,
+                 registry_of(st), st->registry_failures, (long long)ts);
     *len = n > 0 && n < JSON_MAX ? (size_t)n : 0;
     return json;
 }
@@ -53,10 +59,12 @@ void rtm_stats_line(const struct rtm_stats *st, char *buf, size_t size)
              "%zu devices, %zu push jobs, %zu pushed calls, pool %zu bytes in %zu records, "
              "rss %zu bytes%s; "
              "%llu ticks, "
-             "avg %llu us, max %llu us; %llu timers fired, late p99 %lld ms, max %lld ms",
+             "avg %llu us, max %llu us; %llu timers fired, late p99 %lld ms, max %lld ms; "
+             "registry %s, %u failure(s)",
              c->users, c->sessions, c->calls_live, c->calls_remembered, c->timers, c->devices,
              st->push_jobs, st->push_calls, c->pool_bytes, c->pool_records, st->rss_bytes, heap,
              (unsigned long long)st->ticks, (unsigned long long)st->tick_avg_us,
              (unsigned long long)st->tick_max_us, (unsigned long long)st->timers.fired,
-             (long long)st->timers.late_p99_ms, (long long)st->timers.late_max_ms);
+             (long long)st->timers.late_p99_ms, (long long)st->timers.late_max_ms, registry_of(st),
+             st->registry_failures);
 }

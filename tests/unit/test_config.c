@@ -350,6 +350,35 @@ static void test_admin_users(void **state)
     rtm_config_free(&cfg);
 }
 
+/* auto (the default), none, or an IP and port: no host names. */
+static void test_registry_listener(void **state)
+{
+    (void)state;
+    struct rtm_config cfg;
+    rtm_config_defaults(&cfg);
+    assert_string_equal(cfg.registry_listener, "auto");
+    static const char *const ok[] = {"auto",     "none",           "127.0.0.1:1883", "[::1]:18830",
+                                     "::1:1883", "localhost:1883", "10.0.0.5:65535", "0.0.0.0:1"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        expect_ok(&cfg, "registry_listener", ok[i]);
+        assert_string_equal(cfg.registry_listener, ok[i]);
+        rtm_config_free(&cfg);
+    }
+    static const char *const bad[] = {"",
+                                      "1883",
+                                      "127.0.0.1",
+                                      "127.0.0.1:",
+                                      "127.0.0.1:0",
+                                      "127.0.0.1:65536",
+                                      ":1883",
+                                      "broker.example:1883",
+                                      "[::1:1883",
+                                      "127.0.0.1:18x3",
+                                      "AUTO"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_refused("registry_listener", bad[i]);
+}
+
 static void test_free_is_idempotent_on_defaults(void **state)
 {
     (void)state;
@@ -500,6 +529,7 @@ int main(void)
         cmocka_unit_test(test_other_topics_values),
         cmocka_unit_test(test_topic_prefix),
         cmocka_unit_test(test_admin_users),
+        cmocka_unit_test(test_registry_listener),
         cmocka_unit_test(test_free_is_idempotent_on_defaults),
         cmocka_unit_test(test_unknown_option),
         cmocka_unit_test(test_bad_numbers),

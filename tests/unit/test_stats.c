@@ -32,6 +32,8 @@ static const struct rtm_stats sample = {
     .tick_avg_us = 10,
     .tick_max_us = 11,
     .timers = {.fired = 12, .late_p99_ms = 13, .late_max_ms = 14},
+    .registry = "failed",
+    .registry_failures = 18,
 };
 
 static void test_json(void **state)
@@ -59,8 +61,9 @@ static void test_json(void **state)
                                         "timer_late_max_ms",
                                         "rss_bytes",
                                         "pool_bytes",
-                                        "pool_records"};
-    for (int i = 0; i < 17; i++) {
+                                        "pool_records",
+                                        "registry_failures"};
+    for (int i = 0; i < 18; i++) {
         const cJSON *item = cJSON_GetObjectItem(o, names[i]);
         if (!item)
             fail_msg("no %s in %s", names[i], json);
@@ -68,7 +71,8 @@ static void test_json(void **state)
     }
     assert_true(cJSON_GetObjectItem(o, "heap_bytes")->valuedouble == 1099511627776.0);
     assert_true(cJSON_GetObjectItem(o, "ts")->valuedouble == 1764100000123.0);
-    assert_int_equal(cJSON_GetArraySize(o), 19);
+    assert_string_equal(cJSON_GetObjectItem(o, "registry")->valuestring, "failed");
+    assert_int_equal(cJSON_GetArraySize(o), 21);
     cJSON_Delete(o);
     free(json);
 }
@@ -105,7 +109,22 @@ static void test_line(void **state)
                         "pool 16 bytes in 17 records, rss 15 bytes, heap 1099511627776 bytes; "
                         "9 ticks, avg 10 us, "
                         "max 11 us; "
-                        "12 timers fired, late p99 13 ms, max 14 ms");
+                        "12 timers fired, late p99 13 ms, max 14 ms; "
+                        "registry failed, 18 failure(s)");
+}
+
+/* A report made without the registry's state (NULL) says "ready". */
+static void test_registry_default(void **state)
+{
+    (void)state;
+    struct rtm_stats st = sample;
+    st.registry = NULL;
+    st.registry_failures = 0;
+    size_t len = 0;
+    char *json = rtm_stats_json(&st, 1, &len);
+    assert_non_null(json);
+    assert_non_null(strstr(json, "\"registry\":\"ready\",\"registry_failures\":0,"));
+    free(json);
 }
 
 int main(void)
@@ -114,6 +133,7 @@ int main(void)
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_line),
         cmocka_unit_test(test_no_heap),
+        cmocka_unit_test(test_registry_default),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
