@@ -118,11 +118,18 @@ struct broker_opts {
     const char *const *passwd_users;
     /* Leave plugin_opt_other_topics at its default (defer). */
     bool other_topics_default;
-    /* plugin_opt_registry_listener. NULL: this broker's own listener,
-     * 127.0.0.1:<port>, so the plugin never reads back another broker's
-     * registrations (its default, 127.0.0.1:1883, may be anyone's). Not
-     * written at all when plugin_opts sets registry_listener itself. */
+    /* plugin_opt_registry_listener. NULL: not written, so the plugin's
+     * default (auto: the broker's own listeners) is what every test runs
+     * with. Not written either when plugin_opts sets registry_listener. */
     const char *registry_listener;
+    /* Lines written in place of the default `listener <port> 127.0.0.1`
+     * (with their cafile/certfile/... lines), NULL-terminated: `@PORT@` is
+     * the broker's port (the one clients use and the start-up probe waits
+     * for), `@PORT2@` a second free port (b->port2), `@DIR@` as below. */
+    const char *const *listeners;
+    /* The address clients connect to and the probe tries: NULL 127.0.0.1
+     * (e.g. "::1" for an IPv6-only listener). */
+    const char *host;
     /* Files written into the broker's temp dir before it first starts:
      * name, content, name, content, ..., NULL (e.g. {"acl", "user alice\n",
      * NULL} with the extra line "acl_file @DIR@/acl"). */
@@ -137,6 +144,8 @@ struct broker_opts {
 struct broker {
     int pid;
     int port;
+    int port2;     /* broker_opts.listeners' @PORT2@ */
+    char host[48]; /* broker_opts.host */
     char dir[256];
     char conf_path[300];
     char log_path[300];

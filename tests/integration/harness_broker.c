@@ -170,17 +170,30 @@ static const char *plugin_path(void)
     return p;
 }
 
-/* Replaces every @DIR@ in `line` with `dir`. */
-static void expand_dir(char *out, size_t size, const char *line, const char *dir)
+/* Replaces every @DIR@ in `line` with the broker's dir, @PORT@ and
+ * @PORT2@ with its ports. */
+static void expand_dir(char *out, size_t size, const char *line, const struct broker *b)
 {
     size_t o = 0;
     for (const char *p = line; *p;) {
+        const char *with = NULL;
+        size_t skip = 0;
         if (strncmp(p, "@DIR@", 5) == 0) {
-            int n = snprintf(out + o, size - o, "%s", dir);
+            with = b->dir;
+            skip = 5;
+        } else if (strncmp(p, "@PORT@", 6) == 0) {
+            with = rt_fmt("%d", b->port);
+            skip = 6;
+        } else if (strncmp(p, "@PORT2@", 7) == 0) {
+            with = rt_fmt("%d", b->port2);
+            skip = 7;
+        }
+        if (with) {
+            int n = snprintf(out + o, size - o, "%s", with);
             if (n < 0 || (size_t)n >= size - o)
                 FAIL("config line too long: %s", line);
             o += (size_t)n;
-            p += 5;
+            p += skip;
         } else {
             if (o + 1 >= size)
                 FAIL("config line too long: %s", line);
@@ -195,7 +208,15 @@ static void write_conf(struct broker *b, const struct broker_opts *opts)
     FILE *f = fopen(b->conf_path, "w");
     if (!f)
         FAIL("cannot write %s: %s", b->conf_path, strerror(errno));
-    fprintf(f, "listener %d 127.0.0.1\n", b->port);
+    if (opts && opts->listeners) {
+        for (const char *const *l = opts->listeners; *l; l++) {
+            char line[1024];
+            expand_dir(line, sizeof(line), *l, b);
+            fprintf(f, "%s\n", line);
+        }
+    } else {
+        fprintf(f, "listener %d 127.0.0.1\n", b->port);
+    }
     fprintf(f, "allow_anonymous true\n");
     fprintf(f, "plugin %s\n", plugin_path());
     if (!(opts && opts->other_topics_default))
@@ -211,18 +232,14 @@ static void write_conf(struct broker *b, const struct broker_opts *opts)
                 own_listener = false;
         }
     }
-    if (own_listener) {
-        if (opts && opts->registry_listener)
-            fprintf(f, "plugin_opt_registry_listener %s\n", opts->registry_listener);
-        else
-            fprintf(f, "plugin_opt_registry_listener 127.0.0.1:%d\n", b->port);
-    }
+    if (own_listener && opts && opts->registry_listener)
+        fprintf(f, "plugin_opt_registry_listener %s\n", opts->registry_listener);
     if (opts && opts->passwd_users)
         fprintf(f, "password_file %s/passwd\n", b->dir);
     if (opts && opts->extra_lines) {
         for (const char *const *l = opts->extra_lines; *l; l++) {
             char line[1024];
-            expand_dir(line, sizeof(line), *l, b->dir);
+            expand_dir(line, sizeof(line), *l, b);
             fprintf(f, "%s\n", line);
         }
     }
@@ -412,17 +429,28 @@ static void spawn(struct broker *b)
     free(env);
 }
 
-static bool tcp_probe(int port)
+static bool tcp_probe(const char *host, int port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_storage ss;
+    socklen_t len;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)port);
+        len = sizeof(*in);
+    } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        len = sizeof(*in6);
+    } else {
+        FAIL("broker host %s is not an IP address", host);
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM, 0);
     if (fd < 0)
         return false;
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sa.sin_port = htons((uint16_t)port);
-    bool ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    bool ok = connect(fd, (struct sockaddr *)&ss, len) == 0;
     close(fd);
     return ok;
 }
@@ -449,7 +477,7 @@ static int wait_ready(struct broker *b, long mark, bool expect_exit)
             }
             FAIL("broker exited during start-up (status 0x%x)", status);
         }
-        if (tcp_probe(b->port) && broker_log_contains(b, mark, loaded) &&
+        if (tcp_probe(b->host, b->port) && broker_log_contains(b, mark, loaded) &&
             broker_log_contains(b, mark, " running")) {
             if (expect_exit)
                 FAIL("broker started, but was expected to refuse its configuration");
@@ -558,8 +586,12 @@ static struct broker *start(const struct broker_opts *opts, bool expect_exit)
         write_files(b, opts->files);
     if (opts && opts->prepare)
         opts->prepare(b, opts->prepare_ud);
+    snprintf(b->host, sizeof(b->host), "%s", opts && opts->host ? opts->host : "127.0.0.1");
     for (int attempt = 0; attempt < 5; attempt++) {
         b->port = free_port();
+        do
+            b->port2 = free_port();
+        while (b->port2 == b->port);
         write_conf(b, opts);
         long mark = broker_log_mark(b);
         spawn(b);

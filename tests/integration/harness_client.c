@@ -42,6 +42,7 @@ struct ack {
 struct client {
     struct mosquitto *mosq;
     int port;
+    char host[48];
     int protocol;
     bool persistent;
     int keepalive;
@@ -189,6 +190,7 @@ struct client *client_new(const struct broker *b, const struct client_opts *o)
     if (o->username)
         snprintf(c->user, sizeof(c->user), "%s", o->username);
     c->port = b->port;
+    snprintf(c->host, sizeof(c->host), "%s", b->host[0] ? b->host : "127.0.0.1");
     c->protocol = o->protocol == 5 ? 5 : 4;
     c->persistent = o->persistent;
     c->keepalive = o->keepalive > 0 ? o->keepalive : 60;
@@ -224,9 +226,9 @@ int client_connect(struct client *c)
     }
     int rc;
     if (c->protocol == 5)
-        rc = mosquitto_connect_bind_v5(c->mosq, "127.0.0.1", c->port, c->keepalive, NULL, props);
+        rc = mosquitto_connect_bind_v5(c->mosq, c->host, c->port, c->keepalive, NULL, props);
     else
-        rc = mosquitto_connect(c->mosq, "127.0.0.1", c->port, c->keepalive);
+        rc = mosquitto_connect(c->mosq, c->host, c->port, c->keepalive);
     mosquitto_property_free_all(&props);
     if (rc != MOSQ_ERR_SUCCESS)
         FAIL("client %s: mosquitto_connect: %s", c->id, mosquitto_strerror(rc));
