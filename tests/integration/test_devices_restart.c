@@ -1,11 +1,12 @@
 /*
  * Registrations survive restarts (SPEC 6.1): the retained messages are the
  * registry's only store, Mosquitto's persistence keeps them, and the plugin
- * reads them back at start-up through its own listener
- * (plugin_opt_registry_listener, which the harness points at the broker's
- * own port). After a clean restart, and after kill -9 once an autosave has
- * completed, a call to an offline user pushes exactly the devices registered
- * before, and the broker logs how many it read back.
+ * reads them back at start-up through the broker's own listener, which it
+ * finds by itself: no plugin_opt_registry_listener, the broker on the
+ * harness's random port. After a clean restart, and after kill -9 once an
+ * autosave has completed, a call to an offline user pushes exactly the
+ * devices registered before, and the broker logs how many it read back.
+ * test_registry_loader covers other listeners, early invites and decoys.
  */
 #include <string.h>
 
