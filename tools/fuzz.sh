@@ -51,7 +51,7 @@ cd "$root"
 bash tools/deps.sh clang libclang-rt-14-dev
 
 dir=build-fuzz
-targets=(fuzz_topic fuzz_payload fuzz_core)
+targets=(fuzz_topic fuzz_payload fuzz_core fuzz_guard)
 
 # A fresh configuration every time, as tools/test.sh does: only the cache
 # goes, so a second run rebuilds only what changed.

@@ -160,6 +160,8 @@ static const char *string_of(const cJSON *obj, const char *name)
 static void check_presence_publish(const struct rtm_publish *msg, const struct rtm_topic *t)
 {
     FUZZ_CHECK(msg->retain && !msg->handle);
+    if (msg->payload_len == 0) /* erasing what the plugin did not write */
+        return;
     cJSON *root = parse_json(msg->payload, msg->payload_len);
     FUZZ_CHECK(eq_n(string_of(root, "uid"), t->uid, t->uid_len));
     const cJSON *online = cJSON_GetObjectItemCaseSensitive(root, "online");
@@ -195,9 +197,12 @@ static void on_publish(void *ud, const struct rtm_publish *msg)
         check_presence_publish(msg, &t);
         break;
     case RTM_TOPIC_CALL:
-        check_inbox_publish(msg, &t);
+        if (msg->retain) /* only ever to erase a retained call message */
+            FUZZ_CHECK(msg->payload_len == 0 && !msg->handle);
+        else
+            check_inbox_publish(msg, &t);
         break;
-    case RTM_TOPIC_DEVICE: /* only ever to clear a registration whose token moved */
+    case RTM_TOPIC_DEVICE: /* only ever to clear a moved registration or erase junk */
         FUZZ_CHECK(msg->retain && msg->payload_len == 0 && !msg->handle);
         break;
     default:
@@ -429,28 +434,38 @@ static bool owner_or_admin(const struct rtm_client *c, const struct rtm_topic *t
 }
 
 /* The topic table (PROTOCOL.md section 2) for a read or a write of a
- * concrete topic; -1 where the verdict depends on the payload. */
+ * concrete topic; -1 where the verdict depends on the core's state. A read
+ * delivers only what the plugin writes there: never a retained or an empty
+ * call message, never a malformed registration. */
 static int expected_access(const struct rtm_client *c, enum rtm_access access,
-                           enum rtm_topic_kind kind, const struct rtm_topic *t)
+                           enum rtm_topic_kind kind, const struct rtm_topic *t, const char *payload,
+                           size_t len, bool retain)
 {
     if (kind == RTM_TOPIC_OUTSIDE)
         return W.cfg.other_topics == RTM_OTHER_ALLOW ? RTM_ACL_ALLOW : RTM_ACL_DEFER;
     if (!c->uid)
         return RTM_ACL_DENY;
+    bool reading = access == RTM_ACCESS_READ;
+    struct rtm_registration reg;
+    const char *why;
     switch (kind) {
     case RTM_TOPIC_CALL:
-        return access == RTM_ACCESS_WRITE || owner_or_admin(c, t) ? RTM_ACL_ALLOW : RTM_ACL_DENY;
+        if (reading && (retain || len == 0))
+            return RTM_ACL_DENY;
+        return !reading || owner_or_admin(c, t) ? RTM_ACL_ALLOW : RTM_ACL_DENY;
     case RTM_TOPIC_DEVICE:
+        if (reading && len > 0 && !rtm_registration_parse(payload, len, &reg, &why))
+            return RTM_ACL_DENY;
         return owner_or_admin(c, t) ? RTM_ACL_ALLOW : RTM_ACL_DENY;
     case RTM_TOPIC_PRESENCE: /* a stale "online" is refused */
-        return access == RTM_ACCESS_WRITE ? RTM_ACL_DENY : -1;
+        return reading ? -1 : RTM_ACL_DENY;
     default:
         return RTM_ACL_DENY;
     }
 }
 
 static void check_acl(const struct rtm_client *c, enum rtm_access access, const char *topic,
-                      enum rtm_acl verdict)
+                      const char *payload, size_t len, bool retain, enum rtm_acl verdict)
 {
     struct rtm_topic t;
     enum rtm_topic_kind kind = parse_topic(topic, &t);
@@ -462,7 +477,7 @@ static void check_acl(const struct rtm_client *c, enum rtm_access access, const 
         FUZZ_CHECK(verdict == RTM_ACL_DENY || admin ||
                    (uid_ok(c->uid) && rtm_core_owns_topic(W.core, topic)));
     } else {
-        int want = expected_access(c, access, kind, &t);
+        int want = expected_access(c, access, kind, &t, payload, len, retain);
         FUZZ_CHECK(want < 0 ? verdict != RTM_ACL_DEFER : (int)verdict == want);
     }
 }
@@ -609,8 +624,9 @@ static void op_tick(struct fuzz_reader *r)
 static void publish(const struct rtm_client *c, const char *topic, const char *payload, size_t len,
                     bool retain)
 {
-    enum rtm_acl acl = rtm_core_acl(W.core, c, RTM_ACCESS_WRITE, topic, payload, len, false, W.now);
-    check_acl(c, RTM_ACCESS_WRITE, topic, acl);
+    enum rtm_acl acl =
+        rtm_core_acl(W.core, c, RTM_ACCESS_WRITE, topic, payload, len, retain, W.now);
+    check_acl(c, RTM_ACCESS_WRITE, topic, payload, len, retain, acl);
     if (acl != RTM_ACL_ALLOW || !rtm_core_owns_topic(W.core, topic))
         return;
     struct rtm_message_result res = rtm_core_message(W.core, c, topic, payload, len, retain, W.now);
@@ -644,13 +660,15 @@ static void op_call(size_t slot, struct fuzz_reader *r)
 static void op_acl(size_t slot, struct fuzz_reader *r)
 {
     struct rtm_client c = client_of(slot);
-    enum rtm_access access = (enum rtm_access)(fuzz_byte(r) % 4);
+    uint8_t how = fuzz_byte(r);
+    enum rtm_access access = (enum rtm_access)(how % 4);
+    bool retain = how & 4; /* a stored retained message, or a retained publish */
     char topic[TEXT_MAX];
     build_topic(topic, sizeof(topic), &c, r);
     size_t len;
     char *payload = build_payload(r, &len);
-    enum rtm_acl v = rtm_core_acl(W.core, &c, access, topic, payload, len, false, W.now);
-    check_acl(&c, access, topic, v);
+    enum rtm_acl v = rtm_core_acl(W.core, &c, access, topic, payload, len, retain, W.now);
+    check_acl(&c, access, topic, payload, len, retain, v);
     free(payload);
 }
 

@@ -8,7 +8,9 @@ The seeds are checked in; this script only documents how they were made
 
 fuzz_core seeds are operation sequences in the byte encoding of
 fuzz_core.c (run_op and the builders it calls); the helpers below mirror it:
-an operation byte is slot * 9 + operation.
+an operation byte is slot * 9 + operation. fuzz_guard seeds are broker
+event sequences in the encoding of fuzz_guard.c: an operation byte, then
+its arguments (the g_* helpers).
 """
 import os
 
@@ -212,6 +214,48 @@ CORE = {
 }
 
 
+# --- fuzz_guard: broker event sequences (fuzz_guard.c's operation bytes) ------
+
+def g_login(h, id_):
+    return bytes([0, h, id_])
+
+
+def g_publish(h, topic, reads):
+    return bytes([1, h, topic, reads])
+
+
+def g_drop(h, will, topic):
+    return bytes([2, h, will, topic])
+
+
+def g_takeover(old, new, will, mail, topic):
+    return bytes([3, old, new, (1 if will else 0) | (2 if mail else 0), topic])
+
+
+def g_late_will(h, topic, retain, reads):
+    return bytes([4, h, topic, retain, reads])
+
+
+def g_retain_source(topic, h, superseded):
+    return bytes([5, topic, h, superseded])
+
+
+def g_post(h):
+    return bytes([6, h])
+
+
+G_TICK = bytes([7])
+
+GUARD = {
+    "publish-then-drop-with-will": g_login(0, 0) + g_publish(0, 0, 2) + g_drop(0, 1, 0) + G_TICK,
+    "takeover-with-mail-and-will": g_login(0, 0) + g_post(0) + g_takeover(0, 1, True, True, 1)
+    + g_post(1) + G_TICK,
+    "will-delay-retained": g_login(2, 1) + g_drop(2, 0, 0) + g_late_will(2, 1, 1, 0) + G_TICK,
+    "will-delay-fanned-out": g_login(2, 1) + g_drop(2, 0, 0) + g_late_will(2, 0, 0, 3) + G_TICK,
+    "retain-source-check": g_login(1, 2) + g_retain_source(1, 1, 1) + g_publish(1, 1, 1),
+}
+
+
 def write(target, name, data):
     path = os.path.join(HERE, "corpus", target, name)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -226,6 +270,8 @@ def main():
         write("fuzz_payload", name, data)
     for name, data in CORE.items():
         write("fuzz_core", name, data)
+    for name, data in GUARD.items():
+        write("fuzz_guard", name, data)
 
 
 if __name__ == "__main__":
