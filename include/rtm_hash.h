@@ -39,6 +39,12 @@ typedef bool (*rtm_hash_eq_fn)(const struct rtm_hnode *node, const void *key);
 uint64_t rtm_siphash(const struct rtm_hash_key *key, const void *data, size_t len);
 /* The hash of a byte-string key in table `h` (under the table's key). */
 uint64_t rtm_hash_bytes(const struct rtm_hash *h, const void *data, size_t len);
+/* The hash of a key made of two strings, `a` then `b` (e.g. a caller and
+ * its invitation id): the bytes of a, a NUL, the bytes of b, so that no two
+ * pairs run together. Only the first RTM_HASH_PART_MAX bytes of each count:
+ * keys that long hash alike, and the table's eq compares them whole. */
+#define RTM_HASH_PART_MAX 128
+uint64_t rtm_hash_pair(const struct rtm_hash *h, const char *a, const char *b);
 /* For pointers, which clients cannot choose: a fast unkeyed mix. */
 uint64_t rtm_hash_ptr(const void *ptr);
 

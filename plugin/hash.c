@@ -5,6 +5,7 @@
  */
 #include <stdlib.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "rtm_hash.h"
 
@@ -67,6 +68,16 @@ uint64_t rtm_siphash(const struct rtm_hash_key *key, const void *data, size_t le
 uint64_t rtm_hash_bytes(const struct rtm_hash *h, const void *data, size_t len)
 {
     return rtm_siphash(&h->key, data, len);
+}
+
+uint64_t rtm_hash_pair(const struct rtm_hash *h, const char *a, const char *b)
+{
+    char key[2 * RTM_HASH_PART_MAX + 1];
+    size_t la = strnlen(a, RTM_HASH_PART_MAX), lb = strnlen(b, RTM_HASH_PART_MAX);
+    memcpy(key, a, la);
+    key[la] = '\0';
+    memcpy(key + la + 1, b, lb);
+    return rtm_siphash(&h->key, key, la + 1 + lb);
 }
 
 uint64_t rtm_hash_ptr(const void *ptr)

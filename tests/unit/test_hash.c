@@ -300,6 +300,27 @@ static void test_tables_are_keyed(void **state)
     rtm_hash_fini(&b);
 }
 
+/* A pair hashes as its two strings with a NUL between them, so that no
+ * two pairs run together; only the first RTM_HASH_PART_MAX bytes of each
+ * count. */
+static void test_hash_pair(void **state)
+{
+    (void)state;
+    struct rtm_hash h;
+    assert_int_equal(rtm_hash_init(&h, 8, &test_key), 0);
+    assert_true(rtm_hash_pair(&h, "alice", "c-1") == rtm_siphash(&test_key, "alice\0c-1", 9));
+    assert_true(rtm_hash_pair(&h, "ab", "c") != rtm_hash_pair(&h, "a", "bc"));
+    assert_true(rtm_hash_pair(&h, "", "") == rtm_siphash(&test_key, "", 1));
+    char a[RTM_HASH_PART_MAX + 2], b[RTM_HASH_PART_MAX + 2];
+    memset(a, 'a', sizeof(a) - 1);
+    a[sizeof(a) - 1] = '\0';
+    memcpy(b, a, sizeof(b));
+    b[RTM_HASH_PART_MAX] = 'b'; /* past the part that counts */
+    assert_true(rtm_hash_pair(&h, a, "x") == rtm_hash_pair(&h, b, "x"));
+    assert_true(rtm_hash_pair(&h, "x", a) == rtm_hash_pair(&h, "x", b));
+    rtm_hash_fini(&h);
+}
+
 static void test_hash_ptr(void **state)
 {
     (void)state;
@@ -351,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_hash_bytes),
         cmocka_unit_test(test_siphash_matches_openssl),
         cmocka_unit_test(test_tables_are_keyed),
+        cmocka_unit_test(test_hash_pair),
         cmocka_unit_test(test_hash_ptr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
