@@ -205,8 +205,9 @@ void rtm_core_timer_report(struct rtm_core *core, struct rtm_timer_report *out);
 /* The device registry the core keeps from registrations (rtm_registry.h). */
 struct rtm_registry *rtm_core_registry(struct rtm_core *core);
 
-/* Is invitation `id` pending or ringing? (a push retry is worth it) */
-bool rtm_core_call_pending(const struct rtm_core *core, const char *id);
+/* Is invitation `id` of `caller` pending or ringing? (a push retry is
+ * worth it) An invitation is named by its caller and its id together. */
+bool rtm_core_call_pending(const struct rtm_core *core, const char *caller, const char *id);
 
 /* A retained registration read back at start-up (the broker's persistence
  * is the registry's store). Returns false, and logs, when it is invalid. */

@@ -36,12 +36,12 @@ struct rtm_pusher_env {
     /* Sends `req` (ownership moves on 0); -1 when the sender is full. NULL
      * means dry run: every push is logged, nothing is sent. */
     int (*submit)(void *ud, uint64_t tag, struct rtm_push_request *req);
-    /* Is the invitation still pending, so that a retry is worth it? */
-    bool (*call_pending)(void *ud, const char *call_id);
+    /* Is the invitation (caller, id) still pending, so that a retry is worth it? */
+    bool (*call_pending)(void *ud, const char *caller, const char *call_id);
     void *ud;
     uint64_t seed;                /* for retry jitter */
     bool registry_loading;        /* invitation pushes wait for rtm_pusher_registry_ready() */
-    struct rtm_hash_key hash_key; /* for invitation ids */
+    struct rtm_hash_key hash_key; /* for invitations (caller and id) */
 };
 
 /* A push's fields held by value, for a push that outlives the core's call

@@ -111,7 +111,7 @@ enum rtm_party {
  * an id and a channel of up to 26 bytes together (their NULs included) keep
  * it in a 128-byte record. */
 struct rtm_call {
-    struct rtm_hnode node;          /* core->calls, keyed by id */
+    struct rtm_hnode node;          /* core->calls, keyed by caller uid and id */
     struct rtm_timer timer;         /* next deadline: invite, ring, or forget */
     struct rtm_hlist_node out_link; /* caller->calls_out while live */
     struct rtm_hlist_node in_link;  /* callee->calls_in while live */
@@ -257,7 +257,8 @@ void rtm_invite_user_online(struct rtm_core *core, struct rtm_user *user);
  * subscribed to its inbox). */
 void rtm_invite_redeliver(struct rtm_core *core, struct rtm_user *user, const void *handle,
                           int64_t now);
-bool rtm_invite_pending(const struct rtm_core *core, const char *id);
+/* Is invitation `id` of `caller` pending or ringing? */
+bool rtm_invite_pending(const struct rtm_core *core, const char *caller, const char *id);
 void rtm_invite_free_all(struct rtm_core *core);
 
 #endif

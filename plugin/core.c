@@ -414,9 +414,9 @@ struct rtm_registry *rtm_core_registry(struct rtm_core *core)
     return core->registry;
 }
 
-bool rtm_core_call_pending(const struct rtm_core *core, const char *id)
+bool rtm_core_call_pending(const struct rtm_core *core, const char *caller, const char *id)
 {
-    return rtm_invite_pending(core, id);
+    return rtm_invite_pending(core, caller, id);
 }
 
 void rtm_core_stats(const struct rtm_core *core, struct rtm_core_stats *out)

@@ -43,15 +43,30 @@ static int64_t ring_deadline(const struct rtm_core *core, const struct rtm_call 
     return call->created_at + (ring > call->invite_after ? ring : call->invite_after);
 }
 
+/* An invitation is named by its caller and its id together (PROTOCOL.md
+ * section 3): two callers may use the same id at once, and one caller's
+ * ended invitation holds its id for that caller alone. */
+struct call_key {
+    const char *caller;
+    const char *id;
+};
+
 static bool call_eq(const struct rtm_hnode *node, const void *key)
 {
-    return strcmp(rtm_container_of(node, struct rtm_call, node)->id, key) == 0;
+    const struct rtm_call *call = rtm_container_of(node, struct rtm_call, node);
+    const struct call_key *k = key;
+    return strcmp(call->id, k->id) == 0 && strcmp(call->caller->uid, k->caller) == 0;
 }
 
-static struct rtm_call *call_find(const struct rtm_core *core, const char *id)
+static uint64_t call_hash(const struct rtm_core *core, const char *caller, const char *id)
 {
-    struct rtm_hnode *n =
-        rtm_hash_find(&core->calls, rtm_hash_bytes(&core->calls, id, strlen(id)), call_eq, id);
+    return rtm_hash_pair(&core->calls, caller, id);
+}
+
+static struct rtm_call *call_find(const struct rtm_core *core, const char *caller, const char *id)
+{
+    struct call_key key = {caller, id};
+    struct rtm_hnode *n = rtm_hash_find(&core->calls, call_hash(core, caller, id), call_eq, &key);
     return n ? rtm_container_of(n, struct rtm_call, node) : NULL;
 }
 
@@ -248,14 +263,14 @@ static struct rtm_call *call_new(struct rtm_core *core, const struct rtm_request
     return call;
 }
 
-/* An invite whose id is already known: a re-send, or a refusal. */
+/* An invite whose id the same caller already has: a re-send, a late copy
+ * of an ended invitation, or the id used again for another callee. */
 static enum rtm_err known_invite(const struct rtm_call *call, const char *sender, const char *peer,
                                  char **out, size_t *out_len, char *why, size_t why_len)
 {
-    if (strcmp(call->caller->uid, sender) != 0 ||
-        (call_live(call) && strcmp(call->callee->uid, peer) != 0))
-        return refuse(RTM_ERR_DUPLICATE_ID, why, why_len, "id %s belongs to another invitation",
-                      call->id);
+    if (strcmp(call->callee->uid, peer) != 0)
+        return refuse(RTM_ERR_DUPLICATE_ID, why, why_len,
+                      "id %s belongs to another of your invitations", call->id);
     if (!call_live(call))
         return refuse(RTM_ERR_INVALID_STATE, why, why_len, "invitation %s has already ended",
                       call->id);
@@ -269,7 +284,7 @@ static enum rtm_err handle_invite(struct rtm_core *core, const char *sender, con
 {
     if (strcmp(sender, peer) == 0)
         return refuse(RTM_ERR_SELF_CALL, why, why_len, "%s cannot invite itself", sender);
-    struct rtm_call *known = call_find(core, req->id);
+    struct rtm_call *known = call_find(core, sender, req->id);
     if (known)
         return known_invite(known, sender, peer, out, out_len, why, why_len);
     struct rtm_user *caller = rtm_user_acquire(core, sender);
@@ -293,8 +308,7 @@ static enum rtm_err handle_invite(struct rtm_core *core, const char *sender, con
             rtm_user_release(core, caller);
         return err;
     }
-    rtm_hash_insert(&core->calls, &call->node,
-                    rtm_hash_bytes(&core->calls, call->id, strlen(call->id)));
+    rtm_hash_insert(&core->calls, &call->node, call_hash(core, sender, call->id));
     rtm_hlist_add_head(&caller->calls_out, &call->out_link);
     rtm_hlist_add_head(&callee->calls_in, &call->in_link);
     caller->busy++;
@@ -360,30 +374,52 @@ static enum rtm_err handle_ending(struct rtm_core *core, struct rtm_call *call,
     return RTM_OK;
 }
 
+/* No invitation (caller, id) to `callee` for a request whose addressing
+ * says so. If there is one with the two roles swapped, the sender is a
+ * party doing the other party's part: not_party. Anything else reads
+ * exactly as if no such id existed, whatever invitations other users have:
+ * the answer depends only on invitations the sender is a party of, so no
+ * one can probe for other people's calls. */
+static enum rtm_err not_found(struct rtm_core *core, const char *caller, const char *callee,
+                              const struct rtm_request *req, char *why, size_t why_len)
+{
+    const struct rtm_call *swapped = call_find(core, callee, req->id);
+    if (swapped && strcmp(swapped->callee->uid, caller) == 0)
+        return refuse(RTM_ERR_NOT_PARTY, why, why_len,
+                      req->type == RTM_MSG_CANCEL ? "only the caller of %s may cancel it"
+                                                  : "only the callee of %s may answer it",
+                      req->id);
+    return refuse(RTM_ERR_UNKNOWN_INVITATION, why, why_len, "no invitation with id %s", req->id);
+}
+
+/* ringing, accept, refuse (callee to the caller's inbox) and cancel (caller
+ * to the callee's inbox): the sender and the inbox name the caller, and the
+ * invitation is found by that caller and the id. */
 static enum rtm_err handle_party(struct rtm_core *core, const char *sender, const char *peer,
                                  const struct rtm_request *req, int64_t now, char **out,
                                  size_t *out_len, char *why, size_t why_len)
 {
-    struct rtm_call *call = call_find(core, req->id);
-    if (!call)
-        return refuse(RTM_ERR_UNKNOWN_INVITATION, why, why_len, "no invitation with id %s",
-                      req->id);
     bool from_caller = req->type == RTM_MSG_CANCEL;
-    struct rtm_user *party = from_caller ? call->caller : call->callee;
-    struct rtm_user *other = from_caller ? call->callee : call->caller;
-    if (strcmp(party->uid, sender) != 0)
-        return refuse(RTM_ERR_NOT_PARTY, why, why_len,
-                      from_caller ? "only the caller of %s may cancel it"
-                                  : "only the callee of %s may answer it",
-                      call->id);
-    if (strcmp(other->uid, peer) != 0)
+    if (strcmp(sender, peer) == 0) /* nobody calls itself: always the wrong inbox */
         return refuse(RTM_ERR_BAD_REQUEST, why, why_len,
-                      from_caller ? "cancel must be published to the callee's inbox (%s)"
-                                  : "answers must be published to the caller's inbox (%s)",
-                      other->uid);
+                      from_caller ? "cancel must be published to the callee's inbox, not %s's"
+                                  : "answers must be published to the caller's inbox, not %s's",
+                      sender);
+    const char *caller = from_caller ? sender : peer;
+    const char *callee = from_caller ? peer : sender;
+    struct rtm_call *call = call_find(core, caller, req->id);
+    if (call && strcmp(call->callee->uid, callee) != 0) {
+        if (from_caller) /* the sender's own invitation, to someone else */
+            return refuse(RTM_ERR_BAD_REQUEST, why, why_len,
+                          "cancel must be published to the callee's inbox (%s)", call->callee->uid);
+        call = NULL; /* another user's invitation: the sender is no party of it */
+    }
+    if (!call)
+        return not_found(core, caller, callee, req, why, why_len);
     if (req->type == RTM_MSG_RINGING)
         return handle_ringing(core, call, now, out, out_len, why, why_len);
-    return handle_ending(core, call, req, party, now, out, out_len, why, why_len);
+    return handle_ending(core, call, req, from_caller ? call->caller : call->callee, now, out,
+                         out_len, why, why_len);
 }
 
 enum rtm_err rtm_invite_request(struct rtm_core *core, const char *sender, const char *peer,
@@ -450,9 +486,9 @@ void rtm_invite_user_online(struct rtm_core *core, struct rtm_user *user)
     rtm_user_disarm(core, user);
 }
 
-bool rtm_invite_pending(const struct rtm_core *core, const char *id)
+bool rtm_invite_pending(const struct rtm_core *core, const char *caller, const char *id)
 {
-    const struct rtm_call *call = call_find(core, id);
+    const struct rtm_call *call = call_find(core, caller, id);
     return call && call_live(call);
 }
 

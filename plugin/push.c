@@ -32,9 +32,10 @@ struct tokens {
 };
 
 struct pushed_call {
-    struct rtm_hnode node; /* by id */
+    struct rtm_hnode node; /* by caller and id, which name an invitation */
     struct rtm_timer forget;
     struct tokens tokens;
+    char caller[RTM_UID_MAX + 1];
     char id[RTM_ID_MAX + 1];
 };
 
@@ -112,15 +113,23 @@ static int tokens_copy(const char *const *src, size_t count, struct tokens *out)
 
 /* --- pushed calls -------------------------------------------------------- */
 
+struct call_key {
+    const char *caller;
+    const char *id;
+};
+
 static bool call_eq(const struct rtm_hnode *node, const void *key)
 {
-    return strcmp(rtm_container_of(node, struct pushed_call, node)->id, key) == 0;
+    const struct pushed_call *pc = rtm_container_of(node, struct pushed_call, node);
+    const struct call_key *k = key;
+    return strcmp(pc->id, k->id) == 0 && strcmp(pc->caller, k->caller) == 0;
 }
 
-static struct pushed_call *call_find(struct rtm_pusher *p, const char *id)
+static struct pushed_call *call_find(struct rtm_pusher *p, const char *caller, const char *id)
 {
+    struct call_key key = {caller, id};
     struct rtm_hnode *n =
-        rtm_hash_find(&p->calls, rtm_hash_bytes(&p->calls, id, strlen(id)), call_eq, id);
+        rtm_hash_find(&p->calls, rtm_hash_pair(&p->calls, caller, id), call_eq, &key);
     return n ? rtm_container_of(n, struct pushed_call, node) : NULL;
 }
 
@@ -147,7 +156,7 @@ static void copy_text(char *dst, size_t size, const char *src)
 static void call_remember(struct rtm_pusher *p, const struct rtm_push *push,
                           const struct tokens *tokens)
 {
-    struct pushed_call *old = call_find(p, push->call_id);
+    struct pushed_call *old = call_find(p, push->caller, push->call_id);
     if (old)
         call_free(p, old);
     struct pushed_call *pc = calloc(1, sizeof(*pc));
@@ -156,9 +165,10 @@ static void call_remember(struct rtm_pusher *p, const struct rtm_push *push,
         plog(p, RTM_LOG_ERR, "rtm: out of memory remembering the push of call %s", push->call_id);
         return;
     }
+    copy_text(pc->caller, sizeof(pc->caller), push->caller);
     copy_text(pc->id, sizeof(pc->id), push->call_id);
     pc->forget.kind = TIMER_FORGET;
-    rtm_hash_insert(&p->calls, &pc->node, rtm_hash_bytes(&p->calls, pc->id, strlen(pc->id)));
+    rtm_hash_insert(&p->calls, &pc->node, rtm_hash_pair(&p->calls, pc->caller, pc->id));
     int64_t until = push->expires_at > push->now_ms ? push->expires_at : push->now_ms;
     if (rtm_heap_arm(&p->timers, &pc->forget, until + REMEMBER_MS) != 0)
         call_free(p, pc);
@@ -269,11 +279,11 @@ static void held_free(struct rtm_pusher *p, struct held *h)
 }
 
 /* Linear, but only while the registry loads, and over that moment's pushes. */
-static struct held *held_find(struct rtm_pusher *p, const char *call_id)
+static struct held *held_find(struct rtm_pusher *p, const char *caller, const char *call_id)
 {
     for (struct rtm_list *n = p->held.next; n != &p->held; n = n->next) {
         struct held *h = rtm_container_of(n, struct held, link);
-        if (strcmp(h->push.call_id, call_id) == 0)
+        if (strcmp(h->push.call_id, call_id) == 0 && strcmp(h->push.caller, caller) == 0)
             return h;
     }
     return NULL;
@@ -294,7 +304,7 @@ static void held_drop(struct rtm_pusher *p, struct held *h, const char *what)
 static bool hold(struct rtm_pusher *p, const struct rtm_push *push)
 {
     if (push->kind == RTM_PUSH_CALL_CANCEL) {
-        struct held *h = p->nheld ? held_find(p, push->call_id) : NULL;
+        struct held *h = p->nheld ? held_find(p, push->caller, push->call_id) : NULL;
         if (h)
             held_drop(p, h, "the call ended, so neither is its call_cancel,");
         return h != NULL;
@@ -328,7 +338,7 @@ void rtm_pusher_registry_ready(struct rtm_pusher *p, int64_t now)
     p->ready = true;
     while (p->nheld) {
         struct held *h = rtm_container_of(p->held.next, struct held, link);
-        if (!p->env.call_pending(p->env.ud, h->push.call_id)) {
+        if (!p->env.call_pending(p->env.ud, h->push.caller, h->push.call_id)) {
             held_drop(p, h, "the call ended");
             continue;
         }
@@ -382,7 +392,7 @@ static bool targets(struct rtm_pusher *p, const struct rtm_push *push, struct to
 {
     names[0] = '\0';
     if (push->kind == RTM_PUSH_CALL_CANCEL) {
-        struct pushed_call *pc = call_find(p, push->call_id);
+        struct pushed_call *pc = call_find(p, push->caller, push->call_id);
         if (!pc)
             return false;
         *out = pc->tokens; /* the cancel is the call's last push */
@@ -454,7 +464,7 @@ static bool retry_later(struct rtm_pusher *p, struct job *job, const struct rtm_
                         int64_t now)
 {
     if (job->push.kind != RTM_PUSH_CALL_INVITE || job->attempt + 1 >= RTM_PUSH_MAX_ATTEMPTS ||
-        !p->env.call_pending(p->env.ud, job->push.call_id))
+        !p->env.call_pending(p->env.ud, job->push.caller, job->push.call_id))
         return false;
     int64_t due = now + retry_delay(p, job->attempt, v->retry_after_ms);
     if (due >= job->push.expires_at || rtm_heap_arm(&p->timers, &job->retry, due) != 0)
@@ -548,7 +558,7 @@ void rtm_pusher_result(struct rtm_pusher *p, uint64_t tag, const struct rtm_push
 static void retry_now(struct rtm_pusher *p, struct job *job, int64_t now)
 {
     if (job->push.kind == RTM_PUSH_CALL_INVITE &&
-        !p->env.call_pending(p->env.ud, job->push.call_id)) {
+        !p->env.call_pending(p->env.ud, job->push.caller, job->push.call_id)) {
         plog(p, RTM_LOG_INFO, "rtm: push %s %s to %s: call ended; retry dropped",
              kind_name(job->push.kind), job->push.call_id, job->push.callee);
         job_free(p, job);

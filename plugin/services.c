@@ -76,10 +76,10 @@ static int submit(void *ud, uint64_t tag, struct rtm_push_request *req)
     return rtm_http_submit(s->http, tag, req);
 }
 
-static bool call_pending(void *ud, const char *call_id)
+static bool call_pending(void *ud, const char *caller, const char *call_id)
 {
     struct rtm_services *s = ud;
-    return rtm_core_call_pending(s->core, call_id);
+    return rtm_core_call_pending(s->core, caller, call_id);
 }
 
 static void on_result(void *ud, const struct rtm_http_result *r)
@@ -138,7 +138,7 @@ static void dispatch_deferred(struct rtm_services *s, int64_t now_ms, size_t max
         rtm_list_remove(&d->link);
         s->ndeferred--;
         if (d->push.kind == RTM_PUSH_CALL_INVITE &&
-            !rtm_core_call_pending(s->core, d->push.call_id)) {
+            !rtm_core_call_pending(s->core, d->push.caller, d->push.call_id)) {
             char line[256];
             snprintf(line, sizeof(line),
                      "rtm: push call_invite %s to %s: the call ended before it was sent; dropped",

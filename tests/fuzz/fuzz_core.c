@@ -227,7 +227,8 @@ static void on_push(void *ud, const struct rtm_push *p)
     FUZZ_CHECK(uid_ok(p->caller) && uid_ok(p->callee) && strcmp(p->caller, p->callee) != 0);
     FUZZ_CHECK(p->channel && strlen(p->channel) <= RTM_CHANNEL_MAX && p->why);
     FUZZ_CHECK(p->now_ms == W.now);
-    FUZZ_CHECK(rtm_core_call_pending(W.core, p->call_id) == (p->kind == RTM_PUSH_CALL_INVITE));
+    FUZZ_CHECK(rtm_core_call_pending(W.core, p->caller, p->call_id) ==
+               (p->kind == RTM_PUSH_CALL_INVITE));
     rtm_pusher_on_push(W.pusher, p);
 }
 
@@ -262,10 +263,10 @@ static int submit(void *ud, uint64_t tag, struct rtm_push_request *req)
     return 0;
 }
 
-static bool call_pending(void *ud, const char *call_id)
+static bool call_pending(void *ud, const char *caller, const char *call_id)
 {
     (void)ud;
-    return rtm_core_call_pending(W.core, call_id);
+    return rtm_core_call_pending(W.core, caller, call_id);
 }
 
 /* --- building topics and payloads ------------------------------------------------- */

@@ -249,7 +249,6 @@ static void test_not_party(void)
     struct broker *b = start_with(NULL);
     struct client *alice = client_open_inbox(b, "alice", NULL);
     struct client *bob = client_open_inbox(b, "bob", NULL);
-    struct client *carol = client_open_inbox(b, "carol", NULL);
     const char *id = rt_uniq("np");
     live_call(alice, bob, id);
 
@@ -258,13 +257,6 @@ static void test_not_party(void)
     EXPECT_ERROR(alice, "alice", "not_party", id, "accept");
     rt_send(alice, inbox("bob"), rt_fmt("{\"type\":\"ringing\",\"id\":\"%s\"}", id));
     EXPECT_ERROR(alice, "alice", "not_party", id, "ringing");
-    /* A third user may not ring, answer or cancel. */
-    rt_send(carol, inbox("alice"), rt_fmt("{\"type\":\"ringing\",\"id\":\"%s\"}", id));
-    EXPECT_ERROR(carol, "carol", "not_party", id, "ringing");
-    rt_send(carol, inbox("alice"), rt_fmt("{\"type\":\"refuse\",\"id\":\"%s\"}", id));
-    EXPECT_ERROR(carol, "carol", "not_party", id, "refuse");
-    rt_send(carol, inbox("bob"), rt_fmt("{\"type\":\"cancel\",\"id\":\"%s\"}", id));
-    EXPECT_ERROR(carol, "carol", "not_party", id, "cancel");
     /* The callee may not cancel. */
     rt_send(bob, inbox("alice"), rt_fmt("{\"type\":\"cancel\",\"id\":\"%s\"}", id));
     EXPECT_ERROR(bob, "bob", "not_party", id, "cancel");
@@ -274,6 +266,71 @@ static void test_not_party(void)
     rt_send(bob, inbox("alice"), rt_fmt("{\"type\":\"accept\",\"id\":\"%s\"}", id));
     CHECK_STAMP(EXPECT_EVENT(alice, "alice", "accept", id), "accept", id, "alice", "bob", "bob");
     EXPECT_EVENT(bob, "bob", "accept", id);
+    EXPECT_NOTHING_ELSE(alice, NULL);
+    EXPECT_NOTHING_ELSE(bob, NULL);
+    client_free(alice);
+    client_free(bob);
+    broker_free(b);
+}
+
+/* `message` with the first `id` in it replaced by "<id>". */
+static const char *shape_of(const char *message, const char *id)
+{
+    const char *at = strstr(message, id);
+    return at ? rt_fmt("%.*s<id>%s", (int)(at - message), message, at + strlen(id)) : message;
+}
+
+/* carol sends every request a party could send about `id`, from alice to
+ * bob, and gets unknown_invitation for each; returns the four messages. */
+static void stranger_requests(struct client *carol, const char *id, const char *messages[4])
+{
+    static const char *const types[] = {"ringing", "accept", "refuse", "cancel"};
+    for (size_t i = 0; i < 4; i++) {
+        const char *to = i == 3 ? "bob" : "alice";
+        rt_send(carol, inbox(to), rt_fmt("{\"type\":\"%s\",\"id\":\"%s\"}", types[i], id));
+        cJSON *err = EXPECT_ERROR(carol, "carol", "unknown_invitation", id, types[i]);
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(err, "message");
+        CHECK(cJSON_IsString(m));
+        messages[i] = rt_fmt("%s", m->valuestring);
+    }
+}
+
+/* A user who is no party of an invitation learns nothing about it: its
+ * requests get unknown_invitation, with the same message as for an id that
+ * nobody uses, and change nothing. */
+static void test_stranger_sees_nothing(void)
+{
+    struct broker *b = start_with(NULL);
+    struct client *alice = client_open_inbox(b, "alice", NULL);
+    struct client *bob = client_open_inbox(b, "bob", NULL);
+    struct client *carol = client_open_inbox(b, "carol", NULL);
+    const char *live = rt_uniq("secret");
+    live_call(alice, bob, live);
+    const char *ended = rt_uniq("secret");
+    live_call(alice, bob, ended);
+    rt_send(alice, inbox("bob"), rt_fmt("{\"type\":\"cancel\",\"id\":\"%s\"}", ended));
+    EXPECT_EVENT(alice, "alice", "cancel", ended);
+    EXPECT_EVENT(bob, "bob", "cancel", ended);
+
+    const char *none = rt_uniq("secret"); /* same length as the others */
+    const char *m_live[4], *m_ended[4], *m_none[4];
+    stranger_requests(carol, live, m_live);
+    stranger_requests(carol, ended, m_ended);
+    stranger_requests(carol, none, m_none);
+    for (size_t i = 0; i < 4; i++) {
+        /* The messages differ only by the id they name. */
+        CHECKF(strcmp(shape_of(m_live[i], live), shape_of(m_none[i], none)) == 0 &&
+                   strcmp(shape_of(m_ended[i], ended), shape_of(m_none[i], none)) == 0,
+               "messages tell calls apart: \"%s\", \"%s\", \"%s\"", m_live[i], m_ended[i],
+               m_none[i]);
+    }
+
+    /* Nothing changed: bob answers the live call, and that accept is the
+     * first thing anyone sees of it after the invite. */
+    rt_send(bob, inbox("alice"), rt_fmt("{\"type\":\"accept\",\"id\":\"%s\"}", live));
+    CHECK_STAMP(EXPECT_EVENT(alice, "alice", "accept", live), "accept", live, "alice", "bob",
+                "bob");
+    EXPECT_EVENT(bob, "bob", "accept", live);
     /* carol: a sentinel on her own inbox (an error after everything else). */
     rt_send(carol, inbox("bob"), "not json");
     EXPECT_ERROR(carol, "carol", "bad_request", NULL, NULL);
@@ -283,6 +340,53 @@ static void test_not_party(void)
     client_free(alice);
     client_free(bob);
     client_free(carol);
+    broker_free(b);
+}
+
+/* An ended invitation holds its id for its own caller only: mallory invites
+ * bob with call-1 and cancels; alice's call-1 to bob then works, and so
+ * does one to carol while mallory's call-2 to bob is live. */
+static void test_ids_not_squatted(void)
+{
+    struct broker *b = start_with(NULL);
+    struct client *alice = client_open_inbox(b, "alice", NULL);
+    struct client *bob = client_open_inbox(b, "bob", NULL);
+    struct client *mallory = client_open_inbox(b, "mallory", NULL);
+    const char *id = rt_uniq("call");
+    send_invite(mallory, "bob", id);
+    EXPECT_EVENT(bob, "bob", "invite", id);
+    rt_send(mallory, inbox("bob"), rt_fmt("{\"type\":\"cancel\",\"id\":\"%s\"}", id));
+    EXPECT_EVENT(mallory, "mallory", "cancel", id);
+    EXPECT_EVENT(bob, "bob", "cancel", id);
+
+    send_invite(alice, "bob", id);
+    CHECK_STAMP(EXPECT_EVENT(bob, "bob", "invite", id), "invite", id, "alice", "bob", "alice");
+    rt_send(bob, inbox("alice"), rt_fmt("{\"type\":\"accept\",\"id\":\"%s\"}", id));
+    CHECK_STAMP(EXPECT_EVENT(alice, "alice", "accept", id), "accept", id, "alice", "bob", "bob");
+    EXPECT_EVENT(bob, "bob", "accept", id);
+
+    /* A live squat blocks nobody either; each call keeps to its parties. */
+    const char *id2 = rt_uniq("call");
+    send_invite(mallory, "bob", id2);
+    EXPECT_EVENT(bob, "bob", "invite", id2);
+    send_invite(alice, "bob", id2);
+    CHECK_STAMP(EXPECT_EVENT(bob, "bob", "invite", id2), "invite", id2, "alice", "bob", "alice");
+    rt_send(bob, inbox("mallory"), rt_fmt("{\"type\":\"refuse\",\"id\":\"%s\"}", id2));
+    CHECK_STAMP(EXPECT_EVENT(mallory, "mallory", "refuse", id2), "refuse", id2, "mallory", "bob",
+                "bob");
+    EXPECT_EVENT(bob, "bob", "refuse", id2);
+    rt_send(alice, inbox("bob"), rt_fmt("{\"type\":\"cancel\",\"id\":\"%s\"}", id2));
+    CHECK_STAMP(EXPECT_EVENT(alice, "alice", "cancel", id2), "cancel", id2, "alice", "bob",
+                "alice");
+    EXPECT_EVENT(bob, "bob", "cancel", id2);
+
+    sentinel(alice, bob);
+    EXPECT_NOTHING_ELSE(bob, NULL);
+    EXPECT_NOTHING_ELSE(alice, NULL);
+    EXPECT_NOTHING_ELSE(mallory, NULL);
+    client_free(alice);
+    client_free(bob);
+    client_free(mallory);
     broker_free(b);
 }
 
@@ -335,23 +439,20 @@ static void test_duplicate_id(void)
     struct client *dave = client_open_inbox(b, "dave", NULL);
     const char *id = rt_uniq("dup");
     live_call(alice, bob, id);
-    /* Another caller re-using a live id, to the same or another callee. */
-    send_invite(carol, "bob", id);
-    EXPECT_ERROR(carol, "carol", "duplicate_id", id, "invite");
-    send_invite(carol, "dave", id);
-    EXPECT_ERROR(carol, "carol", "duplicate_id", id, "invite");
-    /* The callee inviting back with the same id is another caller too. */
-    send_invite(bob, "alice", id);
-    EXPECT_ERROR(bob, "bob", "duplicate_id", id, "invite");
+    /* The same caller re-using its live id for another callee. */
+    send_invite(alice, "carol", id);
+    EXPECT_ERROR(alice, "alice", "duplicate_id", id, "invite");
+    send_invite(alice, "dave", id);
+    EXPECT_ERROR(alice, "alice", "duplicate_id", id, "invite");
     /* Still remembered after it ended. */
     rt_send(alice, inbox("bob"), rt_fmt("{\"type\":\"cancel\",\"id\":\"%s\"}", id));
     EXPECT_EVENT(alice, "alice", "cancel", id);
     EXPECT_EVENT(bob, "bob", "cancel", id);
-    send_invite(carol, "dave", id);
-    EXPECT_ERROR(carol, "carol", "duplicate_id", id, "invite");
+    send_invite(alice, "dave", id);
+    EXPECT_ERROR(alice, "alice", "duplicate_id", id, "invite");
 
     sentinel(alice, bob);
-    /* dave's sentinel: carol calls him with a fresh id. */
+    /* carol's and dave's sentinel: carol calls dave with a fresh id. */
     const char *id2 = rt_uniq("dave");
     send_invite(carol, "dave", id2);
     CHECK_STAMP(EXPECT_EVENT(dave, "dave", "invite", id2), "invite", id2, "carol", "dave", "carol");
@@ -502,6 +603,8 @@ int main(int argc, char **argv)
         {"max_payload_option", test_max_payload_option},
         {"unknown_invitation", test_unknown_invitation},
         {"not_party", test_not_party},
+        {"stranger_sees_nothing", test_stranger_sees_nothing},
+        {"ids_not_squatted", test_ids_not_squatted},
         {"invalid_state", test_invalid_state},
         {"duplicate_id", test_duplicate_id},
         {"self_call", test_self_call},

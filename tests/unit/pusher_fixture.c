@@ -34,11 +34,12 @@ static int rec_submit(void *ud, uint64_t tag, struct rtm_push_request *req)
     return 0;
 }
 
-static bool rec_pending(void *ud, const char *call_id)
+static bool rec_pending(void *ud, const char *caller, const char *call_id)
 {
-    if (ud != &P || !call_id)
+    if (ud != &P || !caller || !call_id)
         abort();
     P.pending_asked++;
+    snprintf(P.pending_caller, sizeof(P.pending_caller), "%s", caller);
     snprintf(P.pending_last, sizeof(P.pending_last), "%s", call_id);
     return P.pending;
 }

@@ -64,7 +64,8 @@ struct pusher_fixture {
     bool pending; /* what call_pending answers */
     size_t pending_asked;
     char pending_last[RTM_ID_MAX + 1];
-    size_t submit_calls; /* including refused ones */
+    char pending_caller[RTM_UID_MAX + 1]; /* the caller of pending_last */
+    size_t submit_calls;                  /* including refused ones */
     struct sub *subs;
     size_t nsubs, subcap;
     struct recorder rec; /* the publishes and log lines */

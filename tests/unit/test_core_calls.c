@@ -262,9 +262,9 @@ static void test_remembered_then_forgotten(void **state)
     assert_int_equal(s.timers, 0);
     expect_error(&bob, "alice", ANSWER("accept", "c-1"), "unknown_invitation", "c-1", "accept");
     expect_error(&alice, "bob", ANSWER("cancel", "c-1"), "unknown_invitation", "c-1", "cancel");
-    /* Anyone may use the id again. */
-    const cJSON *j = expect_replace(&carol, "alice", INVITE("c-1"));
-    assert_event(j, "invite", "c-1", "carol", "alice", "carol", T.now);
+    /* alice may use the id again, for anyone. */
+    const cJSON *j = expect_replace(&alice, "carol", INVITE("c-1"));
+    assert_event(j, "invite", "c-1", "alice", "carol", "alice", T.now);
     assert_int_equal(stats().calls_live, 1);
 }
 
@@ -287,6 +287,78 @@ static void test_remembered_for_a_long_ring_timeout(void **state)
     expect_replace(&alice, "bob", INVITE("c-1"));
 }
 
+/* ================================================================================
+ * Ids belong to their callers
+ * ================================================================================ */
+
+static const struct rtm_client mallory = {&mallory, "mallory", "mallory-phone"};
+
+/* Two callers use the same id at once: two invitations, each going its
+ * own way, neither touching the other. */
+static void test_same_id_two_callers(void **state)
+{
+    (void)state;
+    boot();
+    online(&alice);
+    online(&bob);
+    online(&carol);
+    online(&dave);
+    int64_t t0 = T.now;
+    expect_replace(&alice, "bob", INVITE("call-1"));
+    T.now += 10;
+    const cJSON *j = expect_replace(&carol, "dave", INVITE("call-1"));
+    assert_event(j, "invite", "call-1", "carol", "dave", "carol", t0 + 10);
+    /* The other direction between the same two users is another invitation too. */
+    j = expect_replace(&bob, "alice", INVITE("call-1"));
+    assert_event(j, "invite", "call-1", "bob", "alice", "bob", t0 + 10);
+    assert_int_equal(stats().calls_live, 3);
+
+    T.now += 10;
+    j = expect_replace(&bob, "alice", ANSWER("ringing", "call-1"));
+    assert_event(j, "ringing", "call-1", "alice", "bob", "bob", T.now);
+    j = expect_replace(&dave, "carol", ANSWER("refuse", "call-1"));
+    assert_event(j, "refuse", "call-1", "carol", "dave", "dave", T.now);
+    expect_own_copy(&dave);
+    j = expect_replace(&alice, "bob", ANSWER("accept", "call-1"));
+    assert_event(j, "accept", "call-1", "bob", "alice", "alice", T.now);
+    expect_own_copy(&alice);
+    /* alice's own call-1 is still ringing, and still hers to cancel. */
+    assert_int_equal(stats().calls_live, 1);
+    j = expect_replace(&alice, "bob", ANSWER("cancel", "call-1"));
+    assert_event(j, "cancel", "call-1", "alice", "bob", "alice", T.now);
+    expect_own_copy(&alice);
+    struct rtm_core_stats s = stats();
+    assert_int_equal(s.calls_live, 0);
+    assert_int_equal(s.calls_remembered, 3);
+}
+
+/* An ended invitation holds its id for its own caller only: mallory cannot
+ * squat on an id that alice will use. */
+static void test_ended_id_not_squatted(void **state)
+{
+    (void)state;
+    boot();
+    online(&alice);
+    online(&bob);
+    online(&mallory);
+    expect_replace(&mallory, "bob", INVITE("call-1"));
+    expect_replace(&mallory, "bob", ANSWER("cancel", "call-1"));
+    assert_int_equal(stats().calls_remembered, 1);
+    const cJSON *j = expect_replace(&alice, "bob", INVITE("call-1"));
+    assert_event(j, "invite", "call-1", "alice", "bob", "alice", T.now);
+    expect_quiet();
+    /* bob answers alice's; mallory's stays ended. */
+    j = expect_replace(&bob, "alice", ANSWER("accept", "call-1"));
+    assert_event(j, "accept", "call-1", "alice", "bob", "bob", T.now);
+    expect_own_copy(&bob);
+    expect_error(&bob, "mallory", ANSWER("accept", "call-1"), "invalid_state", "call-1", "accept");
+    /* A live squat does not block alice either. */
+    expect_replace(&mallory, "bob", INVITE("call-2"));
+    j = expect_replace(&alice, "bob", INVITE("call-2"));
+    assert_event(j, "invite", "call-2", "alice", "bob", "alice", T.now);
+    assert_int_equal(stats().calls_live, 2);
+}
+
 int main(void)
 {
 #define T_(f) cmocka_unit_test_setup_teardown(f, core_setup, core_teardown)
@@ -302,6 +374,8 @@ int main(void)
         T_(test_resend_cancel),
         T_(test_remembered_then_forgotten),
         T_(test_remembered_for_a_long_ring_timeout),
+        T_(test_same_id_two_callers),
+        T_(test_ended_id_not_squatted),
     };
 #undef T_
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,6 +4,7 @@
  */
 #include "core_fixture.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* ================================================================================
@@ -39,6 +40,9 @@ static void test_error_bad_request(void **state)
     expect_replace(&alice, "bob", INVITE("c-1"));
     expect_error(&bob, "bob", ANSWER("accept", "c-1"), "bad_request", "c-1", "accept");
     expect_error(&alice, "alice", ANSWER("cancel", "c-1"), "bad_request", "c-1", "cancel");
+    expect_error(&alice, "alice", ANSWER("refuse", "c-1"), "bad_request", "c-1", "refuse");
+    /* The caller cancels its own invitation through a third inbox. */
+    expect_error(&alice, "carol", ANSWER("cancel", "c-1"), "bad_request", "c-1", "cancel");
     /* Nothing changed: the real answer still works. */
     assert_int_equal(stats().calls_live, 1);
     const cJSON *j = expect_replace(&bob, "alice", ANSWER("accept", "c-1"));
@@ -69,13 +73,57 @@ static void test_error_not_party(void **state)
     expect_replace(&alice, "bob", INVITE("c-1"));
     /* Only the callee answers; only the caller cancels. */
     expect_error(&alice, "bob", ANSWER("accept", "c-1"), "not_party", "c-1", "accept");
-    expect_error(&alice, "alice", ANSWER("refuse", "c-1"), "not_party", "c-1", "refuse");
-    expect_error(&carol, "alice", ANSWER("ringing", "c-1"), "not_party", "c-1", "ringing");
-    expect_error(&carol, "alice", ANSWER("accept", "c-1"), "not_party", "c-1", "accept");
+    expect_error(&alice, "bob", ANSWER("ringing", "c-1"), "not_party", "c-1", "ringing");
     expect_error(&bob, "alice", ANSWER("cancel", "c-1"), "not_party", "c-1", "cancel");
-    expect_error(&carol, "bob", ANSWER("cancel", "c-1"), "not_party", "c-1", "cancel");
+    /* Ended, the roles still hold. */
+    expect_replace(&alice, "bob", INVITE("c-2"));
+    expect_replace(&alice, "bob", ANSWER("cancel", "c-2"));
+    expect_error(&alice, "bob", ANSWER("refuse", "c-2"), "not_party", "c-2", "refuse");
+    expect_error(&bob, "alice", ANSWER("cancel", "c-2"), "not_party", "c-2", "cancel");
     assert_int_equal(stats().calls_live, 1);
     expect_replace(&bob, "alice", ANSWER("ringing", "c-1"));
+}
+
+/* A user who is no party of an invitation is told what it would be told if
+ * the invitation did not exist: same code, same message. Nothing changes. */
+static void test_error_stranger_sees_nothing(void **state)
+{
+    (void)state;
+    boot();
+    online(&alice);
+    online(&bob);
+    online(&carol);
+    expect_replace(&alice, "bob", INVITE("c-1"));
+    expect_replace(&alice, "bob", INVITE("c-ended"));
+    expect_replace(&alice, "bob", ANSWER("cancel", "c-ended"));
+    static const char *const requests[][2] = {
+        {"ringing", "alice"}, {"accept", "alice"}, {"refuse", "alice"}, {"cancel", "bob"}};
+    static const char *const ids[] = {"c-1", "c-ended", "c-none"};
+    char first[4][256];
+    for (size_t r = 0; r < 4; r++) {
+        for (size_t i = 0; i < 3; i++) {
+            char json[128];
+            snprintf(json, sizeof(json), "{\"type\":\"%s\",\"id\":\"%s\"}", requests[r][0], ids[i]);
+            expect_error(&carol, requests[r][1], json, "unknown_invitation", ids[i],
+                         requests[r][0]);
+            /* The message differs only by the id it names. */
+            const char *message = jstr(only_on(inbox("carol"))->json, "message");
+            char *named = strstr(message, ids[i]);
+            assert_non_null(named);
+            char shape[256];
+            snprintf(shape, sizeof(shape), "%.*s<id>%s", (int)(named - message), message,
+                     named + strlen(ids[i]));
+            if (i == 0)
+                snprintf(first[r], sizeof(first[r]), "%s", shape);
+            assert_string_equal(shape, first[r]);
+        }
+    }
+    struct rtm_core_stats s = stats();
+    assert_int_equal(s.calls_live, 1);
+    assert_int_equal(s.calls_remembered, 1);
+    /* The live call goes on. */
+    const cJSON *j = expect_replace(&bob, "alice", ANSWER("accept", "c-1"));
+    assert_event(j, "accept", "c-1", "alice", "bob", "bob", T.now);
 }
 
 static void test_error_invalid_state(void **state)
@@ -101,9 +149,8 @@ static void test_error_invalid_state(void **state)
     expect_failure_at(t0 + INVITE_MS, "c-3", "alice", "bob", "no_response");
     expect_error(&alice, "bob", ANSWER("cancel", "c-3"), "invalid_state", "c-3", "cancel");
     expect_error(&bob, "alice", ANSWER("accept", "c-3"), "invalid_state", "c-3", "accept");
-    /* The same caller re-using the id of an ended invitation. */
+    /* The same caller re-sending the invite of an ended invitation. */
     expect_error(&alice, "bob", INVITE("c-3"), "invalid_state", "c-3", "invite");
-    expect_error(&alice, "carol", INVITE("c-3"), "invalid_state", "c-3", "invite");
     assert_int_equal(stats().calls_live, 0);
     assert_int_equal(stats().calls_remembered, 3);
 }
@@ -118,18 +165,17 @@ static void test_error_duplicate_id(void **state)
     int64_t t0 = T.now;
     expect_replace(&alice, "bob", INVITE("c-1"));
     T.now += 100;
-    /* Another caller, to the same or another callee. */
-    expect_error(&carol, "bob", INVITE("c-1"), "duplicate_id", "c-1", "invite");
-    expect_error(&carol, "dave", INVITE("c-1"), "duplicate_id", "c-1", "invite");
     /* The same caller, to a different callee, while the first is live. */
     expect_error(&alice, "carol", INVITE("c-1"), "duplicate_id", "c-1", "invite");
     /* The original is untouched. */
     const cJSON *j = expect_replace(&alice, "bob", INVITE("c-1"));
     assert_event(j, "invite", "c-1", "alice", "bob", "alice", t0);
     assert_int_equal(stats().calls_live, 1);
-    /* Remembered after its end: still someone else's id. */
+    /* Remembered after its end: still alice's id, for another callee too. */
     expect_replace(&bob, "alice", ANSWER("refuse", "c-1"));
-    expect_error(&carol, "bob", INVITE("c-1"), "duplicate_id", "c-1", "invite");
+    expect_error(&alice, "carol", INVITE("c-1"), "duplicate_id", "c-1", "invite");
+    expect_error(&alice, "dave", INVITE("c-1"), "duplicate_id", "c-1", "invite");
+    assert_int_equal(stats().calls_live, 0);
 }
 
 static void test_error_self_call(void **state)
@@ -219,11 +265,11 @@ int main(void)
 {
 #define T_(f) cmocka_unit_test_setup_teardown(f, core_setup, core_teardown)
     const struct CMUnitTest tests[] = {
-        T_(test_error_bad_request),  T_(test_error_unknown_invitation),
-        T_(test_error_not_party),    T_(test_error_invalid_state),
-        T_(test_error_duplicate_id), T_(test_error_self_call),
-        T_(test_error_busy_limit),   T_(test_error_rate_limited),
-        T_(test_client_without_uid),
+        T_(test_error_bad_request),   T_(test_error_unknown_invitation),
+        T_(test_error_not_party),     T_(test_error_stranger_sees_nothing),
+        T_(test_error_invalid_state), T_(test_error_duplicate_id),
+        T_(test_error_self_call),     T_(test_error_busy_limit),
+        T_(test_error_rate_limited),  T_(test_client_without_uid),
     };
 #undef T_
     return cmocka_run_group_tests(tests, NULL, NULL);

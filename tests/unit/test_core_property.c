@@ -19,7 +19,10 @@
 #define P_UIDS    6
 #define P_HANDLES 2
 #define P_IDS     12
-#define P_STEPS   20000
+/* An invitation is named by its caller and its id: the model has one slot
+ * for each pair, slot caller * P_IDS + id (p_slot). */
+#define P_CALLS (P_UIDS * P_IDS)
+#define P_STEPS 20000
 
 enum { TY_INVITE, TY_RINGING, TY_ACCEPT, TY_REFUSE, TY_CANCEL, TY_FAILURE };
 static const char *const ty_names[] = {"invite", "ringing", "accept",
@@ -67,8 +70,8 @@ static struct {
     char id[P_IDS][8];
     struct rtm_client cl[P_UIDS][P_HANDLES];
     struct muser u[P_UIDS];
-    struct mcall c[P_IDS];
-    int deliveries[P_IDS][P_UIDS][P_HANDLES]; /* invites due to each session in this step */
+    struct mcall c[P_CALLS];
+    int deliveries[P_CALLS][P_UIDS][P_HANDLES]; /* invites due to each session in this step */
     /* what the run covered */
     size_t replaced[5], errors[E_COUNT], failures[R_COUNT], reused, resends, redelivered, presence;
     size_t unchanged; /* presence published though the last one said the same */
@@ -117,6 +120,25 @@ static int p_id_index(const char *id)
     return -1;
 }
 
+static int p_slot(int caller, int k)
+{
+    return caller * P_IDS + k;
+}
+
+/* The id of slot `ck`. */
+#define CID(ck) (M.id[(ck) % P_IDS])
+
+/* The slot of the invitation an event names (its caller and id), or -1. */
+static int p_event_slot(const cJSON *j)
+{
+    const cJSON *caller = cJSON_GetObjectItemCaseSensitive(j, "caller");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
+    if (!cJSON_IsString(caller) || !cJSON_IsString(id))
+        return -1;
+    int u = p_uid_index(caller->valuestring), k = p_id_index(id->valuestring);
+    return u >= 0 && k >= 0 ? p_slot(u, k) : -1;
+}
+
 static int p_handle_index(int u, const char *cid)
 {
     for (int h = 0; h < P_HANDLES; h++) {
@@ -161,7 +183,7 @@ static bool p_live(const struct mcall *c)
 static bool p_has_live_out(int u)
 {
     for (int k = 0; k < P_IDS; k++) {
-        if (p_live(&M.c[k]) && M.c[k].caller == u)
+        if (p_live(&M.c[p_slot(u, k)]))
             return true;
     }
     return false;
@@ -185,17 +207,17 @@ static void p_confirm(int u, int h)
 {
     M.u[u].confirmed[h] = true;
     M.u[u].grace_due = -1;
-    for (int k = 0; k < P_IDS; k++) {
-        if (p_live(&M.c[k]) && M.c[k].callee == u) {
-            M.c[k].seen = true;
-            M.deliveries[k][u][h]++;
+    for (int ck = 0; ck < P_CALLS; ck++) {
+        if (p_live(&M.c[ck]) && M.c[ck].callee == u) {
+            M.c[ck].seen = true;
+            M.deliveries[ck][u][h]++;
         }
     }
 }
 
-static void p_end(int k, int ending, int by, int reason)
+static void p_end(int ck, int ending, int by, int reason)
 {
-    struct mcall *c = &M.c[k];
+    struct mcall *c = &M.c[ck];
     c->st = M_ENDED;
     c->ending = ending;
     c->ended_by = by;
@@ -207,22 +229,22 @@ static void p_end(int k, int ending, int by, int reason)
 }
 
 /* Fields every call event carries. */
-static void p_check_event(const char *raw, const cJSON *j, int k, const char *type, const char *by,
+static void p_check_event(const char *raw, const cJSON *j, int ck, const char *type, const char *by,
                           int64_t ts)
 {
-    const struct mcall *c = &M.c[k];
-    CHECK(j && strcmp(p_str(j, "type"), type) == 0 && strcmp(p_str(j, "id"), M.id[k]) == 0 &&
+    const struct mcall *c = &M.c[ck];
+    CHECK(j && strcmp(p_str(j, "type"), type) == 0 && strcmp(p_str(j, "id"), CID(ck)) == 0 &&
               strcmp(p_str(j, "caller"), M.uid[c->caller]) == 0 &&
               strcmp(p_str(j, "callee"), M.uid[c->callee]) == 0 &&
               strcmp(p_str(j, "by"), by) == 0 && p_num(j, "ts") == ts,
-          "expected %s of %s (gen %u) %s -> %s by %s at T0+%" PRId64 ", got %s", type, M.id[k],
+          "expected %s of %s (gen %u) %s -> %s by %s at T0+%" PRId64 ", got %s", type, CID(ck),
           c->gen, M.uid[c->caller], M.uid[c->callee], by, ts - T0, raw);
 }
 
-static void p_check_invite_fields(const char *raw, const cJSON *j, int k)
+static void p_check_invite_fields(const char *raw, const cJSON *j, int ck)
 {
-    const struct mcall *c = &M.c[k];
-    p_check_event(raw, j, k, "invite", M.uid[c->caller], c->created);
+    const struct mcall *c = &M.c[ck];
+    p_check_event(raw, j, ck, "invite", M.uid[c->caller], c->created);
     CHECK(cJSON_GetArraySize(j) == 9 && p_num(j, "expires_at") == c->invite_due &&
               strcmp(p_str(j, "content"), c->content) == 0 &&
               strcmp(p_str(j, "channel"), c->channel) == 0,
@@ -232,24 +254,24 @@ static void p_check_invite_fields(const char *raw, const cJSON *j, int k)
 /* An invite published by the core itself: a delivery to a confirmed session. */
 static void p_delivery(const struct pub *p, int u)
 {
-    int k = p_id_index(p_str(p->json, "id"));
+    int ck = p_event_slot(p->json);
     int h = p_handle_index(u, p->client_id);
-    CHECK(k >= 0 && h >= 0, "invite delivered to an unknown session: %s %s", p->topic, p->payload);
-    CHECK(p_live(&M.c[k]) && M.c[k].callee == u,
-          "invite of %s delivered, but it is not live for %s: %s", M.id[k], M.uid[u], p->payload);
-    CHECK(M.deliveries[k][u][h] > 0, "invite of %s delivered to %s unasked (or twice)", M.id[k],
+    CHECK(ck >= 0 && h >= 0, "invite delivered to an unknown session: %s %s", p->topic, p->payload);
+    CHECK(p_live(&M.c[ck]) && M.c[ck].callee == u,
+          "invite of %s delivered, but it is not live for %s: %s", CID(ck), M.uid[u], p->payload);
+    CHECK(M.deliveries[ck][u][h] > 0, "invite of %s delivered to %s unasked (or twice)", CID(ck),
           p->client_id);
-    M.deliveries[k][u][h]--;
-    p_check_invite_fields(p->payload, p->json, k);
+    M.deliveries[ck][u][h]--;
+    p_check_invite_fields(p->payload, p->json, ck);
     M.redelivered++;
 }
 
 static void p_deliveries_done(void)
 {
-    for (int k = 0; k < P_IDS; k++) {
+    for (int ck = 0; ck < P_CALLS; ck++) {
         for (int u = 0; u < P_UIDS; u++) {
             for (int h = 0; h < P_HANDLES; h++) {
-                CHECK(M.deliveries[k][u][h] == 0, "invite %s was not delivered to %s", M.id[k],
+                CHECK(M.deliveries[ck][u][h] == 0, "invite %s was not delivered to %s", CID(ck),
                       M.cid[u][h]);
             }
         }
@@ -259,9 +281,9 @@ static void p_deliveries_done(void)
 /* A failure published to inbox `u`. */
 static void p_failure(const struct pub *p, int u)
 {
-    int k = p_id_index(p_str(p->json, "id"));
-    CHECK(k >= 0, "failure of an unknown id: %s", p->payload);
-    struct mcall *c = &M.c[k];
+    int ck = p_event_slot(p->json);
+    CHECK(ck >= 0, "failure of an unknown invitation: %s", p->payload);
+    struct mcall *c = &M.c[ck];
     CHECK(!p->client_id && p->qos == 1 && !p->retain, "failure not to every subscriber: %s",
           p->payload);
     int r = -1;
@@ -289,17 +311,17 @@ static void p_failure(const struct pub *p, int u)
               "%s of %s (%s, created T0+%" PRId64 ", invite due T0+%" PRId64
               ", ring due T0+%" PRId64 ", seen %d, caller sessions %d, grace due %" PRId64
               ") is not due",
-              reason_names[r], M.id[k], c->st == M_PENDING ? "pending" : "ringing", c->created - T0,
+              reason_names[r], CID(ck), c->st == M_PENDING ? "pending" : "ringing", c->created - T0,
               c->invite_due - T0, c->ring_due - T0, c->seen, p_connected(c->caller),
               M.u[c->caller].grace_due);
-        p_end(k, TY_FAILURE, -1, r);
+        p_end(ck, TY_FAILURE, -1, r);
         M.failures[r]++;
     }
     CHECK(c->st == M_ENDED && c->ending == TY_FAILURE && c->reason == r && c->ended_ts == T.now,
-          "a second, different ending of %s: %s", M.id[k], p->payload);
-    p_check_event(p->payload, p->json, k, "failure", "server", T.now);
+          "a second, different ending of %s: %s", CID(ck), p->payload);
+    p_check_event(p->payload, p->json, ck, "failure", "server", T.now);
     CHECK(cJSON_GetArraySize(p->json) == 7, "failure fields: %s", p->payload);
-    CHECK(u == c->caller || u == c->callee, "failure of %s to a third inbox", M.id[k]);
+    CHECK(u == c->caller || u == c->callee, "failure of %s to a third inbox", CID(ck));
     c->fail_pubs[u == c->caller ? 0 : 1]++;
 }
 
@@ -341,12 +363,12 @@ static void p_check_stats(bool after_tick)
             due = M.u[u].grace_due < due ? M.u[u].grace_due : due;
         }
         bool needed = p_connected(u) > 0;
-        for (int k = 0; k < P_IDS; k++)
-            needed |= M.c[k].st != M_FREE && (M.c[k].caller == u || M.c[k].callee == u);
+        for (int ck = 0; ck < P_CALLS; ck++)
+            needed |= M.c[ck].st != M_FREE && (M.c[ck].caller == u || M.c[ck].callee == u);
         users += needed;
     }
-    for (int k = 0; k < P_IDS; k++) {
-        const struct mcall *c = &M.c[k];
+    for (int ck = 0; ck < P_CALLS; ck++) {
+        const struct mcall *c = &M.c[ck];
         int64_t d = INT64_MAX;
         if (c->st == M_PENDING)
             d = c->invite_due;
@@ -379,8 +401,8 @@ static void p_tick(void)
                 p_confirm(u, h);
         }
     }
-    for (int k = 0; k < P_IDS; k++)
-        M.c[k].fail_pubs[0] = M.c[k].fail_pubs[1] = 0;
+    for (int ck = 0; ck < P_CALLS; ck++)
+        M.c[ck].fail_pubs[0] = M.c[ck].fail_pubs[1] = 0;
     rec_clear();
     tick();
     for (size_t i = 0; i < T.rec.npubs; i++) {
@@ -401,17 +423,17 @@ static void p_tick(void)
             CHECK(false, "unexpected publish in a tick: %s %s", p->topic, p->payload);
     }
     p_deliveries_done();
-    for (int k = 0; k < P_IDS; k++) {
-        struct mcall *c = &M.c[k];
+    for (int ck = 0; ck < P_CALLS; ck++) {
+        struct mcall *c = &M.c[ck];
         CHECK(c->fail_pubs[0] == c->fail_pubs[1] && c->fail_pubs[0] <= 1,
-              "failure of %s published %d times to the caller, %d to the callee", M.id[k],
+              "failure of %s published %d times to the caller, %d to the callee", CID(ck),
               c->fail_pubs[0], c->fail_pubs[1]);
         if (c->st == M_ENDED && c->forget_due <= T.now)
             c->st = M_FREE;
         CHECK(!(c->st == M_PENDING && c->invite_due <= T.now),
-              "%s still pending after its invite deadline", M.id[k]);
+              "%s still pending after its invite deadline", CID(ck));
         CHECK(!(c->st == M_RINGING && c->ring_due <= T.now),
-              "%s still ringing after its ring deadline", M.id[k]);
+              "%s still ringing after its ring deadline", CID(ck));
     }
     for (int u = 0; u < P_UIDS; u++) {
         struct muser *mu = &M.u[u];
@@ -471,39 +493,39 @@ static bool p_pick_any(int *u, int *h)
     return false;
 }
 
-/* The errors the protocol allows for this request (any of them when several
- * apply); 0 when it must be let through. */
+/* The errors the protocol allows for request `type` of id `k` from `s` to
+ * `t`'s inbox (any of them when several apply); 0 when it must be let
+ * through. The sender and the inbox name the caller: `s` for invite and
+ * cancel, `t` for the answers. */
 static unsigned p_predict(int type, int k, int s, int t)
 {
-    const struct mcall *c = &M.c[k];
-    unsigned e = 0;
     if (type == TY_INVITE) {
-        if (s == t)
-            e |= 1u << E_SELF;
-        if (p_live(c) && !(c->caller == s && c->callee == t))
+        const struct mcall *c = &M.c[p_slot(s, k)];
+        unsigned e = s == t ? 1u << E_SELF : 0;
+        if (c->st != M_FREE && c->callee != t)
             e |= 1u << E_DUP;
-        if (c->st == M_ENDED)
-            e |= 1u << (c->caller == s ? E_STATE : E_DUP);
+        else if (c->st == M_ENDED)
+            e |= 1u << E_STATE;
         return e;
     }
-    if (c->st == M_FREE)
-        return 1u << E_UNKNOWN;
-    int party = type == TY_CANCEL ? c->caller : c->callee;
-    int other = type == TY_CANCEL ? c->callee : c->caller;
-    if (s != party)
-        e |= 1u << E_NOT_PARTY;
-    if (t != other)
-        e |= 1u << E_BAD;
-    if (c->st == M_ENDED && !(type == c->ending && s == c->ended_by))
-        e |= 1u << E_STATE;
-    return e;
+    if (s == t)
+        return 1u << E_BAD; /* nobody calls itself: the wrong inbox */
+    int caller = type == TY_CANCEL ? s : t, callee = type == TY_CANCEL ? t : s;
+    const struct mcall *c = &M.c[p_slot(caller, k)];
+    if (c->st != M_FREE && c->callee == callee)
+        return c->st == M_ENDED && !(type == c->ending && s == c->ended_by) ? 1u << E_STATE : 0;
+    if (c->st != M_FREE && type == TY_CANCEL)
+        return 1u << E_BAD; /* the sender's own invitation, to another inbox */
+    /* Not the sender's: not_party only when it holds the other role. */
+    const struct mcall *swapped = &M.c[p_slot(callee, k)];
+    return swapped->st != M_FREE && swapped->callee == caller ? 1u << E_NOT_PARTY : 1u << E_UNKNOWN;
 }
 
 /* The request was let through: check the stamped event, update the model. */
-static void p_replaced(int type, int k, int s, int t, int timeout, const char *content,
+static void p_replaced(int type, int ck, int s, int t, int timeout, const char *content,
                        const char *channel, const char *response)
 {
-    struct mcall *c = &M.c[k];
+    struct mcall *c = &M.c[ck];
     const cJSON *j = T.out_json;
     M.replaced[type]++;
     switch (type) {
@@ -523,20 +545,20 @@ static void p_replaced(int type, int k, int s, int t, int timeout, const char *c
         } else {
             M.resends++;
         }
-        p_check_invite_fields(T.out, j, k);
+        p_check_invite_fields(T.out, j, ck);
         break;
     case TY_RINGING:
         if (c->st == M_PENDING)
             c->st = M_RINGING;
-        p_check_event(T.out, j, k, "ringing", M.uid[s], T.now);
+        p_check_event(T.out, j, ck, "ringing", M.uid[s], T.now);
         CHECK(cJSON_GetArraySize(j) == 6, "ringing fields: %s", T.out);
         break;
     default:
         if (p_live(c))
-            p_end(k, type, s, -1);
+            p_end(ck, type, s, -1);
         else
             M.resends++;
-        p_check_event(T.out, j, k, ty_names[type], M.uid[s], c->ended_ts);
+        p_check_event(T.out, j, ck, ty_names[type], M.uid[s], c->ended_ts);
         CHECK(cJSON_GetArraySize(j) == (response ? 7 : 6) &&
                   (!response || strcmp(p_str(j, "response"), response) == 0),
               "%s fields: %s", ty_names[type], T.out);
@@ -544,17 +566,33 @@ static void p_replaced(int type, int k, int s, int t, int timeout, const char *c
     }
 }
 
+/* The first slot in use from `start` on (round), or `start` if none is. */
+static int p_used_slot(int start)
+{
+    for (int i = 0; i < P_CALLS; i++) {
+        int ck = (start + i) % P_CALLS;
+        if (M.c[ck].st != M_FREE)
+            return ck;
+    }
+    return start;
+}
+
 static void p_request(void)
 {
-    int type = rnd_below(5), k = rnd_below(P_IDS);
-    const struct mcall *c = &M.c[k];
+    int type = rnd_below(5), ck = rnd_below(P_CALLS);
+    if (type != TY_INVITE || rnd_below(2))
+        ck = p_used_slot(ck); /* most slots are free: aim at the calls there are */
+    int k = ck % P_IDS;
+    const struct mcall *c = &M.c[ck];
     int s = -1, h = -1, t = -1;
-    /* Mostly requests that make sense, so calls get somewhere. */
-    if (type != TY_INVITE && c->st != M_FREE && rnd_below(10) < 7) {
-        int party = type == TY_CANCEL ? c->caller : c->callee;
+    /* Mostly requests that make sense, so calls get somewhere; some from
+     * the party that may not send them. */
+    if (type != TY_INVITE && c->st != M_FREE && rnd_below(10) < 8) {
+        bool wrong = rnd_below(8) == 0;
+        int party = (type == TY_CANCEL) != wrong ? c->caller : c->callee;
         if (p_pick_handle(party, &h)) {
             s = party;
-            t = type == TY_CANCEL ? c->callee : c->caller;
+            t = party == c->caller ? c->callee : c->caller;
         }
     } else if (type == TY_INVITE && p_live(c) && rnd_below(10) < 3) {
         if (p_pick_handle(c->caller, &h)) {
@@ -569,6 +607,10 @@ static void p_request(void)
         if (type == TY_INVITE && t == s && rnd_below(10) < 8)
             t = (s + 1 + rnd_below(P_UIDS - 1)) % P_UIDS;
     }
+    /* The slot the request names: its caller is the sender of an invite
+     * or cancel, the inbox's owner for an answer. */
+    ck = p_slot(type == TY_INVITE || type == TY_CANCEL ? s : t, k);
+    c = &M.c[ck];
 
     char json[256];
     int timeout = 0;
@@ -648,7 +690,7 @@ static void p_request(void)
               T.rec.npubs ? T.rec.pubs[T.rec.npubs - 1].payload : "");
         CHECK(copies == (type >= TY_ACCEPT ? 1u : 0u), "%s: %zu copies to the sender's inbox", json,
               copies);
-        p_replaced(type, k, s, t, timeout, content, channel, response);
+        p_replaced(type, ck, s, t, timeout, content, channel, response);
     }
 }
 

@@ -107,18 +107,18 @@ static void test_push_fallback_online_callee(void **state)
     assert_non_null(strstr(T.pushes[0].why, "push_fallback_ms"));
     /* The push does not end the call: still pending until invite_timeout. */
     assert_int_equal(count_type("failure"), 0);
-    assert_true(rtm_core_call_pending(T.core, "c-1"));
+    assert_true(rtm_core_call_pending(T.core, "alice", "c-1"));
     rec_clear();
     for (int64_t t = created + 1100; t < deadline; t += 100)
         tick_at(t);
     tick_at(deadline - 1);
     assert_int_equal(T.npushes, 0);
     assert_int_equal(count_type("failure"), 0);
-    assert_true(rtm_core_call_pending(T.core, "c-1"));
+    assert_true(rtm_core_call_pending(T.core, "alice", "c-1"));
     /* Unanswered at invite_timeout: the failure, and the phone stops ringing. */
     tick_at(deadline);
     assert_int_equal(count_type("failure"), 2);
-    assert_false(rtm_core_call_pending(T.core, "c-1"));
+    assert_false(rtm_core_call_pending(T.core, "alice", "c-1"));
     assert_int_equal(T.npushes, 1);
     expect_push(&T.pushes[0], RTM_PUSH_CALL_CANCEL, "c-1", "", deadline);
 }

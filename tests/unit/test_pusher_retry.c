@@ -43,6 +43,7 @@ static void test_retry_backoff(void **state)
             assert_int_equal(P.submit_calls, before); /* only a tick resends */
             assert_true(P.pending_asked > asked);
             assert_string_equal(P.pending_last, "c-1");
+            assert_string_equal(P.pending_caller, "alice");
             int64_t max = cap < 30000 ? cap : 30000;
             int64_t d = tick_until_submitted(at, at + max + 1000);
             if (d < max / 2 || d > max)
@@ -144,6 +145,7 @@ static void test_retry_stops_when_call_not_pending(void **state)
     respond_full(P.subs[0].tag, 500, ERR_500, "1", NULL);
     assert_true(P.pending_asked >= 1);
     assert_string_equal(P.pending_last, "c-1");
+    assert_string_equal(P.pending_caller, "alice");
     assert_int_equal(tick_until_submitted(P.now, P.now + 70000), -1);
     assert_int_equal(P.nsubs, 1);
     assert_int_equal(P.rec.npubs, 0);

@@ -186,6 +186,54 @@ static void test_cancel_goes_to_the_woken_tokens(void **state)
     assert_int_equal(P.submit_calls, 0);
 }
 
+/* `kind` of invitation `id` placed by `caller`. */
+static void push_from(enum rtm_push_kind kind, const char *caller, const char *id,
+                      const char *callee)
+{
+    struct rtm_push p = {
+        .kind = kind,
+        .call_id = id,
+        .caller = caller,
+        .callee = callee,
+        .channel = "",
+        .expires_at = T0 + 30000,
+        .why = "test",
+        .now_ms = P.now,
+    };
+    rtm_pusher_on_push(P.pusher, &p);
+}
+
+/* Two callers' invitations with the same id are two records: each cancel
+ * goes to the devices its own invite woke, and only once. */
+static void test_same_id_two_callers(void **state)
+{
+    (void)state;
+    boot();
+    reg("bob", "phone", "tok-b");
+    reg("dave", "phone", "tok-d");
+    push_from(RTM_PUSH_CALL_INVITE, "alice", "c-1", "bob");
+    push_from(RTM_PUSH_CALL_INVITE, "carol", "c-1", "dave");
+    assert_int_equal(stats().calls, 2);
+    clear();
+    push_from(RTM_PUSH_CALL_CANCEL, "carol", "c-1", "dave");
+    assert_int_equal(P.nsubs, 1);
+    const cJSON *extras = field(field(field(P.subs[0].body, "notification"), "android"), "extras");
+    assert_string_equal(str_field(extras, "rtm"), "call_cancel");
+    assert_string_equal(str_field(extras, "caller"), "carol");
+    static const char *const dave_tokens[] = {"tok-d"};
+    expect_audience(&P.subs[0], dave_tokens, 1);
+    assert_int_equal(stats().calls, 1);
+    clear();
+    push_from(RTM_PUSH_CALL_CANCEL, "carol", "c-1", "dave");
+    assert_int_equal(P.nsubs, 0);
+    push_from(RTM_PUSH_CALL_CANCEL, "alice", "c-1", "bob");
+    assert_int_equal(P.nsubs, 1);
+    expect_request(&P.subs[0], "call_cancel", "c-1");
+    static const char *const bob_tokens[] = {"tok-b"};
+    expect_audience(&P.subs[0], bob_tokens, 1);
+    assert_int_equal(stats().calls, 0);
+}
+
 static void test_cancel_without_invite_push(void **state)
 {
     (void)state;
@@ -397,6 +445,7 @@ int main(void)
         T_(test_one_device_ok),
         T_(test_1500_devices_two_batches),
         T_(test_cancel_goes_to_the_woken_tokens),
+        T_(test_same_id_two_callers),
         T_(test_cancel_without_invite_push),
         T_(test_call_records_are_forgotten),
         T_(test_dry_run),
