@@ -102,8 +102,12 @@ struct rtm_core_stats {
  * to do. The core decides when; the provider decides how. */
 enum rtm_push_kind {
     RTM_PUSH_CALL_INVITE, /* the callee has no live session: wake its devices */
-    RTM_PUSH_CALL_CANCEL, /* a pushed invitation ended unanswered: stop ringing */
+    RTM_PUSH_CALL_CANCEL, /* a pushed invitation ended: stop ringing */
 };
+
+/* Why a call_cancel is sent (its extras.reason): an answer from one of the
+ * callee's devices, or the name of the unanswered ending. */
+#define RTM_CANCEL_ANSWERED_ELSEWHERE "answered_elsewhere"
 
 struct rtm_push {
     enum rtm_push_kind kind;
@@ -113,7 +117,10 @@ struct rtm_push {
     const char *channel; /* "" when the invite had none */
     int64_t expires_at;  /* the invitation's ringing deadline, ms */
     const char *why;     /* for the log line: "callee offline", ... */
-    int64_t now_ms;      /* when the core decided to push */
+    /* call_cancel: RTM_CANCEL_ANSWERED_ELSEWHERE, "canceled", or the failure's
+     * reason ("no_response", ...); NULL for call_invite. */
+    const char *reason;
+    int64_t now_ms; /* when the core decided to push */
 };
 
 typedef void (*rtm_push_fn)(void *ud, const struct rtm_push *push);

@@ -55,6 +55,7 @@ struct rtm_push_copy {
     char callee[RTM_UID_MAX + 1];
     char channel[RTM_ID_MAX + 1]; /* "" when none */
     char why[48];
+    char reason[24]; /* "" when none (a call_invite) */
 };
 
 void rtm_push_copy_set(struct rtm_push_copy *c, const struct rtm_push *push);

@@ -135,7 +135,7 @@ static void to_inbox(struct rtm_core *core, const char *uid, const void *handle,
 /* Hands a push to the provider, if one is installed. The call counts as
  * pushed either way, so the fallback timer never fires twice. */
 static void push(struct rtm_core *core, struct rtm_call *call, enum rtm_push_kind kind,
-                 const char *why, int64_t now)
+                 const char *why, const char *reason, int64_t now)
 {
     call->pushed = true;
     if (!core->push)
@@ -148,6 +148,7 @@ static void push(struct rtm_core *core, struct rtm_call *call, enum rtm_push_kin
         .channel = call->has_channel ? call_channel(call) : "",
         .expires_at = invite_deadline(call),
         .why = why,
+        .reason = reason,
         .now_ms = now,
     };
     core->push(core->push_ud, &p);
@@ -158,6 +159,22 @@ static enum rtm_party party_of(const struct rtm_call *call, const struct rtm_use
     if (!user)
         return RTM_PARTY_SERVER;
     return user == call->caller ? RTM_PARTY_CALLER : RTM_PARTY_CALLEE;
+}
+
+/* What the call_cancel of an ending tells the callee's pushed devices. The
+ * broker cannot tell which device answered: all of them get it, and the
+ * app on the one that answered ignores a cancel for a call it answered. */
+static const char *cancel_reason(enum rtm_call_state state, enum rtm_fail_reason reason)
+{
+    switch (state) {
+    case RTM_CALL_ACCEPTED:
+    case RTM_CALL_REFUSED:
+        return RTM_CANCEL_ANSWERED_ELSEWHERE;
+    case RTM_CALL_CANCELED:
+        return "canceled";
+    default:
+        return rtm_fail_reason_name(reason);
+    }
 }
 
 /* Moves `call` into an ending state and starts the time it is remembered. */
@@ -173,8 +190,10 @@ static void end_call(struct rtm_core *core, struct rtm_call *call, enum rtm_call
     rtm_hlist_remove(&call->in_link);
     call->caller->busy--;
     core->calls_live--;
-    if (call->pushed && state != RTM_CALL_ACCEPTED && core->cfg->push_on_cancel)
-        push(core, call, RTM_PUSH_CALL_CANCEL, state_names[state], now);
+    if (call->pushed && core->cfg->push_on_cancel) {
+        const char *why = cancel_reason(state, reason);
+        push(core, call, RTM_PUSH_CALL_CANCEL, why, why, now);
+    }
     if (rtm_hlist_empty(&call->caller->calls_out))
         rtm_user_disarm(core, call->caller);
     int64_t remember = core->cfg->ring_timeout_ms;
@@ -212,7 +231,7 @@ void rtm_invite_timer(struct rtm_core *core, struct rtm_call *call, int64_t now)
     switch (call->state) {
     case RTM_CALL_PENDING:
         if (now < invite_deadline(call)) { /* the fallback push is due */
-            push(core, call, RTM_PUSH_CALL_INVITE, "no ringing within push_fallback_ms", now);
+            push(core, call, RTM_PUSH_CALL_INVITE, "no ringing within push_fallback_ms", NULL, now);
             arm_pending(core, call);
             break;
         }
@@ -314,7 +333,7 @@ static enum rtm_err handle_invite(struct rtm_core *core, const char *sender, con
     caller->busy++;
     core->calls_live++;
     if (!rtm_user_live(callee)) /* before arming: a pushed call needs no fallback push */
-        push(core, call, RTM_PUSH_CALL_INVITE, "callee offline", now);
+        push(core, call, RTM_PUSH_CALL_INVITE, "callee offline", NULL, now);
     arm_pending(core, call);
     if (!rtm_user_live(caller)) /* e.g. a client the broker authenticated by certificate */
         rtm_invite_user_offline(core, caller, now);

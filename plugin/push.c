@@ -207,6 +207,7 @@ void rtm_push_copy_set(struct rtm_push_copy *c, const struct rtm_push *push)
     copy_text(c->callee, sizeof(c->callee), push->callee);
     copy_text(c->channel, sizeof(c->channel), push->channel);
     copy_text(c->why, sizeof(c->why), push->why);
+    copy_text(c->reason, sizeof(c->reason), push->reason);
 }
 
 struct rtm_push rtm_push_copy_view(const struct rtm_push_copy *c, int64_t now_ms)
@@ -219,6 +220,7 @@ struct rtm_push rtm_push_copy_view(const struct rtm_push_copy *c, int64_t now_ms
         .channel = c->channel,
         .expires_at = c->expires_at,
         .why = c->why,
+        .reason = c->reason[0] ? c->reason : NULL,
         .now_ms = now_ms,
     };
     return push;

@@ -106,15 +106,21 @@ static int64_t ttl_seconds(int64_t expires_at, int64_t now_ms)
     return secs > JPUSH_TTL_MAX ? JPUSH_TTL_MAX : (int64_t)secs;
 }
 
-/* The app's view of the call: what it needs to ring or to stop ringing. */
+/* The app's view of the call: what it needs to ring or to stop ringing,
+ * and, on a call_cancel only, why it stops (answered_elsewhere, canceled,
+ * or the failure's reason), so the app can tell a missed call from one
+ * taken on another device. */
 static void write_extras(struct rtm_jsonw *w, const struct rtm_push *push)
 {
+    bool cancel = push->kind == RTM_PUSH_CALL_CANCEL;
     rtm_jsonw_object(w, "extras");
-    rtm_jsonw_string(w, "rtm", push->kind == RTM_PUSH_CALL_CANCEL ? "call_cancel" : "call_invite");
+    rtm_jsonw_string(w, "rtm", cancel ? "call_cancel" : "call_invite");
     rtm_jsonw_string(w, "id", or_empty(push->call_id));
     rtm_jsonw_string(w, "caller", or_empty(push->caller));
     rtm_jsonw_string(w, "channel", or_empty(push->channel));
     rtm_jsonw_int(w, "expires_at", push->expires_at);
+    if (cancel)
+        rtm_jsonw_string(w, "reason", or_empty(push->reason));
     rtm_jsonw_close(w);
 }
 

@@ -229,6 +229,8 @@ static void on_push(void *ud, const struct rtm_push *p)
     FUZZ_CHECK(p->now_ms == W.now);
     FUZZ_CHECK(rtm_core_call_pending(W.core, p->caller, p->call_id) ==
                (p->kind == RTM_PUSH_CALL_INVITE));
+    /* A cancel says why; an invite does not. */
+    FUZZ_CHECK((p->reason != NULL) == (p->kind == RTM_PUSH_CALL_CANCEL));
     rtm_pusher_on_push(W.pusher, p);
 }
 

@@ -56,11 +56,17 @@ static const cJSON *obj(const cJSON *parent, const char *key)
     return it;
 }
 
-/* The extras every notification of the call carries. */
+/* The extras every notification of the call carries; a call_cancel also
+ * says why (SPEC 6.2): `reason`, NULL for a call_invite. */
 static void check_extras(const cJSON *extras, const char *kind, const char *id, const char *channel,
-                         long long expires_at)
+                         long long expires_at, const char *reason)
 {
-    EXPECT_KEYS(extras, "rtm", "id", "caller", "channel", "expires_at");
+    if (reason) {
+        EXPECT_KEYS(extras, "rtm", "id", "caller", "channel", "expires_at", "reason");
+        EXPECT_STR(extras, "reason", reason);
+    } else {
+        EXPECT_KEYS(extras, "rtm", "id", "caller", "channel", "expires_at");
+    }
     EXPECT_STR(extras, "rtm", kind);
     EXPECT_STR(extras, "id", id);
     EXPECT_STR(extras, "caller", "alice");
@@ -70,15 +76,15 @@ static void check_extras(const cJSON *extras, const char *kind, const char *id, 
 
 /* Checks the notification; both platforms carry the same extras. */
 static void check_notification(const cJSON *body, const char *kind, const char *id,
-                               const char *channel, long long expires_at, const char *alert,
-                               const char *title)
+                               const char *channel, long long expires_at, const char *reason,
+                               const char *alert, const char *title)
 {
     const cJSON *n = obj(body, "notification");
     EXPECT_KEYS(n, "android", "ios");
     const cJSON *android = obj(n, "android");
     const cJSON *ios = obj(n, "ios");
-    check_extras(obj(android, "extras"), kind, id, channel, expires_at);
-    check_extras(obj(ios, "extras"), kind, id, channel, expires_at);
+    check_extras(obj(android, "extras"), kind, id, channel, expires_at, reason);
+    check_extras(obj(ios, "extras"), kind, id, channel, expires_at, reason);
     if (!alert)
         return;
     EXPECT_KEYS(android, "alert", "title", "priority", "category", "extras");
@@ -137,8 +143,8 @@ static void test_configured_request(void)
     const cJSON *body = rec_body(rec);
     EXPECT_KEYS(body, "platform", "audience", "notification", "options");
     EXPECT_KEYS(obj(body, "audience"), "registration_id");
-    check_notification(body, "call_invite", id, "room-42", expires_at, "alice calls you in room-42",
-                       "Call from alice");
+    check_notification(body, "call_invite", id, "room-42", expires_at, NULL,
+                       "alice calls you in room-42", "Call from alice");
     const cJSON *options = obj(body, "options");
     EXPECT_KEYS(options, "time_to_live", "apns_production", "apns_collapse_id",
                 "third_party_channel", "classification");
@@ -159,7 +165,7 @@ static void test_configured_request(void)
     CHECK_PUSH(e.m, rec, "call_cancel", id, "tok-a", "tok-i");
     body = rec_body(rec);
     EXPECT_KEYS(body, "platform", "audience", "notification", "options");
-    check_notification(body, "call_cancel", id, "room-42", expires_at, NULL, NULL);
+    check_notification(body, "call_cancel", id, "room-42", expires_at, "canceled", NULL, NULL);
     options = obj(body, "options");
     check_ttl(options, 1, 20);
     EXPECT_BOOL(options, "apns_production", true);
@@ -187,7 +193,7 @@ static void test_defaults_and_ttl(void)
     const cJSON *rec = cJSON_GetArrayItem(list, 0);
     CHECK_PUSH(e.m, rec, "call_invite", id, "tok-a", "tok-i");
     const cJSON *body = rec_body(rec);
-    check_notification(body, "call_invite", id, "", expires_at, "alice is calling",
+    check_notification(body, "call_invite", id, "", expires_at, NULL, "alice is calling",
                        "Incoming call");
     const cJSON *options = obj(body, "options");
     EXPECT_KEYS(options, "time_to_live", "apns_production", "apns_collapse_id");

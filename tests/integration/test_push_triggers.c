@@ -4,8 +4,10 @@
  * devices at once; an online callee that has not rung within push_fallback_ms
  * (500 ms here) is pushed anyway; one that rings in time is not; an
  * invitation pushes call_invite at most once; a pushed invitation that ends
- * without accept (cancel, refuse, every failure) sends call_cancel to the
- * same devices, unless push_on_cancel is off; an accepted one does not.
+ * sends call_cancel to the same devices, unless push_on_cancel is off, with
+ * extras.reason: answered_elsewhere when the callee accepted or refused (its
+ * other devices must stop ringing), else the ending's reason (canceled,
+ * no_response, peer_offline, expired, caller_offline).
  *
  * "No push" is shown by a sentinel: after the window in which the push would
  * have gone (push_fallback_ms plus the 200 ms timer precision, or the ending
@@ -105,6 +107,33 @@ static cJSON *sentinel_at(const char *file, int line, struct env *e)
 }
 #define SENTINEL(e) sentinel_at(__FILE__, __LINE__, (e))
 
+/* extras.reason of a recorded push on `platform`, or NULL. */
+static const char *extras_reason(const cJSON *rec, const char *platform)
+{
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(rec_body(rec), "notification");
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(n, platform);
+    const cJSON *r =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(p, "extras"), "reason");
+    return cJSON_IsString(r) ? r->valuestring : NULL;
+}
+
+/* call_cancel goes to the devices the invite woke, with the same id, and
+ * says why on both platforms. */
+static void expect_cancel_push_at(const char *file, int line, struct env *e, const char *id,
+                                  const char *reason)
+{
+    const cJSON *rec = expect_push_at(file, line, e, "call_cancel", id);
+    rec_check_push(file, line, e->m, rec, "call_cancel", id, "tok-b1", "tok-b2", (char *)NULL);
+    const char *android = extras_reason(rec, "android"), *ios = extras_reason(rec, "ios");
+    if (!android || !ios || strcmp(android, reason) != 0 || strcmp(ios, reason) != 0) {
+        mock_dump(e->m);
+        rt_fail(file, line, "call_cancel %s: extras.reason %s (android), %s (ios); expected %s", id,
+                android ? android : "(none)", ios ? ios : "(none)", reason);
+    }
+}
+#define EXPECT_CANCEL_PUSH(e, id, reason)                                                          \
+    expect_cancel_push_at(__FILE__, __LINE__, (e), (id), (reason))
+
 static void teardown(struct env *e)
 {
     expect_secret_not_logged(e->b, mock_master_secret(e->m));
@@ -159,13 +188,15 @@ static void test_online_fallback(void)
            after, FALLBACK_MS);
     cJSON *pushed = EXPECT_EVENT(e.alice, "alice", "pushed", id);
     EXPECT_INT(pushed, "devices", 2);
-    /* Now it rings and is accepted: no second push, no call_cancel. */
+    /* Now it rings and is accepted: no second call_invite; the pushed
+     * devices are told the call was answered elsewhere. */
     rt_send(bob, inbox("alice"), rt_fmt("{\"type\":\"ringing\",\"id\":\"%s\"}", id));
     EXPECT_EVENT(e.alice, "alice", "ringing", id);
     rt_send(bob, inbox("alice"), rt_fmt("{\"type\":\"accept\",\"id\":\"%s\"}", id));
     EXPECT_EVENT(e.alice, "alice", "accept", id);
+    EXPECT_CANCEL_PUSH(&e, id, "answered_elsewhere");
     cJSON *all = SENTINEL(&e);
-    CHECK_EQ_INT(rec_count(all, NULL, id), 1);
+    CHECK_EQ_INT(rec_count(all, NULL, id), 2);
     client_free(bob);
     teardown(&e);
 }
@@ -194,14 +225,6 @@ static void test_online_rings_in_time(void)
     teardown(&e);
 }
 
-/* call_cancel goes to the devices the invite woke, with the same id. */
-static void expect_cancel_push_at(const char *file, int line, struct env *e, const char *id)
-{
-    const cJSON *rec = expect_push_at(file, line, e, "call_cancel", id);
-    rec_check_push(file, line, e->m, rec, "call_cancel", id, "tok-b1", "tok-b2", (char *)NULL);
-}
-#define EXPECT_CANCEL_PUSH(e, id) expect_cancel_push_at(__FILE__, __LINE__, (e), (id))
-
 static void test_cancel(void)
 {
     struct env e;
@@ -210,7 +233,7 @@ static void test_cancel(void)
     EXPECT_PUSH(&e, "call_invite", id);
     rt_send(e.alice, inbox("bob"), rt_fmt("{\"type\":\"cancel\",\"id\":\"%s\"}", id));
     EXPECT_EVENT(e.alice, "alice", "cancel", id);
-    EXPECT_CANCEL_PUSH(&e, id);
+    EXPECT_CANCEL_PUSH(&e, id, "canceled");
     cJSON *all = SENTINEL(&e);
     CHECK_EQ_INT(rec_count(all, NULL, id), 2);
     teardown(&e);
@@ -227,7 +250,7 @@ static void test_refuse(void)
     EXPECT_EVENT(bob, "bob", "invite", id);
     rt_send(bob, inbox("alice"), rt_fmt("{\"type\":\"refuse\",\"id\":\"%s\"}", id));
     EXPECT_EVENT(e.alice, "alice", "refuse", id);
-    EXPECT_CANCEL_PUSH(&e, id);
+    EXPECT_CANCEL_PUSH(&e, id, "answered_elsewhere");
     client_free(bob);
     teardown(&e);
 }
@@ -242,7 +265,7 @@ static void test_failure_no_response(void)
     EXPECT_PUSH(&e, "call_invite", id); /* the fallback */
     cJSON *f = EXPECT_TIMER_EVENT(e.alice, "alice", "failure", id);
     EXPECT_STR(f, "reason", "no_response");
-    EXPECT_CANCEL_PUSH(&e, id);
+    EXPECT_CANCEL_PUSH(&e, id, "no_response");
     client_free(bob);
     teardown(&e);
 }
@@ -255,7 +278,7 @@ static void test_failure_peer_offline(void)
     EXPECT_PUSH(&e, "call_invite", id);
     cJSON *f = EXPECT_TIMER_EVENT(e.alice, "alice", "failure", id);
     EXPECT_STR(f, "reason", "peer_offline");
-    EXPECT_CANCEL_PUSH(&e, id);
+    EXPECT_CANCEL_PUSH(&e, id, "peer_offline");
     teardown(&e);
 }
 
@@ -271,7 +294,7 @@ static void test_failure_expired(void)
     EXPECT_EVENT(e.alice, "alice", "ringing", id);
     cJSON *f = EXPECT_TIMER_EVENT(e.alice, "alice", "failure", id); /* ring_timeout 3 */
     EXPECT_STR(f, "reason", "expired");
-    EXPECT_CANCEL_PUSH(&e, id);
+    EXPECT_CANCEL_PUSH(&e, id, "expired");
     client_free(bob);
     teardown(&e);
 }
@@ -287,12 +310,15 @@ static void test_failure_caller_offline(void)
     long mark = 0;
     CHECKF(broker_wait_log_line(e.b, mark, 5000, id, "caller_offline", (char *)NULL),
            "call %s did not fail with caller_offline", id);
-    EXPECT_CANCEL_PUSH(&e, id);
+    EXPECT_CANCEL_PUSH(&e, id, "caller_offline");
     e.alice = open5(e.b, "alice", NULL);
     teardown(&e);
 }
 
-static void test_accepted_no_cancel(void)
+/* The pushed callee connects on one device and accepts: its pushed devices
+ * (all of them: the broker cannot tell which one answered) get one
+ * call_cancel saying the call was answered elsewhere. */
+static void test_accepted_answered_elsewhere(void)
 {
     struct env e;
     setup(&e, NULL);
@@ -302,8 +328,12 @@ static void test_accepted_no_cancel(void)
     EXPECT_EVENT(bob, "bob", "invite", id);
     rt_send(bob, inbox("alice"), rt_fmt("{\"type\":\"accept\",\"id\":\"%s\"}", id));
     EXPECT_EVENT(e.alice, "alice", "accept", id);
+    EXPECT_CANCEL_PUSH(&e, id, "answered_elsewhere");
+    /* A re-sent accept pushes nothing more. */
+    rt_send(bob, inbox("alice"), rt_fmt("{\"type\":\"accept\",\"id\":\"%s\"}", id));
+    EXPECT_EVENT(e.alice, "alice", "accept", id);
     cJSON *all = SENTINEL(&e);
-    CHECK_EQ_INT(rec_count(all, "call_cancel", id), 0);
+    CHECK_EQ_INT(rec_count(all, "call_cancel", id), 1);
     client_free(bob);
     teardown(&e);
 }
@@ -320,8 +350,16 @@ static void test_push_on_cancel_off(void)
     EXPECT_PUSH(&e, "call_invite", id2);
     cJSON *f = EXPECT_TIMER_EVENT(e.alice, "alice", "failure", id2);
     EXPECT_STR(f, "reason", "peer_offline");
+    /* Nor when the woken callee answers. */
+    const char *id3 = invite(&e, "bob", NULL);
+    EXPECT_PUSH(&e, "call_invite", id3);
+    struct client *bob = bob_online(&e);
+    EXPECT_EVENT(bob, "bob", "invite", id3);
+    rt_send(bob, inbox("alice"), rt_fmt("{\"type\":\"accept\",\"id\":\"%s\"}", id3));
+    EXPECT_EVENT(e.alice, "alice", "accept", id3);
     cJSON *all = SENTINEL(&e);
     CHECK_EQ_INT(rec_count(all, "call_cancel", NULL), 0);
+    client_free(bob);
     teardown(&e);
 }
 
@@ -337,7 +375,7 @@ int main(int argc, char **argv)
         {"failure_peer_offline", test_failure_peer_offline},
         {"failure_expired", test_failure_expired},
         {"failure_caller_offline", test_failure_caller_offline},
-        {"accepted_no_cancel", test_accepted_no_cancel},
+        {"accepted_answered_elsewhere", test_accepted_answered_elsewhere},
         {"push_on_cancel_off", test_push_on_cancel_off},
     };
     return run_tests(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);

@@ -24,6 +24,7 @@ void rec_push(void *ud, const struct rtm_push *push)
     p->caller = dup_s(push->caller);
     p->callee = dup_s(push->callee);
     p->channel = dup_s(push->channel);
+    p->reason = dup_s(push->reason);
     p->expires_at = push->expires_at;
     p->now_ms = push->now_ms;
     p->has_why = push->why && push->why[0];
@@ -37,6 +38,7 @@ void rec_clear(void)
         free(T.pushes[i].caller);
         free(T.pushes[i].callee);
         free(T.pushes[i].channel);
+        free(T.pushes[i].reason);
     }
     T.npushes = 0;
 }

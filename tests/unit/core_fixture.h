@@ -38,6 +38,7 @@
 struct pushed {
     enum rtm_push_kind kind;
     char *call_id, *caller, *callee, *channel;
+    char *reason; /* NULL when the push had none */
     int64_t expires_at;
     int64_t now_ms;
     bool has_why; /* a non-empty reason for the log line */

@@ -25,6 +25,7 @@ static void rec_push(void *ud, const struct rtm_push *push)
     p->callee = dup_s(push->callee);
     p->channel = dup_s(push->channel);
     p->why = dup_s(push->why);
+    p->reason = dup_s(push->reason);
     p->expires_at = push->expires_at;
     p->now_ms = push->now_ms;
 }
@@ -38,6 +39,7 @@ void rec_clear(void)
         free(T.pushes[i].callee);
         free(T.pushes[i].channel);
         free(T.pushes[i].why);
+        free(T.pushes[i].reason);
     }
     T.npushes = 0;
 }

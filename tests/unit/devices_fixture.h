@@ -36,6 +36,7 @@
 struct pushed {
     enum rtm_push_kind kind;
     char *call_id, *caller, *callee, *channel, *why;
+    char *reason; /* NULL when the push had none */
     int64_t expires_at;
     int64_t now_ms;
 };

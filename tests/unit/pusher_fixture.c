@@ -196,6 +196,7 @@ static void push_kind(enum rtm_push_kind kind, const char *id, const char *calle
         .channel = "room-7",
         .expires_at = expires_at,
         .why = kind == RTM_PUSH_CALL_INVITE ? "callee offline" : "canceled",
+        .reason = kind == RTM_PUSH_CALL_INVITE ? NULL : "canceled",
         .now_ms = P.now,
     };
     rtm_pusher_on_push(P.pusher, &p);

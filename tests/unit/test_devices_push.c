@@ -1,9 +1,9 @@
 /*
  * Unit tests for the core's push hook (SPEC 6.2) through rtm_core.h: when a
  * call_invite push goes out (callee offline, or still unanswered after
- * push_fallback_ms), when its call_cancel follows (the pushed call ended
- * without being accepted, unless push_on_cancel is off), and when nothing is
- * pushed. The fixture (recording sink and push function, fake clock,
+ * push_fallback_ms), when its call_cancel follows (the pushed call ended,
+ * unless push_on_cancel is off) and the reason it carries, and when nothing
+ * is pushed. The fixture (recording sink and push function, fake clock,
  * clients) is devices_fixture.h.
  */
 #include "devices_fixture.h"
@@ -42,8 +42,9 @@ static size_t count_type(const char *type)
     return n;
 }
 
+/* `reason` NULL: the push must carry none (an invite). */
 static void expect_push(const struct pushed *p, enum rtm_push_kind kind, const char *id,
-                        const char *channel, int64_t expires_at)
+                        const char *channel, int64_t expires_at, const char *reason)
 {
     assert_int_equal(p->kind, kind);
     assert_string_equal(p->call_id, id);
@@ -54,6 +55,10 @@ static void expect_push(const struct pushed *p, enum rtm_push_kind kind, const c
     assert_int_equal(p->now_ms, T.now);
     assert_non_null(p->why);
     assert_true(p->why[0] != '\0');
+    if (reason)
+        assert_string_equal(p->reason, reason);
+    else
+        assert_null(p->reason);
 }
 
 /* bob has a registered device and no live session. */
@@ -73,7 +78,7 @@ static void test_push_offline_callee(void **state)
     int64_t t0 = T.now;
     invite("c-1", ",\"channel\":\"room-7\",\"timeout\":20");
     assert_int_equal(T.npushes, 1);
-    expect_push(&T.pushes[0], RTM_PUSH_CALL_INVITE, "c-1", "room-7", t0 + 20000);
+    expect_push(&T.pushes[0], RTM_PUSH_CALL_INVITE, "c-1", "room-7", t0 + 20000, NULL);
     assert_string_equal(T.pushes[0].why, "callee offline");
     /* Once: the fallback for an online callee does not push it again. */
     rec_clear();
@@ -103,7 +108,7 @@ static void test_push_fallback_online_callee(void **state)
     if (T.npushes != 1)
         print_error("%zu pushes at push_fallback_ms\n", T.npushes);
     assert_int_equal(T.npushes, 1);
-    expect_push(&T.pushes[0], RTM_PUSH_CALL_INVITE, "c-1", "", deadline);
+    expect_push(&T.pushes[0], RTM_PUSH_CALL_INVITE, "c-1", "", deadline, NULL);
     assert_non_null(strstr(T.pushes[0].why, "push_fallback_ms"));
     /* The push does not end the call: still pending until invite_timeout. */
     assert_int_equal(count_type("failure"), 0);
@@ -120,7 +125,7 @@ static void test_push_fallback_online_callee(void **state)
     assert_int_equal(count_type("failure"), 2);
     assert_false(rtm_core_call_pending(T.core, "alice", "c-1"));
     assert_int_equal(T.npushes, 1);
-    expect_push(&T.pushes[0], RTM_PUSH_CALL_CANCEL, "c-1", "", deadline);
+    expect_push(&T.pushes[0], RTM_PUSH_CALL_CANCEL, "c-1", "", deadline, "no_response");
 }
 
 static void test_push_no_fallback_after_ringing(void **state)
@@ -171,14 +176,15 @@ static void test_push_cancel_when_pushed_call_ends(void **state)
     T.now += 1500;
     answer(&alice, "bob", "cancel", "c-1");
     assert_int_equal(T.npushes, 1);
-    expect_push(&T.pushes[0], RTM_PUSH_CALL_CANCEL, "c-1", "room", t0 + T.cfg.invite_timeout_ms);
+    expect_push(&T.pushes[0], RTM_PUSH_CALL_CANCEL, "c-1", "room", t0 + T.cfg.invite_timeout_ms,
+                "canceled");
     /* A re-sent cancel pushes nothing more. */
     rec_clear();
     T.now += 10;
     answer(&alice, "bob", "cancel", "c-1");
     assert_int_equal(T.npushes, 0);
 
-    /* Refused by the woken callee. */
+    /* Refused by the woken callee: its other devices stop ringing. */
     t0 = T.now;
     invite("c-2", "");
     rec_clear();
@@ -186,34 +192,43 @@ static void test_push_cancel_when_pushed_call_ends(void **state)
     T.now += 200;
     answer(&bob, "alice", "refuse", "c-2");
     assert_int_equal(T.npushes, 1);
-    expect_push(&T.pushes[0], RTM_PUSH_CALL_CANCEL, "c-2", "", t0 + T.cfg.invite_timeout_ms);
+    expect_push(&T.pushes[0], RTM_PUSH_CALL_CANCEL, "c-2", "", t0 + T.cfg.invite_timeout_ms,
+                "answered_elsewhere");
     offline(&bob);
 
-    /* Failed (nobody answered). */
+    /* Failed (nobody answered): the failure's reason. */
     t0 = T.now;
     invite("c-3", ",\"timeout\":5");
     rec_clear();
     tick_at(t0 + 5000);
     assert_int_equal(count_type("failure"), 2);
     assert_int_equal(T.npushes, 1);
-    expect_push(&T.pushes[0], RTM_PUSH_CALL_CANCEL, "c-3", "", t0 + 5000);
+    expect_push(&T.pushes[0], RTM_PUSH_CALL_CANCEL, "c-3", "", t0 + 5000, "peer_offline");
 }
 
-static void test_push_none_when_accepted(void **state)
+/* Accepted on the woken device: the callee's other pushed devices are told
+ * to stop ringing, once; nothing more follows. */
+static void test_push_answered_elsewhere_when_accepted(void **state)
 {
     (void)state;
     boot();
     bob_registered_and_away();
     online(&alice);
+    int64_t t0 = T.now;
     invite("c-1", "");
     assert_int_equal(T.npushes, 1);
     rec_clear();
     online(&bob); /* woken by the push */
     T.now += 300;
     answer(&bob, "alice", "ringing", "c-1");
+    assert_int_equal(T.npushes, 0);
     T.now += 300;
     answer(&bob, "alice", "accept", "c-1");
-    assert_int_equal(T.npushes, 0);
+    assert_int_equal(T.npushes, 1);
+    expect_push(&T.pushes[0], RTM_PUSH_CALL_CANCEL, "c-1", "", t0 + T.cfg.invite_timeout_ms,
+                "answered_elsewhere");
+    rec_clear();
+    answer(&bob, "alice", "accept", "c-1"); /* a re-send */
     int64_t end = T.now + 120000;
     for (int64_t t = T.now; t < end; t += 1000)
         tick_at(t);
@@ -239,6 +254,13 @@ static void test_push_on_cancel_off(void **state)
     tick_at(t0 + 3000);
     assert_int_equal(count_type("failure"), 2);
     assert_int_equal(T.npushes, 0);
+    /* Nor when the woken callee answers. */
+    invite("c-3", "");
+    assert_int_equal(T.npushes, 1);
+    rec_clear();
+    online(&bob);
+    answer(&bob, "alice", "accept", "c-3");
+    assert_int_equal(T.npushes, 0);
 }
 
 int main(void)
@@ -249,7 +271,7 @@ int main(void)
         T_(test_push_fallback_online_callee),
         T_(test_push_no_fallback_after_ringing),
         T_(test_push_cancel_when_pushed_call_ends),
-        T_(test_push_none_when_accepted),
+        T_(test_push_answered_elsewhere_when_accepted),
         T_(test_push_on_cancel_off),
     };
 #undef T_

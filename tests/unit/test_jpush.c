@@ -119,9 +119,13 @@ static int64_t ttl_for(int64_t expires_at, int64_t now)
     return ttl;
 }
 
+/* A call_cancel carries its reason as well; a call_invite has none. */
 static void expect_extras(const cJSON *x, const char *rtm, const struct rtm_push *p)
 {
-    assert_int_equal(cJSON_GetArraySize(x), 5);
+    bool cancel = p->kind == RTM_PUSH_CALL_CANCEL;
+    assert_int_equal(cJSON_GetArraySize(x), cancel ? 6 : 5);
+    if (cancel)
+        assert_string_equal(string_at(x, "reason"), p->reason);
     assert_string_equal(string_at(x, "rtm"), rtm);
     assert_string_equal(string_at(x, "id"), p->call_id);
     assert_string_equal(string_at(x, "caller"), p->caller);
@@ -228,6 +232,7 @@ static void test_cancel_body(void **state)
     struct rtm_push cancel = invite;
     cancel.kind = RTM_PUSH_CALL_CANCEL;
     cancel.why = "canceled";
+    cancel.reason = "canceled";
     /* Sent after the ringing deadline: still one second to live. */
     cJSON *root = build_json(&base_settings, &cancel, one_token, 1, EXPIRES + 5000);
     expect_body(root, &cancel, "call_cancel", "alice is calling", "Incoming call", 1, false);
@@ -236,6 +241,65 @@ static void test_cancel_body(void **state)
     /* Canceled early: the remaining ringing time. */
     root = build_json(&base_settings, &cancel, one_token, 1, NOW + 10500);
     expect_body(root, &cancel, "call_cancel", "alice is calling", "Incoming call", 20, false);
+    cJSON_Delete(root);
+
+    /* Every reason the core gives is passed through as it is. */
+    static const char *const reasons[] = {"answered_elsewhere", "canceled", "no_response",
+                                          "peer_offline",       "expired",  "caller_offline"};
+    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+        cancel.reason = reasons[i];
+        root = build_json(&base_settings, &cancel, one_token, 1, NOW);
+        expect_body(root, &cancel, "call_cancel", "alice is calling", "Incoming call", 30, false);
+        cJSON_Delete(root);
+    }
+}
+
+/* A call_cancel after an answer on another device, against a body written
+ * by hand from SPEC 6.2 and 6.3: extras.reason, on both platforms. */
+static void test_cancel_golden(void **state)
+{
+    (void)state;
+    static const char golden[] =
+        "{\"platform\":\"all\","
+        "\"audience\":{\"registration_id\":[\"1a0018970a2b3c4d5e6\"]},"
+        "\"notification\":{"
+        "\"android\":{\"alert\":\"alice is calling\",\"title\":\"Incoming call\","
+        "\"priority\":2,\"category\":\"call\",\"extras\":{\"rtm\":\"call_cancel\","
+        "\"id\":\"c-42\",\"caller\":\"alice\",\"channel\":\"room-7\","
+        "\"expires_at\":1700000030000,\"reason\":\"answered_elsewhere\"}},"
+        "\"ios\":{\"alert\":\"alice is calling\",\"sound\":\"default\","
+        "\"extras\":{\"rtm\":\"call_cancel\",\"id\":\"c-42\",\"caller\":\"alice\","
+        "\"channel\":\"room-7\",\"expires_at\":1700000030000,"
+        "\"reason\":\"answered_elsewhere\"}}},"
+        "\"options\":{\"time_to_live\":26,\"apns_production\":false,"
+        "\"apns_collapse_id\":\"c-42\"}}";
+    struct rtm_push cancel = invite;
+    cancel.kind = RTM_PUSH_CALL_CANCEL;
+    cancel.why = "answered_elsewhere";
+    cancel.reason = "answered_elsewhere";
+    struct rtm_push_request req;
+    assert_int_equal(rtm_push_jpush.build(&base_settings, &cancel, one_token, 1, NOW + 4000, &req),
+                     0);
+    cJSON *want = cJSON_Parse(golden);
+    cJSON *got = cJSON_Parse(req.body);
+    assert_non_null(want);
+    assert_non_null(got);
+    if (!cJSON_Compare(want, got, true))
+        print_error("got  %s\nwant %s\n", req.body, golden);
+    assert_true(cJSON_Compare(want, got, true));
+    cJSON_Delete(want);
+    cJSON_Delete(got);
+    rtm_push_request_free(&req);
+}
+
+/* An invite never carries a reason, whatever the push holds. */
+static void test_invite_without_reason(void **state)
+{
+    (void)state;
+    struct rtm_push p = invite;
+    p.reason = "canceled";
+    cJSON *root = build_json(&base_settings, &p, one_token, 1, NOW);
+    expect_body(root, &p, "call_invite", "alice is calling", "Incoming call", 30, false);
     cJSON_Delete(root);
 }
 
@@ -814,6 +878,8 @@ int main(void)
         cmocka_unit_test(test_invite_body),
         cmocka_unit_test(test_invite_golden),
         cmocka_unit_test(test_cancel_body),
+        cmocka_unit_test(test_cancel_golden),
+        cmocka_unit_test(test_invite_without_reason),
         cmocka_unit_test(test_empty_channel),
         cmocka_unit_test(test_1000_tokens),
         cmocka_unit_test(test_templates_in_body),

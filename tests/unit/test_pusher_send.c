@@ -416,7 +416,8 @@ static void test_push_copy_cuts_long_strings(void **state)
                             .callee = "bob",
                             .channel = NULL,
                             .expires_at = 42,
-                            .why = long_text};
+                            .why = long_text,
+                            .reason = long_text};
     union {
         struct rtm_push_copy c;
         unsigned char bytes[sizeof(struct rtm_push_copy)];
@@ -429,12 +430,19 @@ static void test_push_copy_cuts_long_strings(void **state)
     assert_string_equal(u.c.callee, "bob");
     assert_string_equal(u.c.channel, "");
     assert_int_equal(strlen(u.c.why), sizeof(u.c.why) - 1);
-    for (size_t i = offsetof(struct rtm_push_copy, why) + sizeof(u.c.why); i < sizeof(u); i++)
+    assert_int_equal(strlen(u.c.reason), sizeof(u.c.reason) - 1);
+    for (size_t i = offsetof(struct rtm_push_copy, reason) + sizeof(u.c.reason); i < sizeof(u); i++)
         assert_int_equal(u.bytes[i], 0x5A);
     struct rtm_push back = rtm_push_copy_view(&u.c, 7);
     assert_int_equal(back.expires_at, 42);
     assert_int_equal(back.now_ms, 7);
     assert_string_equal(back.callee, "bob");
+    assert_int_equal(strncmp(back.reason, long_text, sizeof(u.c.reason) - 1), 0);
+    /* No reason (an invite) comes back as none. */
+    push.reason = NULL;
+    rtm_push_copy_set(&u.c, &push);
+    back = rtm_push_copy_view(&u.c, 7);
+    assert_null(back.reason);
 }
 
 int main(void)
