@@ -2,12 +2,26 @@
  * Authentication of connecting clients (plugin_opt_auth). `none` accepts
  * everyone, for trying the plugin out; `defer` leaves the decision to
  * password_file or another plugin and only observes; `token` accepts exactly
- * the clients whose password is a valid login token for their uid.
+ * the clients whose password is a valid login token for their uid and whose
+ * client id belongs to that uid. Mosquitto asks before it looks the client id
+ * up (handle_connect.c: mosquitto_unpwd_check, then connect__on_authorised),
+ * so a refused login never takes over, and so never disconnects, the
+ * connection that holds the id.
  */
 #include <string.h>
 
 #include "rtm_state.h"
 #include "rtm_token.h"
+
+/* True when `client_id` is `uid` itself, or `uid` followed by '-' or '/' and
+ * anything (SPEC 7): the ids a token for `uid` may connect with. */
+static bool client_id_belongs(const char *uid, const char *client_id)
+{
+    size_t n = strlen(uid);
+    if (strncmp(client_id, uid, n) != 0)
+        return false;
+    return client_id[n] == '\0' || client_id[n] == '-' || client_id[n] == '/';
+}
 
 static enum rtm_login_verdict check_token(struct rtm_core *core, const struct rtm_client *client,
                                           const char *password, int64_t now_ms)
@@ -24,13 +38,21 @@ static enum rtm_login_verdict check_token(struct rtm_core *core, const struct rt
     if (password)
         r = rtm_token_verify(cfg->token_secret, strlen(cfg->token_secret), client->uid, password,
                              now_ms / 1000, cfg->token_leeway_s);
-    if (r == RTM_TOKEN_OK)
-        return RTM_LOGIN_ACCEPT;
-    /* The token itself is never logged: a genuine but expired one is
-     * still a credential until the leeway passes. */
-    rtm_core_log(core, RTM_LOG_NOTICE, "rtm: refused login of %s (client %s): token %s",
-                 client->uid, client_id, password ? rtm_token_result_name(r) : "missing");
-    return RTM_LOGIN_REFUSE;
+    if (r != RTM_TOKEN_OK) {
+        /* The token itself is never logged: a genuine but expired one is
+         * still a credential until the leeway passes. */
+        rtm_core_log(core, RTM_LOG_NOTICE, "rtm: refused login of %s (client %s): token %s",
+                     client->uid, client_id, password ? rtm_token_result_name(r) : "missing");
+        return RTM_LOGIN_REFUSE;
+    }
+    if (!client_id_belongs(client->uid, client_id)) {
+        rtm_core_log(core, RTM_LOG_NOTICE,
+                     "rtm: refused login of %s (client %s): client id not %s's own "
+                     "(%s, %s-*, %s/*)",
+                     client->uid, client_id, client->uid, client->uid, client->uid, client->uid);
+        return RTM_LOGIN_REFUSE;
+    }
+    return RTM_LOGIN_ACCEPT;
 }
 
 enum rtm_login_verdict rtm_core_authenticate(struct rtm_core *core, const struct rtm_client *client,

@@ -4,7 +4,9 @@
  * these tests also show that the CLI and the plugin agree. A valid token
  * logs in and calls work; an expired, forged, malformed or another uid's
  * token, or none, is refused with "not authorized", logged once without the
- * token, and never shown online. The registry loader still gets in.
+ * token, and never shown online. A valid token on a client id that is not the
+ * uid's own is refused before Mosquitto looks the id up, so it takes over
+ * nobody's connection. The registry loader still gets in.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,6 +131,73 @@ static void test_refused_never_online(void)
     broker_free(b);
 }
 
+/* Connects uid (username = uid) with a valid token of its own on client id
+ * `id`, at MQTT `protocol`; returns the CONNACK code. */
+static int try_client_id(const struct broker *b, const char *uid, const char *id, int protocol)
+{
+    struct client_opts o = {
+        .client_id = id, .username = uid, .password = mint(SECRET, uid, 0), .protocol = protocol};
+    struct client *c = client_new(b, &o);
+    int rc = client_connect(c);
+    client_free(c);
+    return rc;
+}
+
+/* Issue 13: mallory, with a valid token of her own, reuses bob's client id.
+ * She is refused at CONNECT (one log line naming her and the id), and bob's
+ * connection is not touched: it stays up, receives calls, and bob is never
+ * shown offline. Her own ids (mallory-1, mallory/x) work, and so does bob on
+ * his own id. */
+static void test_foreign_client_id_refused(void)
+{
+    struct broker *b = start_token_broker(NULL);
+    struct client *watcher = login(b, "watcher");
+    CHECK_EQ_INT(client_subscribe(watcher, "rtm/presence/+", 1), 1);
+    struct client *bob = login(b, "bob"); /* client id bob-phone */
+    CHECK(client_wait_json(watcher, "rtm/presence/bob", WAIT_MS, "online", "true", NULL));
+
+    long mark = broker_log_mark(b);
+    CHECK_EQ_INT(try_client_id(b, "mallory", "bob-phone", 4), 5);
+    CHECK_EQ_INT(try_client_id(b, "mallory", "bob-phone", 5), 0x87);
+    CHECKF(broker_wait_log_line(b, mark, WAIT_MS, "refused login of mallory (client bob-phone)",
+                                "client id not mallory's own", (char *)NULL),
+           "no log line for mallory's login on bob-phone");
+    CHECK_EQ_INT(broker_log_lines(b, mark, "refused login of mallory", (char *)NULL), 2);
+    CHECK_EQ_INT(broker_log_lines(b, mark, "already connected", (char *)NULL), 0);
+
+    /* Bob's connection is the same one: it still gets calls. */
+    const char *id = rt_uniq("still");
+    rt_send(watcher, inbox("bob"), rt_fmt("{\"type\":\"invite\",\"id\":\"%s\"}", id));
+    EXPECT_EVENT(bob, "bob", "invite", id);
+    CHECKF(!client_wait_disconnected(bob, 0), "bob's connection was closed");
+
+    /* Her own ids work (she stays connected until shown online). */
+    struct client_opts m1 = {
+        .client_id = "mallory-1", .username = "mallory", .password = mint(SECRET, "mallory", 0)};
+    struct client *mallory1 = client_open_v(b, &m1);
+    CHECK(client_wait_json(watcher, "rtm/presence/mallory", WAIT_MS, "sessions", "1", NULL));
+    struct client_opts m2 = m1;
+    m2.client_id = "mallory/x";
+    m2.protocol = 5;
+    struct client *mallory2 = client_open_v(b, &m2);
+    CHECK(client_wait_json(watcher, "rtm/presence/mallory", WAIT_MS, "sessions", "2", NULL));
+    /* Sentinel: carol comes online after everything above. */
+    struct client *carol = login(b, "carol");
+    CHECK(client_wait_json(watcher, "rtm/presence/carol", WAIT_MS, "online", "true", NULL));
+    CHECKF(client_count(watcher, "rtm/presence/bob", "online", "false", NULL) == 0,
+           "bob was shown offline");
+    CHECKF(!client_wait_disconnected(bob, 0), "bob's connection was closed");
+
+    /* Bob himself may take his own id over (a reconnecting phone). */
+    CHECK_EQ_INT(try_client_id(b, "bob", "bob-phone", 4), 0);
+    client_free(mallory1);
+    client_free(mallory2);
+    client_free(carol);
+    client_free(bob);
+    client_free(watcher);
+    broker_free(b);
+}
+
 static void remove_file(void *path, bool failed)
 {
     (void)failed;
@@ -178,6 +247,7 @@ int main(int argc, char **argv)
         {"valid_tokens_call", test_valid_tokens_call},
         {"bad_tokens_refused", test_bad_tokens_refused},
         {"refused_never_online", test_refused_never_online},
+        {"foreign_client_id_refused", test_foreign_client_id_refused},
         {"secret_file", test_secret_file},
         {"loader_still_reads_registry", test_loader_still_reads_registry},
     };

@@ -1,8 +1,10 @@
 /*
  * The core's login decision (plugin_opt_auth): none accepts, defer leaves it
  * to another source, token accepts only a valid token for the client's own
- * uid, and every refusal is one log line that never holds the token.
+ * uid on a client id of that uid, and every refusal is one log line that
+ * never holds the token.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "core_fixture.h"
@@ -120,6 +122,56 @@ static void test_token_forged_with_other_secret_refused(void **state)
     expect_refusal_logged("alice", "bad signature", token);
 }
 
+/* mallory, holding a valid token of her own, connects with client id `id`. */
+static enum rtm_login_verdict mallory_as(const char *id)
+{
+    static int handle;
+    const struct rtm_client c = {&handle, "mallory", id};
+    return login(&c, minted("mallory", T0 / 1000 + 60));
+}
+
+/* SPEC 7: a client id belongs to the token's uid when it is the uid, or the
+ * uid followed by '-' or '/' and anything; any other id, another user's
+ * above all, is refused, so nobody can take over someone else's session. */
+static void test_token_client_id_must_be_the_uids(void **state)
+{
+    (void)state;
+    boot_token_mode();
+    static const char *const own[] = {"mallory",  "mallory-1", "mallory/x",
+                                      "mallory-", "mallory/",  "mallory-phone/2"};
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
+        if (mallory_as(own[i]) != RTM_LOGIN_ACCEPT)
+            fail_msg("mallory with client id %s was refused", own[i]);
+    }
+    assert_int_equal(T.rec.nlogs, 0);
+    static const char *const foreign[] = {"bob-phone",  "bob",       "mallory2", "mallory_1",
+                                          "malloryx-1", "mallor",    "",         "Mallory",
+                                          "x-mallory",  "mallory.1", "mallory@x"};
+    for (size_t i = 0; i < sizeof(foreign) / sizeof(foreign[0]); i++) {
+        if (mallory_as(foreign[i]) != RTM_LOGIN_REFUSE)
+            fail_msg("mallory with client id \"%s\" was accepted", foreign[i]);
+        char why[96];
+        snprintf(why, sizeof(why), "(client %s): client id not mallory's own", foreign[i]);
+        expect_refusal_logged("mallory", why, NULL);
+    }
+}
+
+/* With identity clientid (or auto without a username) the uid is the client
+ * id, which trivially belongs to it. */
+static void test_token_uid_from_client_id_accepted(void **state)
+{
+    (void)state;
+    T.cfg.identity = RTM_IDENTITY_CLIENTID;
+    boot_token_mode();
+    const char *uid = rtm_identity_uid(&T.cfg, "bob", "mallory-tab");
+    assert_non_null(uid);
+    assert_string_equal(uid, "mallory-tab");
+    static int handle;
+    const struct rtm_client c = {&handle, uid, "mallory-tab"};
+    assert_int_equal(login(&c, minted("mallory-tab", T0 / 1000 + 60)), RTM_LOGIN_ACCEPT);
+    assert_int_equal(T.rec.nlogs, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -132,6 +184,10 @@ int main(void)
                                         core_teardown),
         cmocka_unit_test_setup_teardown(test_token_expiry_and_leeway, core_setup, core_teardown),
         cmocka_unit_test_setup_teardown(test_token_forged_with_other_secret_refused, core_setup,
+                                        core_teardown),
+        cmocka_unit_test_setup_teardown(test_token_client_id_must_be_the_uids, core_setup,
+                                        core_teardown),
+        cmocka_unit_test_setup_teardown(test_token_uid_from_client_id_accepted, core_setup,
                                         core_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
