@@ -101,7 +101,9 @@ struct world {
 
 static struct world W;
 static char handle_bytes[HANDLES]; /* a handle is the address of one byte */
-static char client_ids[HANDLES][USERS][8];
+/* Even handles connect on a client id of their username's (alice-0), odd
+ * ones on an id of nobody's (c1x0): under auth token only the first log in. */
+static char client_ids[HANDLES][USERS][16];
 
 static const char *uid_of(size_t slot, size_t user)
 {
@@ -552,14 +554,23 @@ static const char *password_for(uint8_t choice, const char *uid, char *buf, size
     return buf;
 }
 
-static enum rtm_login_verdict expected_login(uint8_t choice, const char *uid)
+/* SPEC 7: the uid itself, or the uid followed by '-' or '/' and anything. */
+static bool id_of_uid(const char *client_id, const char *uid)
+{
+    size_t n = strlen(uid);
+    return strncmp(client_id, uid, n) == 0 &&
+           (client_id[n] == '\0' || client_id[n] == '-' || client_id[n] == '/');
+}
+
+static enum rtm_login_verdict expected_login(uint8_t choice, const struct rtm_client *c)
 {
     if (W.cfg.auth == RTM_AUTH_NONE)
         return RTM_LOGIN_ACCEPT;
     if (W.cfg.auth == RTM_AUTH_DEFER)
         return RTM_LOGIN_DEFER;
+    const char *uid = c->uid;
     bool valid = uid && (choice % 5 == 1 || (choice % 5 == 2 && strcmp(uid, "bob") == 0));
-    return valid ? RTM_LOGIN_ACCEPT : RTM_LOGIN_REFUSE;
+    return valid && id_of_uid(c->client_id, uid) ? RTM_LOGIN_ACCEPT : RTM_LOGIN_REFUSE;
 }
 
 static void op_connect(size_t slot, struct fuzz_reader *r)
@@ -570,7 +581,7 @@ static void op_connect(size_t slot, struct fuzz_reader *r)
     char token[RTM_LOGIN_TOKEN_MAX + 1];
     const char *password = password_for(choice, c.uid, token, sizeof(token));
     enum rtm_login_verdict v = rtm_core_authenticate(W.core, &c, password, W.now);
-    FUZZ_CHECK(v == expected_login(choice, c.uid));
+    FUZZ_CHECK(v == expected_login(choice, &c));
     if (v != RTM_LOGIN_REFUSE) {
         rtm_core_connect(W.core, &c, W.now);
         if (c.uid) /* without one, the core tracks nothing and keeps what it had */
@@ -756,7 +767,10 @@ static void setup(uint8_t variant)
     W.now = T0;
     for (size_t s = 0; s < HANDLES; s++) {
         for (size_t u = 0; u < USERS; u++)
-            snprintf(client_ids[s][u], sizeof(client_ids[s][u]), "c%zux%zu", s, u);
+            if (s % 2 == 0 && usernames[u])
+                snprintf(client_ids[s][u], sizeof(client_ids[s][u]), "%s-%zu", usernames[u], s);
+            else
+                snprintf(client_ids[s][u], sizeof(client_ids[s][u]), "c%zux%zu", s, u);
     }
 }
 
