@@ -20,6 +20,10 @@ struct rtm_topic {
     enum rtm_topic_kind kind;
     const char *uid; /* points into the topic; not NUL-terminated */
     size_t uid_len;
+    /* Set for RTM_TOPIC_DEVICE, and also for an RTM_TOPIC_INVALID topic of
+     * the shape {prefix}/u/{valid uid}/devices/{rest}: then uid is set too,
+     * and device is the rest of the topic, a malformed device id (empty,
+     * too long, a character outside A-Z a-z 0-9 _ -, or a '/'). */
     const char *device;
     size_t device_len;
 };
@@ -34,7 +38,8 @@ bool rtm_id_valid(const char *s, size_t len);
 bool rtm_topic_under_prefix(const char *prefix, size_t prefix_len, const char *topic);
 
 /* Classifies a concrete topic. Components with invalid uids or device ids
- * make the topic RTM_TOPIC_INVALID. */
+ * make the topic RTM_TOPIC_INVALID (see struct rtm_topic for what is still
+ * filled in for a malformed device id). */
 enum rtm_topic_kind rtm_topic_parse(const char *prefix, size_t prefix_len, const char *topic,
                                     struct rtm_topic *out);
 

@@ -256,20 +256,48 @@ struct rtm_message_result rtm_core_message(struct rtm_core *core, const struct r
     return res;
 }
 
+static bool owns_uid(const struct rtm_core *core, const struct rtm_client *client,
+                     const struct rtm_topic *t)
+{
+    if (rtm_config_is_admin(core->cfg, client->uid))
+        return true;
+    return strlen(client->uid) == t->uid_len && memcmp(client->uid, t->uid, t->uid_len) == 0;
+}
+
+/* The device id of a devices topic as an error names it: at most
+ * RTM_ID_MAX bytes, cut between two UTF-8 characters (the broker only
+ * accepts UTF-8 topics), so the error stays valid JSON text. */
+static void device_for_error(const struct rtm_topic *t, char out[RTM_ID_MAX + 1])
+{
+    size_t len = t->device_len;
+    if (len > RTM_ID_MAX) {
+        len = RTM_ID_MAX;
+        while (len > 0 && ((unsigned char)t->device[len] & 0xC0) == 0x80)
+            len--;
+    }
+    memcpy(out, t->device, len);
+    out[len] = '\0';
+}
+
 /* A publish the topic table forbids never reaches rtm_core_message, so the
- * sender learns why here: an error on its own inbox, to that session only. */
+ * sender learns why here: an error on its own inbox, to that session only.
+ * A devices topic gets bad_request with `device`: another user's, or the
+ * publisher's own (or, for an admin, anyone's) with a malformed device id. */
 static void refuse_write(struct rtm_core *core, const struct rtm_client *client, const char *topic,
                          const struct rtm_topic *t, int64_t now)
 {
     size_t len;
     char *json;
+    char device[RTM_ID_MAX + 1];
     if (t->kind == RTM_TOPIC_DEVICE) {
-        char device[RTM_ID_MAX + 1];
-        memcpy(device, t->device, t->device_len);
-        device[t->device_len] = '\0';
+        device_for_error(t, device);
         json = rtm_device_error_json(RTM_ERR_BAD_REQUEST,
                                      "only the owner or an admin may register "
                                      "its devices",
+                                     device, now, &len);
+    } else if (t->device && owns_uid(core, client, t)) {
+        device_for_error(t, device);
+        json = rtm_device_error_json(RTM_ERR_BAD_REQUEST, "a device id is 1-64 of A-Z a-z 0-9 _ -",
                                      device, now, &len);
     } else {
         json = rtm_error_json(RTM_ERR_NOT_PARTY, "this topic is not yours to publish to", NULL,
@@ -279,14 +307,6 @@ static void refuse_write(struct rtm_core *core, const struct rtm_client *client,
         rtm_core_to_inbox(core, client->uid, client->handle, json, len);
     free(json);
     rtm_core_log(core, RTM_LOG_NOTICE, "rtm: refused publish to %s by %s", topic, client->uid);
-}
-
-static bool owns_uid(const struct rtm_core *core, const struct rtm_client *client,
-                     const struct rtm_topic *t)
-{
-    if (rtm_config_is_admin(core->cfg, client->uid))
-        return true;
-    return strlen(client->uid) == t->uid_len && memcmp(client->uid, t->uid, t->uid_len) == 0;
 }
 
 static enum rtm_acl check_subscribe(struct rtm_core *core, const struct rtm_client *client,

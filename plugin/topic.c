@@ -97,13 +97,16 @@ enum rtm_topic_kind rtm_topic_parse(const char *prefix, size_t prefix_len, const
     } else if (n == 3 && level_is(&lv[0], "u") && level_is(&lv[2], "call") &&
                rtm_uid_valid(lv[1].s, lv[1].len)) {
         out->kind = RTM_TOPIC_CALL;
-    } else if (n == 4 && level_is(&lv[0], "u") && level_is(&lv[2], "devices") &&
-               rtm_uid_valid(lv[1].s, lv[1].len) && rtm_id_valid(lv[3].s, lv[3].len)) {
-        out->kind = RTM_TOPIC_DEVICE;
+    } else if (n >= 4 && level_is(&lv[0], "u") && level_is(&lv[2], "devices") &&
+               rtm_uid_valid(lv[1].s, lv[1].len)) {
+        /* A user's devices topic: the device id is the rest of the topic,
+         * kept even when malformed so that the owner can be told which. */
         out->device = lv[3].s;
-        out->device_len = lv[3].len;
+        out->device_len = strlen(lv[3].s);
+        if (n == 4 && rtm_id_valid(lv[3].s, lv[3].len))
+            out->kind = RTM_TOPIC_DEVICE;
     }
-    if (out->kind != RTM_TOPIC_INVALID) {
+    if (out->kind != RTM_TOPIC_INVALID || out->device) {
         out->uid = lv[1].s;
         out->uid_len = lv[1].len;
     }

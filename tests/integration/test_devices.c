@@ -224,6 +224,51 @@ static void test_refused_other_uid(void)
     broker_free(b);
 }
 
+/* Issue 13: bob's own devices topic with a malformed device id (a dot, 65
+ * characters, empty) is a bad registration, not someone else's topic: MQTT 5
+ * refusal, bad_request naming the id, for bob and for an admin. Anyone else
+ * still gets not_party there. Nothing is stored or forwarded. */
+static void test_refused_malformed_device_id(void)
+{
+    static const char *const opts[] = {"admin_users " ADMIN, NULL};
+    struct broker *b = start(opts);
+    struct client *phone = open5_inbox(b, "bob-phone", "bob");
+    struct client *tablet = open5_inbox(b, "bob-tablet", "bob");
+    struct client *ops = open5_inbox(b, "ops-1", ADMIN);
+    struct client *alice = open5_inbox(b, "alice", NULL);
+    list_devices(tablet, "bob");
+    char long_id[66];
+    memset(long_id, 'd', 65);
+    long_id[65] = '\0';
+    const char *const ids[] = {"a.b", long_id, ""};
+    /* The error names at most 64 bytes of the id. */
+    const char *const named[] = {"a.b", long_id + 1, ""};
+    const char *reg = device_json("android", "tok-malformed");
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        const char *topic = device_topic("bob", ids[i]);
+        PUBLISH_REFUSED(phone, topic, reg, true, "bob, a malformed device id");
+        EXPECT_DEVICE_ERROR(phone, "bob", named[i]);
+        PUBLISH_REFUSED(ops, topic, reg, true, "an admin, a malformed device id");
+        EXPECT_DEVICE_ERROR(ops, ADMIN, named[i]);
+        PUBLISH_REFUSED(alice, topic, reg, true, "alice, bob's malformed device id");
+        EXPECT_ERROR(alice, "alice", "not_party", NULL, NULL);
+    }
+    /* Nothing reached bob's other session, nothing was stored. */
+    client_flush(tablet);
+    EXPECT_NOTHING_ELSE(tablet, NULL);
+    struct client *later = open5(b, "bob-web", "bob");
+    list_devices(later, "bob");
+    CHECK_EQ_INT(client_subscribe(later, "rtm/u/bob/devices/#", 1), 1);
+    client_flush(later);
+    EXPECT_NOTHING_ELSE(later, NULL);
+    client_free(later);
+    client_free(alice);
+    client_free(ops);
+    client_free(tablet);
+    client_free(phone);
+    broker_free(b);
+}
+
 static void test_admin_and_read_rules(void)
 {
     static const char *const opts[] = {"admin_users " ADMIN, NULL};
@@ -424,6 +469,7 @@ int main(int argc, char **argv)
         {"stored_normalized", test_stored_normalized},
         {"refused_malformed", test_refused_malformed},
         {"refused_other_uid", test_refused_other_uid},
+        {"refused_malformed_device_id", test_refused_malformed_device_id},
         {"admin_and_read_rules", test_admin_and_read_rules},
         {"max_devices", test_max_devices},
         {"unregister", test_unregister},

@@ -203,6 +203,49 @@ static void test_parse_device(void **state)
     expect_kind(P, PL, "rtm/u/bob/devices/ph@one", RTM_TOPIC_INVALID);
 }
 
+/* A devices topic of a valid uid with a malformed device id is invalid, but
+ * keeps the uid and the raw device id (the rest of the topic), so the owner
+ * can be told which id was wrong. */
+static void expect_bad_device(const char *prefix, size_t plen, const char *topic, const char *uid,
+                              const char *device)
+{
+    struct rtm_topic t;
+    if (rtm_topic_parse(prefix, plen, topic, &t) != RTM_TOPIC_INVALID)
+        fail_msg("%s: expected RTM_TOPIC_INVALID", topic);
+    if (!t.uid || t.uid_len != strlen(uid) || memcmp(t.uid, uid, t.uid_len) != 0)
+        fail_msg("%s: expected uid %s", topic, uid);
+    if (!t.device || t.device_len != strlen(device) || memcmp(t.device, device, t.device_len) != 0)
+        fail_msg("%s: expected device \"%s\"", topic, device);
+}
+
+static void test_parse_malformed_device(void **state)
+{
+    (void)state;
+    char topic[128], id[80];
+    expect_bad_device(P, PL, "rtm/u/bob/devices/a.b", "bob", "a.b");
+    expect_bad_device(P, PL, "rtm/u/bob/devices/", "bob", "");
+    expect_bad_device(P, PL, "rtm/u/bob/devices/a/b", "bob", "a/b");
+    expect_bad_device(P, PL, "rtm/u/bob/devices/a/b/", "bob", "a/b/");
+    expect_bad_device(AP, APL, "app/rtm/u/b.o@b/devices/x y", "b.o@b", "x y");
+    memset(id, 'd', 65);
+    id[65] = '\0';
+    snprintf(topic, sizeof(topic), "rtm/u/bob/devices/%s", id);
+    expect_bad_device(P, PL, topic, "bob", id);
+    id[64] = '\0'; /* 64 is fine */
+    snprintf(topic, sizeof(topic), "rtm/u/bob/devices/%s", id);
+    expect_kind(P, PL, topic, RTM_TOPIC_DEVICE);
+    /* Not a devices topic of a valid uid: nothing is kept. */
+    static const char *const none[] = {"rtm/u/bob/devices", "rtm/u/b b/devices/a.b",
+                                       "rtm/u//devices/x", "rtm/u/bob/device/a.b",
+                                       "rtm/x/bob/devices/a"};
+    for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
+        struct rtm_topic t;
+        assert_int_equal(rtm_topic_parse(P, PL, none[i], &t), RTM_TOPIC_INVALID);
+        if (t.uid || t.device)
+            fail_msg("%s: kept a uid or device", none[i]);
+    }
+}
+
 static void test_parse_invalid(void **state)
 {
     (void)state;
@@ -373,11 +416,17 @@ static void test_covers_inbox(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_uid_valid),      cmocka_unit_test(test_id_valid),
-        cmocka_unit_test(test_under_prefix),   cmocka_unit_test(test_parse_call),
-        cmocka_unit_test(test_parse_presence), cmocka_unit_test(test_parse_device),
-        cmocka_unit_test(test_parse_invalid),  cmocka_unit_test(test_parse_outside),
-        cmocka_unit_test(test_filter_rules),   cmocka_unit_test(test_covers_inbox),
+        cmocka_unit_test(test_uid_valid),
+        cmocka_unit_test(test_id_valid),
+        cmocka_unit_test(test_under_prefix),
+        cmocka_unit_test(test_parse_call),
+        cmocka_unit_test(test_parse_presence),
+        cmocka_unit_test(test_parse_device),
+        cmocka_unit_test(test_parse_malformed_device),
+        cmocka_unit_test(test_parse_invalid),
+        cmocka_unit_test(test_parse_outside),
+        cmocka_unit_test(test_filter_rules),
+        cmocka_unit_test(test_covers_inbox),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
