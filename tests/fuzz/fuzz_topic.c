@@ -71,16 +71,23 @@ static bool inside(const char *p, size_t len, const char *topic, size_t topic_le
     return p >= topic && len <= topic_len && (size_t)(p - topic) <= topic_len - len;
 }
 
+static void canonical_devices(const struct prefix *px, const struct rtm_topic *t, char *buf,
+                              size_t size)
+{
+    snprintf(buf, size, "%s/u/%.*s/devices/%.*s", px->s, (int)t->uid_len, t->uid,
+             (int)t->device_len, t->device);
+}
+
 /* The one spelling of what `t` says the topic is. */
 static void canonical(const struct prefix *px, const struct rtm_topic *t, char *buf, size_t size)
 {
-    int uid_len = (int)t->uid_len, dev_len = (int)t->device_len;
+    int uid_len = (int)t->uid_len;
     if (t->kind == RTM_TOPIC_CALL)
         snprintf(buf, size, "%s/u/%.*s/call", px->s, uid_len, t->uid);
     else if (t->kind == RTM_TOPIC_PRESENCE)
         snprintf(buf, size, "%s/presence/%.*s", px->s, uid_len, t->uid);
     else
-        snprintf(buf, size, "%s/u/%.*s/devices/%.*s", px->s, uid_len, t->uid, dev_len, t->device);
+        canonical_devices(px, t, buf, size);
 }
 
 static enum rtm_topic_kind check_parse(const struct prefix *px, const char *topic)
@@ -90,6 +97,19 @@ static enum rtm_topic_kind check_parse(const struct prefix *px, const char *topi
     enum rtm_topic_kind kind = rtm_topic_parse(px->s, px->len, topic, &t);
     FUZZ_CHECK(t.kind == kind);
     FUZZ_CHECK((kind == RTM_TOPIC_OUTSIDE) == !rtm_topic_under_prefix(px->s, px->len, topic));
+    if (kind == RTM_TOPIC_INVALID && t.device) {
+        /* A devices topic of a valid uid whose device id (the rest of the
+         * topic) is malformed: exactly that spelling, and not a valid id. */
+        FUZZ_CHECK(inside(t.uid, t.uid_len, topic, len) && rtm_uid_valid(t.uid, t.uid_len));
+        FUZZ_CHECK(inside(t.device, t.device_len, topic, len) &&
+                   t.device + t.device_len == topic + len);
+        FUZZ_CHECK(!rtm_id_valid(t.device, t.device_len) ||
+                   memchr(t.device, '/', t.device_len) != NULL);
+        char buf[TOPIC_MAX + 256];
+        canonical_devices(px, &t, buf, sizeof(buf));
+        FUZZ_CHECK(strcmp(buf, topic) == 0);
+        return kind;
+    }
     if (kind == RTM_TOPIC_OUTSIDE || kind == RTM_TOPIC_INVALID) {
         FUZZ_CHECK(t.uid == NULL && t.device == NULL);
         return kind;
