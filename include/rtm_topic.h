@@ -34,7 +34,10 @@ bool rtm_uid_valid(const char *s, size_t len);
 /* 1-64 of A-Z a-z 0-9 _ - (invitation ids and device ids) */
 bool rtm_id_valid(const char *s, size_t len);
 
-/* True when `topic` equals the prefix or starts with prefix + '/'. */
+/* True when `topic` (or a filter) starts with prefix + '/' ("rtm/" included).
+ * The bare prefix ("rtm") is not under it: like every other topic outside,
+ * it is left to plugin_opt_other_topics. A filter that matches it and topics
+ * under the prefix ("rtm/#") is under it. */
 bool rtm_topic_under_prefix(const char *prefix, size_t prefix_len, const char *topic);
 
 /* Classifies a concrete topic. Components with invalid uids or device ids

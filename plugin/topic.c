@@ -39,8 +39,7 @@ bool rtm_id_valid(const char *s, size_t len)
 
 bool rtm_topic_under_prefix(const char *prefix, size_t prefix_len, const char *topic)
 {
-    return strncmp(topic, prefix, prefix_len) == 0 &&
-           (topic[prefix_len] == '\0' || topic[prefix_len] == '/');
+    return strncmp(topic, prefix, prefix_len) == 0 && topic[prefix_len] == '/';
 }
 
 /* The next level of a topic: [*p, end of level). Advances *p past the '/'. */

@@ -34,6 +34,7 @@ static const struct sub_case bob_subs[] = {
     {"rtm/u/alice/devices/+", false},
     {"rtm/u/alice/#", false},
     {"rtm/other", false},
+    {"rtm/", false},
     {"rtm/presence/+", true},
     {"rtm/presence/#", true},
     {"rtm/presence/alice", true},
@@ -42,6 +43,7 @@ static const struct sub_case bob_subs[] = {
     {"rtm/u/bob/devices/+", true},
     {"other/topic", true},
     {"#", true},
+    {"rtm", true}, /* the bare prefix is outside it: other_topics allow */
 };
 
 static void check_subs(struct client *c, int fail_code)
@@ -199,6 +201,36 @@ static void test_invalid_uid(void)
     broker_free(b);
 }
 
+/* Issue 13: the bare prefix `rtm` is not under the prefix: it is decided by
+ * other_topics like any topic outside, while `rtm/` (an empty level under
+ * it) stays the plugin's. */
+static void test_bare_prefix_is_other_topics(void)
+{
+    struct broker *b = start(); /* other_topics allow */
+    struct client_opts o5 = {.client_id = "bob-5", .username = "bob", .protocol = 5};
+    struct client *bob = client_open_v(b, &o5);
+    CHECK_EQ_INT(client_subscribe(bob, "rtm", 1), 1);
+    CHECK_EQ_INT(client_publish_str(bob, "rtm", "bare", 1), 0);
+    struct msg *m = client_wait_msg(bob, "rtm", WAIT_MS);
+    CHECKF(m && strcmp(m->payload, "bare") == 0, "no message on the bare topic rtm");
+    CHECK_EQ_INT(client_subscribe(bob, "rtm/", 1), RC_NOT_AUTHORIZED);
+    CHECK_EQ_INT(client_publish_str(bob, "rtm/", "x", 1), RC_NOT_AUTHORIZED);
+    client_free(bob);
+    broker_free(b);
+
+    /* other_topics defer with no other ACL source: Mosquitto denies it, as it
+     * denies other/topic. */
+    struct broker_opts d = {.other_topics_default = true};
+    b = broker_start(&d);
+    bob = client_open_v(b, &o5);
+    CHECK_EQ_INT(client_subscribe(bob, "other/topic", 1), RC_NOT_AUTHORIZED);
+    CHECK_EQ_INT(client_subscribe(bob, "rtm", 1), RC_NOT_AUTHORIZED);
+    CHECK_EQ_INT(client_publish_str(bob, "rtm", "x", 1), RC_NOT_AUTHORIZED);
+    CHECK_EQ_INT(client_subscribe(bob, "rtm/presence/+", 1), 1);
+    client_free(bob);
+    broker_free(b);
+}
+
 int main(int argc, char **argv)
 {
     static const struct test_case cases[] = {
@@ -206,6 +238,7 @@ int main(int argc, char **argv)
         {"presence_is_read_only", test_presence_is_read_only},
         {"wildcard_subscriber_sees_no_inbox", test_wildcard_subscriber_sees_no_inbox},
         {"invalid_uid", test_invalid_uid},
+        {"bare_prefix_is_other_topics", test_bare_prefix_is_other_topics},
     };
     return run_tests(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
 }

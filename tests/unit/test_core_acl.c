@@ -147,7 +147,12 @@ static void test_acl_topics(void **state)
     assert_false(rtm_core_owns_topic(T.core, "other/topic"));
     assert_false(rtm_core_owns_topic(T.core, "rtmx/u/bob/call"));
     assert_true(rtm_core_owns_topic(T.core, "rtm/u/bob/call"));
-    assert_true(rtm_core_owns_topic(T.core, "rtm"));
+    assert_true(rtm_core_owns_topic(T.core, "rtm/"));
+    assert_true(rtm_core_owns_topic(T.core, "rtm/#"));
+    /* The bare prefix is outside too (issue 13). */
+    assert_false(rtm_core_owns_topic(T.core, "rtm"));
+    assert_int_equal(acl(&alice, RTM_ACCESS_WRITE, "rtm", "x"), RTM_ACL_DEFER);
+    assert_int_equal(acl(&alice, RTM_ACCESS_READ, "rtm", "x"), RTM_ACL_DEFER);
     assert_int_equal(acl(&alice, RTM_ACCESS_READ, "other/topic", "x"), RTM_ACL_DEFER);
     assert_int_equal(acl(&alice, RTM_ACCESS_WRITE, "rtmx/u/bob/call", "x"), RTM_ACL_DEFER);
     assert_int_equal(acl(&anon, RTM_ACCESS_WRITE, "other/topic", "x"), RTM_ACL_DEFER);
@@ -155,6 +160,8 @@ static void test_acl_topics(void **state)
     assert_int_equal(acl(&alice, RTM_ACCESS_READ, "other/topic", "x"), RTM_ACL_ALLOW);
     assert_int_equal(acl(&alice, RTM_ACCESS_WRITE, "rtmx/u/bob/call", "x"), RTM_ACL_ALLOW);
     assert_int_equal(acl(&anon, RTM_ACCESS_WRITE, "other/topic", "x"), RTM_ACL_ALLOW);
+    assert_int_equal(acl(&alice, RTM_ACCESS_WRITE, "rtm", "x"), RTM_ACL_ALLOW);
+    assert_int_equal(acl(&anon, RTM_ACCESS_READ, "rtm", "x"), RTM_ACL_ALLOW);
 
     /* No valid uid: nothing under the prefix. */
     assert_int_equal(acl(&anon, RTM_ACCESS_READ, presence_topic("bob"), "{}"), RTM_ACL_DENY);
