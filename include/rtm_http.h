@@ -15,6 +15,7 @@
 #ifndef RTM_HTTP_H
 #define RTM_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -71,5 +72,17 @@ void rtm_http_stats(struct rtm_http *http, struct rtm_http_stats *out);
 
 /* Abandons queued and in-flight requests, joins the thread, frees all. */
 void rtm_http_stop(struct rtm_http *http);
+
+/* Checks, once at start-up (it touches the file system), that libcurl's
+ * default CA bundle can be read: without it every HTTPS request fails its
+ * certificate check (curl error 77), on a minimal Debian without the
+ * ca-certificates package for one. Returns false and fills `why` with a log
+ * line naming the path when it cannot; true when it can, or when libcurl
+ * does not say which bundle it uses. */
+bool rtm_http_default_ca_ok(char *why, size_t why_len);
+
+/* The same check on given paths (NULL: not configured): `cainfo` must be a
+ * readable file, else `capath` a readable directory. For tests. */
+bool rtm_http_ca_ok(const char *cainfo, const char *capath, char *why, size_t why_len);
 
 #endif

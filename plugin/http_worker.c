@@ -682,3 +682,27 @@ void rtm_http_stop(struct rtm_http *http)
     pthread_join(http->thread, NULL);
     http_free(http);
 }
+
+bool rtm_http_ca_ok(const char *cainfo, const char *capath, char *why, size_t why_len)
+{
+    if (!cainfo && !capath)
+        return true; /* libcurl's TLS library decides; nothing to check */
+    if (cainfo && access(cainfo, R_OK) == 0)
+        return true;
+    if (!cainfo && access(capath, R_OK | X_OK) == 0)
+        return true;
+    snprintf(why, why_len,
+             "rtm: push: no CA bundle at %s (libcurl's default): every request to JPush will "
+             "fail its certificate check (curl error 77); install the ca-certificates package, "
+             "or set plugin_opt_jpush_ca_file",
+             cainfo ? cainfo : capath);
+    return false;
+}
+
+bool rtm_http_default_ca_ok(char *why, size_t why_len)
+{
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    if (!v || v->age < CURLVERSION_NINTH) /* cainfo and capath came in libcurl 7.70 */
+        return true;
+    return rtm_http_ca_ok(v->cainfo, v->capath, why, why_len);
+}

@@ -204,6 +204,9 @@ static int start_push(struct rtm_services *s, char *err, size_t err_len)
         };
         if (!(s->http = rtm_http_start(&opts, err, err_len)))
             return -1;
+        char why[320];
+        if (!opts.ca_file && !rtm_http_default_ca_ok(why, sizeof(why)))
+            slog(s, RTM_LOG_WARNING, why);
     }
     struct rtm_pusher_env env = {
         .cfg = cfg,

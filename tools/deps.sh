@@ -22,6 +22,7 @@ packages=(
     libmosquitto-dev     # mosquitto.h (the client library, used by the integration tests)
     libcjson-dev
     libcurl4-openssl-dev
+    ca-certificates      # the CA bundle libcurl verifies JPush (and the mock self-test) with
     libssl-dev           # libcrypto: HMAC-SHA256 and base64 of the login tokens
     libcmocka-dev        # unit tests
     python3              # the mock JPush server (tests/mock_jpush)
