@@ -163,6 +163,20 @@ void rtm_core_set_push(struct rtm_core *core, rtm_push_fn fn, void *ud);
 enum rtm_login_verdict rtm_core_authenticate(struct rtm_core *core, const struct rtm_client *client,
                                              const char *password, int64_t now_ms);
 
+/* Decides a client the broker asks about again on a configuration reload
+ * (Mosquitto 2.0 re-runs BASIC_AUTH for every client it holds, connected or
+ * away with a persistent session). A client with a live session was decided
+ * when it connected: it keeps its session whatever its token has done since
+ * (ACCEPT, or DEFER with `defer`). Any other client is decided afresh as
+ * rtm_core_authenticate() does. Either way no session is started or ended:
+ * an away client must not be shown online. */
+enum rtm_login_verdict rtm_core_reauthenticate(struct rtm_core *core,
+                                               const struct rtm_client *client,
+                                               const char *password, int64_t now_ms);
+
+/* Does `handle` have a live (tracked) session? */
+bool rtm_core_has_session(struct rtm_core *core, const void *handle);
+
 /* A connection passed our authentication step. It is tracked as unconfirmed
  * until the next rtm_core_tick() (or its first publish or subscribe), because
  * a later authentication source may still refuse it. Clients without a valid

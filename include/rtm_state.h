@@ -213,6 +213,7 @@ void rtm_users_free_all(struct rtm_core *core);
 
 /* --- presence.c ---------------------------------------------------------- */
 void rtm_presence_connect(struct rtm_core *core, const struct rtm_client *client, int64_t now);
+bool rtm_presence_has_session(struct rtm_core *core, const void *handle);
 void rtm_presence_disconnect(struct rtm_core *core, const void *handle, int64_t now);
 /* Confirms the session of `handle` if it is unconfirmed (it has published or
  * subscribed, so authentication has accepted it). True when it was confirmed

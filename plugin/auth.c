@@ -68,3 +68,12 @@ enum rtm_login_verdict rtm_core_authenticate(struct rtm_core *core, const struct
     }
     return RTM_LOGIN_DEFER;
 }
+
+enum rtm_login_verdict rtm_core_reauthenticate(struct rtm_core *core,
+                                               const struct rtm_client *client,
+                                               const char *password, int64_t now_ms)
+{
+    if (!rtm_presence_has_session(core, client->handle))
+        return rtm_core_authenticate(core, client, password, now_ms);
+    return core->cfg->auth == RTM_AUTH_DEFER ? RTM_LOGIN_DEFER : RTM_LOGIN_ACCEPT;
+}

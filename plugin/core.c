@@ -133,6 +133,11 @@ void rtm_core_connect(struct rtm_core *core, const struct rtm_client *client, in
     rtm_presence_connect(core, client, now_ms);
 }
 
+bool rtm_core_has_session(struct rtm_core *core, const void *handle)
+{
+    return rtm_presence_has_session(core, handle);
+}
+
 void rtm_core_disconnect(struct rtm_core *core, const void *handle, int64_t now_ms)
 {
     rtm_presence_disconnect(core, handle, now_ms);

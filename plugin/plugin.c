@@ -41,6 +41,9 @@ struct rtm_plugin {
     int64_t last_tick_ms;
     int64_t next_stats_ms;
     bool stall_reported;
+    /* From a RELOAD event to the next tick: the BASIC_AUTH events between
+     * are Mosquitto asking again about clients it already holds. */
+    bool reloading;
     /* TICK durations since the last stats report. */
     uint64_t ticks;
     uint64_t tick_total_ns;
@@ -185,6 +188,7 @@ static void tick(struct rtm_plugin *p, int64_t now)
 {
     int64_t start = clock_ns(CLOCK_MONOTONIC);
     p->last_tick_ms = now;
+    p->reloading = false;
     rtm_core_tick(p->core, now);
     rtm_services_tick(p->services, now);
     size_t dropped = rtm_conns_flush(p->conns, publish_held, p);
@@ -228,15 +232,34 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
         return MOSQ_ERR_SUCCESS;
     }
     struct rtm_client c = client_of(p, ed->client);
+    /* Asked again (a reload): decided without starting or ending a session.
+     * A websocket client that connects later in the same loop pass is also
+     * checked in full, but not tracked for presence. */
+    bool again = p->reloading || rtm_core_has_session(p->core, ed->client);
     int64_t now = event_now(p);
-    enum rtm_login_verdict verdict = rtm_core_authenticate(p->core, &c, ed->password, now);
+    enum rtm_login_verdict verdict = again ? rtm_core_reauthenticate(p->core, &c, ed->password, now)
+                                           : rtm_core_authenticate(p->core, &c, ed->password, now);
     if (verdict == RTM_LOGIN_REFUSE)
         return MOSQ_ERR_AUTH;
-    if (rtm_conns_login(p->conns, ed->client, c.client_id) != 0)
-        mosquitto_log_printf(MOSQ_LOG_ERR, "rtm: out of memory noting the connection of %s",
-                             c.client_id);
-    rtm_core_connect(p->core, &c, now);
+    if (!again) {
+        if (rtm_conns_login(p->conns, ed->client, c.client_id) != 0)
+            mosquitto_log_printf(MOSQ_LOG_ERR, "rtm: out of memory noting the connection of %s",
+                                 c.client_id);
+        rtm_core_connect(p->core, &c, now);
+    }
     return verdict == RTM_LOGIN_ACCEPT ? MOSQ_ERR_SUCCESS : MOSQ_ERR_PLUGIN_DEFER;
+}
+
+/* A configuration reload: Mosquitto re-runs BASIC_AUTH for every client it
+ * holds right after this event, in the same loop iteration, before TICK.
+ * DEFER, so that the reload events of plugins loaded after this one run. */
+static int on_reload(int event, void *event_data, void *userdata)
+{
+    struct rtm_plugin *p = userdata;
+    (void)event;
+    (void)event_data;
+    p->reloading = true;
+    return MOSQ_ERR_PLUGIN_DEFER;
 }
 
 static int on_disconnect(int event, void *event_data, void *userdata)
@@ -408,7 +431,7 @@ static const struct {
 } callbacks[] = {
     {MOSQ_EVT_BASIC_AUTH, on_basic_auth}, {MOSQ_EVT_ACL_CHECK, on_acl_check},
     {MOSQ_EVT_MESSAGE, on_message},       {MOSQ_EVT_TICK, on_tick},
-    {MOSQ_EVT_DISCONNECT, on_disconnect},
+    {MOSQ_EVT_DISCONNECT, on_disconnect}, {MOSQ_EVT_RELOAD, on_reload},
 };
 #define CALLBACK_COUNT (sizeof(callbacks) / sizeof(callbacks[0]))
 

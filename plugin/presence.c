@@ -40,6 +40,11 @@ static void mark_dirty(struct rtm_core *core, struct rtm_user *user, int64_t now
         flush_user(core, user, now);
 }
 
+bool rtm_presence_has_session(struct rtm_core *core, const void *handle)
+{
+    return session_find(core, handle) != NULL;
+}
+
 void rtm_presence_connect(struct rtm_core *core, const struct rtm_client *client, int64_t now)
 {
     if (!client->uid)

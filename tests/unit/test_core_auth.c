@@ -172,6 +172,50 @@ static void test_token_uid_from_client_id_accepted(void **state)
     assert_int_equal(T.rec.nlogs, 0);
 }
 
+/* A reload asks again about every client the broker holds: a live session
+ * is kept even though its token has expired since, and nothing about
+ * sessions changes; a client without a session is checked in full and not
+ * tracked (an away persistent session must not be shown online). */
+static void test_reload_keeps_sessions_tracks_nothing(void **state)
+{
+    (void)state;
+    boot_token_mode();
+    char token[RTM_LOGIN_TOKEN_MAX + 1];
+    strcpy(token, minted("alice", T0 / 1000 + 60));
+    assert_int_equal(login(&alice, token), RTM_LOGIN_ACCEPT);
+    online(&alice);
+    assert_true(rtm_core_has_session(T.core, alice.handle));
+    T.now = T0 + 3600 * 1000; /* the token has long expired */
+    rec_clear();
+    assert_int_equal(rtm_core_reauthenticate(T.core, &alice, token, T.now), RTM_LOGIN_ACCEPT);
+    assert_int_equal(rtm_core_reauthenticate(T.core, &alice, NULL, T.now), RTM_LOGIN_ACCEPT);
+    tick();
+    expect_quiet();
+    assert_int_equal(stats().sessions, 1);
+    /* No session: decided in full, and never tracked. */
+    assert_int_equal(rtm_core_reauthenticate(T.core, &bob, token, T.now), RTM_LOGIN_REFUSE);
+    expect_refusal_logged("bob", "bad signature", token);
+    strcpy(token, minted("bob", T.now / 1000 + 60));
+    assert_int_equal(rtm_core_reauthenticate(T.core, &bob, token, T.now), RTM_LOGIN_ACCEPT);
+    assert_false(rtm_core_has_session(T.core, bob.handle));
+    tick();
+    expect_quiet();
+    assert_int_equal(stats().sessions, 1);
+}
+
+static void test_reload_defer_mode_defers(void **state)
+{
+    (void)state;
+    T.cfg.auth = RTM_AUTH_DEFER;
+    boot();
+    online(&alice);
+    assert_int_equal(rtm_core_reauthenticate(T.core, &alice, "pw", T.now), RTM_LOGIN_DEFER);
+    assert_int_equal(rtm_core_reauthenticate(T.core, &bob, "pw", T.now), RTM_LOGIN_DEFER);
+    tick();
+    expect_quiet();
+    assert_int_equal(stats().sessions, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -189,6 +233,9 @@ int main(void)
                                         core_teardown),
         cmocka_unit_test_setup_teardown(test_token_uid_from_client_id_accepted, core_setup,
                                         core_teardown),
+        cmocka_unit_test_setup_teardown(test_reload_keeps_sessions_tracks_nothing, core_setup,
+                                        core_teardown),
+        cmocka_unit_test_setup_teardown(test_reload_defer_mode_defers, core_setup, core_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
