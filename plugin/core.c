@@ -270,8 +270,9 @@ static bool owns_uid(const struct rtm_core *core, const struct rtm_client *clien
 }
 
 /* The device id of a devices topic as an error names it: at most
- * RTM_ID_MAX bytes, cut between two UTF-8 characters (the broker only
- * accepts UTF-8 topics), so the error stays valid JSON text. */
+ * RTM_ID_MAX bytes, cut between two UTF-8 characters, so the error stays
+ * valid JSON text. The broker only accepts UTF-8 topics; should one that is
+ * not reach here, its bytes above ASCII are named '?'. */
 static void device_for_error(const struct rtm_topic *t, char out[RTM_ID_MAX + 1])
 {
     size_t len = t->device_len;
@@ -282,6 +283,12 @@ static void device_for_error(const struct rtm_topic *t, char out[RTM_ID_MAX + 1]
     }
     memcpy(out, t->device, len);
     out[len] = '\0';
+    if (rtm_utf8_valid(out, len))
+        return;
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)out[i] >= 0x80)
+            out[i] = '?';
+    }
 }
 
 /* A publish the topic table forbids never reaches rtm_core_message, so the

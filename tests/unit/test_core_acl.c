@@ -266,6 +266,8 @@ static void test_acl_read_only_what_the_plugin_wrote(void **state)
         memcpy(cut, utf8, RTM_ID_MAX - 1);
         cut[RTM_ID_MAX - 1] = '\0';
         expect_write_refused(&bob, devices_of_bob(utf8), "{}", "bad_request", cut);
+    /* Not UTF-8 (the broker refuses such topics; the error stays JSON). */
+    expect_write_refused(&bob, devices_of_bob("a\xfe\xff"), "{}", "bad_request", "a??");
         /* Not a devices topic at all, or no valid uid: as before. */
         expect_write_refused(&bob, "rtm/u/bob/devices", "{}", "not_party", NULL);
         expect_write_refused(&bob, "rtm/u/b b/devices/a.b", "{}", "not_party", NULL);
