@@ -224,178 +224,180 @@ static void test_acl_read_only_what_the_plugin_wrote(void **state)
     assert_int_equal(T.rec.npubs, 1);
     expect_presence(&T.rec.pubs[0], "bob", true, 1);
     rec_clear();
+    expect_quiet();
+}
 
-    /* bob's devices topic with device id `id` (which may hold anything). */
-    static const char *devices_of_bob(const char *id)
-    {
-        static char topic[256];
-        snprintf(topic, sizeof(topic), "rtm/u/bob/devices/%s", id);
-        return topic;
+/* bob's devices topic with device id `id` (which may hold anything). */
+static const char *devices_of_bob(const char *id)
+{
+    static char topic[256];
+    snprintf(topic, sizeof(topic), "rtm/u/bob/devices/%s", id);
+    return topic;
+}
+
+/* Issue 13: a malformed device id on one's own devices topic (or, for an
+ * admin, anyone's) is a bad registration: bad_request naming the device id,
+ * never not_party. On someone else's devices topic nothing changes. */
+static void test_acl_malformed_device_id(void **state)
+{
+    (void)state;
+    struct rtm_option opt = {"admin_users", "root"};
+    char err[256];
+    assert_int_equal(rtm_config_parse(&T.cfg, &opt, 1, err, sizeof(err)), 0);
+    boot();
+    char long_id[RTM_ID_MAX + 2];
+    memset(long_id, 'd', RTM_ID_MAX + 1);
+    long_id[RTM_ID_MAX + 1] = '\0';
+    const struct {
+        const char *id, *reported;
+    } cases[] = {
+        {"a.b", "a.b"},   {"ph@ne", "ph@ne"},     {"", ""}, {"a/b", "a/b"},
+        {"q\"x", "q\"x"}, {long_id, long_id + 1}, /* the first 64 of the 65 (all 'd') */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *topic = devices_of_bob(cases[i].id);
+        expect_write_refused(&bob, topic, "{}", "bad_request", cases[i].reported);
+        expect_write_refused(&root, topic, "{}", "bad_request", cases[i].reported);
+        expect_write_refused(&alice, topic, "{}", "not_party", NULL);
     }
-
-    /* Issue 13: a malformed device id on one's own devices topic (or, for an
-     * admin, anyone's) is a bad registration: bad_request naming the device id,
-     * never not_party. On someone else's devices topic nothing changes. */
-    static void test_acl_malformed_device_id(void **state)
-    {
-        (void)state;
-        struct rtm_option opt = {"admin_users", "root"};
-        char err[256];
-        assert_int_equal(rtm_config_parse(&T.cfg, &opt, 1, err, sizeof(err)), 0);
-        boot();
-        char long_id[RTM_ID_MAX + 2];
-        memset(long_id, 'd', RTM_ID_MAX + 1);
-        long_id[RTM_ID_MAX + 1] = '\0';
-        const struct {
-            const char *id, *reported;
-        } cases[] = {
-            {"a.b", "a.b"},   {"ph@ne", "ph@ne"},     {"", ""}, {"a/b", "a/b"},
-            {"q\"x", "q\"x"}, {long_id, long_id + 1}, /* the first 64 of the 65 (all 'd') */
-        };
-        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-            const char *topic = devices_of_bob(cases[i].id);
-            expect_write_refused(&bob, topic, "{}", "bad_request", cases[i].reported);
-            expect_write_refused(&root, topic, "{}", "bad_request", cases[i].reported);
-            expect_write_refused(&alice, topic, "{}", "not_party", NULL);
-        }
-        /* Cut between UTF-8 characters: 63 'e' and a 2-byte character. */
-        char utf8[RTM_ID_MAX + 8];
-        memset(utf8, 'e', RTM_ID_MAX - 1);
-        strcpy(utf8 + RTM_ID_MAX - 1, "\xc3\xa9x");
-        char cut[RTM_ID_MAX];
-        memcpy(cut, utf8, RTM_ID_MAX - 1);
-        cut[RTM_ID_MAX - 1] = '\0';
-        expect_write_refused(&bob, devices_of_bob(utf8), "{}", "bad_request", cut);
+    /* Cut between UTF-8 characters: 63 'e' and a 2-byte character. */
+    char utf8[RTM_ID_MAX + 8];
+    memset(utf8, 'e', RTM_ID_MAX - 1);
+    strcpy(utf8 + RTM_ID_MAX - 1, "\xc3\xa9x");
+    char cut[RTM_ID_MAX];
+    memcpy(cut, utf8, RTM_ID_MAX - 1);
+    cut[RTM_ID_MAX - 1] = '\0';
+    expect_write_refused(&bob, devices_of_bob(utf8), "{}", "bad_request", cut);
     /* Not UTF-8 (the broker refuses such topics; the error stays JSON). */
     expect_write_refused(&bob, devices_of_bob("a\xfe\xff"), "{}", "bad_request", "a??");
-        /* Not a devices topic at all, or no valid uid: as before. */
-        expect_write_refused(&bob, "rtm/u/bob/devices", "{}", "not_party", NULL);
-        expect_write_refused(&bob, "rtm/u/b b/devices/a.b", "{}", "not_party", NULL);
-        expect_quiet();
-    }
+    /* Not a devices topic at all, or no valid uid: as before. */
+    expect_write_refused(&bob, "rtm/u/bob/devices", "{}", "not_party", NULL);
+    expect_write_refused(&bob, "rtm/u/b b/devices/a.b", "{}", "not_party", NULL);
+    expect_quiet();
+}
 
-    static void test_identity_uid(void **state)
-    {
-        (void)state;
-        struct rtm_config *cfg = &T.cfg;
-        const char *uid;
+static void test_identity_uid(void **state)
+{
+    (void)state;
+    struct rtm_config *cfg = &T.cfg;
+    const char *uid;
 
-        cfg->identity = RTM_IDENTITY_AUTO;
-        assert_string_equal(rtm_identity_uid(cfg, "bob", "cid-1"), "bob");
-        assert_string_equal(rtm_identity_uid(cfg, NULL, "cid-1"), "cid-1");
-        /* A username is used when there is one, even when it is invalid. */
-        assert_null(rtm_identity_uid(cfg, "bad uid", "cid-1"));
-        assert_null(rtm_identity_uid(cfg, NULL, NULL));
+    cfg->identity = RTM_IDENTITY_AUTO;
+    assert_string_equal(rtm_identity_uid(cfg, "bob", "cid-1"), "bob");
+    assert_string_equal(rtm_identity_uid(cfg, NULL, "cid-1"), "cid-1");
+    /* A username is used when there is one, even when it is invalid. */
+    assert_null(rtm_identity_uid(cfg, "bad uid", "cid-1"));
+    assert_null(rtm_identity_uid(cfg, NULL, NULL));
 
-        cfg->identity = RTM_IDENTITY_USERNAME;
-        assert_string_equal(rtm_identity_uid(cfg, "bob", "cid-1"), "bob");
-        assert_null(rtm_identity_uid(cfg, NULL, "cid-1"));
+    cfg->identity = RTM_IDENTITY_USERNAME;
+    assert_string_equal(rtm_identity_uid(cfg, "bob", "cid-1"), "bob");
+    assert_null(rtm_identity_uid(cfg, NULL, "cid-1"));
 
-        cfg->identity = RTM_IDENTITY_CLIENTID;
-        assert_string_equal(rtm_identity_uid(cfg, "bob", "cid-1"), "cid-1");
-        assert_null(rtm_identity_uid(cfg, "bob", NULL));
+    cfg->identity = RTM_IDENTITY_CLIENTID;
+    assert_string_equal(rtm_identity_uid(cfg, "bob", "cid-1"), "cid-1");
+    assert_null(rtm_identity_uid(cfg, "bob", NULL));
 
-        cfg->identity = RTM_IDENTITY_AUTO;
-        uid = rtm_identity_uid(cfg, "A-z.0_9@x", NULL);
-        assert_non_null(uid);
-        assert_string_equal(uid, "A-z.0_9@x");
-        char name[80];
-        memset(name, 'a', sizeof(name));
-        name[64] = '\0';
-        assert_non_null(rtm_identity_uid(cfg, name, NULL)); /* 64: the longest */
-        name[64] = 'a';
-        name[65] = '\0';
-        assert_null(rtm_identity_uid(cfg, name, NULL));
-        assert_null(rtm_identity_uid(cfg, "", NULL));
-        assert_null(rtm_identity_uid(cfg, "a/b", NULL));
-        assert_null(rtm_identity_uid(cfg, "a+", NULL));
-        assert_null(rtm_identity_uid(cfg, "#", NULL));
-        assert_null(rtm_identity_uid(cfg, "caf\xc3\xa9", NULL));
-        assert_null(rtm_identity_uid(cfg, NULL, "has space"));
-    }
+    cfg->identity = RTM_IDENTITY_AUTO;
+    uid = rtm_identity_uid(cfg, "A-z.0_9@x", NULL);
+    assert_non_null(uid);
+    assert_string_equal(uid, "A-z.0_9@x");
+    char name[80];
+    memset(name, 'a', sizeof(name));
+    name[64] = '\0';
+    assert_non_null(rtm_identity_uid(cfg, name, NULL)); /* 64: the longest */
+    name[64] = 'a';
+    name[65] = '\0';
+    assert_null(rtm_identity_uid(cfg, name, NULL));
+    assert_null(rtm_identity_uid(cfg, "", NULL));
+    assert_null(rtm_identity_uid(cfg, "a/b", NULL));
+    assert_null(rtm_identity_uid(cfg, "a+", NULL));
+    assert_null(rtm_identity_uid(cfg, "#", NULL));
+    assert_null(rtm_identity_uid(cfg, "caf\xc3\xa9", NULL));
+    assert_null(rtm_identity_uid(cfg, NULL, "has space"));
+}
 
-    /* ================================================================================
-     * Stats and next_due
-     * ================================================================================ */
+/* ================================================================================
+ * Stats and next_due
+ * ================================================================================ */
 
-    static void test_stats_and_next_due(void **state)
-    {
-        (void)state;
-        boot();
-        struct rtm_core_stats s = stats();
-        assert_int_equal(s.users, 0);
-        assert_int_equal(s.sessions, 0);
-        assert_int_equal(s.calls_live, 0);
-        assert_int_equal(s.calls_remembered, 0);
-        assert_int_equal(s.timers, 0);
-        assert_int_equal(rtm_core_next_due(T.core, T.now), -1);
+static void test_stats_and_next_due(void **state)
+{
+    (void)state;
+    boot();
+    struct rtm_core_stats s = stats();
+    assert_int_equal(s.users, 0);
+    assert_int_equal(s.sessions, 0);
+    assert_int_equal(s.calls_live, 0);
+    assert_int_equal(s.calls_remembered, 0);
+    assert_int_equal(s.timers, 0);
+    assert_int_equal(rtm_core_next_due(T.core, T.now), -1);
 
-        conn(&alice);
-        conn(&alice2);
-        s = stats();
-        assert_int_equal(s.users, 1);
-        assert_int_equal(s.sessions, 2); /* unconfirmed count too */
-        tick();
+    conn(&alice);
+    conn(&alice2);
+    s = stats();
+    assert_int_equal(s.users, 1);
+    assert_int_equal(s.sessions, 2); /* unconfirmed count too */
+    tick();
 
-        int64_t t0 = T.now;
-        expect_replace(&alice, "bob", INVITE("c-1"));
-        expect_replace(&alice, "carol", INVITE_T("c-2", 1));
-        s = stats();
-        assert_int_equal(s.users, 3);
-        assert_int_equal(s.calls_live, 2);
-        assert_int_equal(s.timers, 2);
-        assert_int_equal(rtm_core_next_due(T.core, t0), 1000);
-        assert_int_equal(rtm_core_next_due(T.core, t0 + 400), 600);
-        assert_int_equal(rtm_core_next_due(T.core, t0 + 5000), 0);
+    int64_t t0 = T.now;
+    expect_replace(&alice, "bob", INVITE("c-1"));
+    expect_replace(&alice, "carol", INVITE_T("c-2", 1));
+    s = stats();
+    assert_int_equal(s.users, 3);
+    assert_int_equal(s.calls_live, 2);
+    assert_int_equal(s.timers, 2);
+    assert_int_equal(rtm_core_next_due(T.core, t0), 1000);
+    assert_int_equal(rtm_core_next_due(T.core, t0 + 400), 600);
+    assert_int_equal(rtm_core_next_due(T.core, t0 + 5000), 0);
 
-        tick_at(t0 + 1000); /* c-2 fails */
-        s = stats();
-        assert_int_equal(s.calls_live, 1);
-        assert_int_equal(s.calls_remembered, 1);
-        assert_int_equal(s.timers, 2);
-        assert_int_equal(rtm_core_next_due(T.core, T.now), INVITE_MS - 1000);
+    tick_at(t0 + 1000); /* c-2 fails */
+    s = stats();
+    assert_int_equal(s.calls_live, 1);
+    assert_int_equal(s.calls_remembered, 1);
+    assert_int_equal(s.timers, 2);
+    assert_int_equal(rtm_core_next_due(T.core, T.now), INVITE_MS - 1000);
 
-        /* alice's sessions end: the grace timer joins. */
-        T.now = t0 + 1200;
-        disc(&alice);
-        disc(&alice2);
-        tick();
-        s = stats();
-        assert_int_equal(s.sessions, 0);
-        assert_int_equal(s.timers, 3);
-        assert_int_equal(rtm_core_next_due(T.core, T.now), INVITE_MS - 1200);
+    /* alice's sessions end: the grace timer joins. */
+    T.now = t0 + 1200;
+    disc(&alice);
+    disc(&alice2);
+    tick();
+    s = stats();
+    assert_int_equal(s.sessions, 0);
+    assert_int_equal(s.timers, 3);
+    assert_int_equal(rtm_core_next_due(T.core, T.now), INVITE_MS - 1200);
 
-        tick_at(t0 + INVITE_MS); /* c-1 fails; the grace timer goes with it */
-        s = stats();
-        assert_int_equal(s.calls_live, 0);
-        assert_int_equal(s.calls_remembered, 2);
-        assert_int_equal(s.timers, 2);
-        assert_int_equal(s.users, 3); /* named by remembered calls */
-        assert_int_equal(rtm_core_next_due(T.core, T.now), REMEMBER_MS - 1000);
+    tick_at(t0 + INVITE_MS); /* c-1 fails; the grace timer goes with it */
+    s = stats();
+    assert_int_equal(s.calls_live, 0);
+    assert_int_equal(s.calls_remembered, 2);
+    assert_int_equal(s.timers, 2);
+    assert_int_equal(s.users, 3); /* named by remembered calls */
+    assert_int_equal(rtm_core_next_due(T.core, T.now), REMEMBER_MS - 1000);
 
-        tick_at(t0 + 1000 + REMEMBER_MS);
-        assert_int_equal(stats().calls_remembered, 1);
-        tick_at(t0 + INVITE_MS + REMEMBER_MS);
-        s = stats();
-        assert_int_equal(s.users, 0);
-        assert_int_equal(s.sessions, 0);
-        assert_int_equal(s.calls_live, 0);
-        assert_int_equal(s.calls_remembered, 0);
-        assert_int_equal(s.timers, 0);
-        assert_int_equal(rtm_core_next_due(T.core, T.now), -1);
-    }
+    tick_at(t0 + 1000 + REMEMBER_MS);
+    assert_int_equal(stats().calls_remembered, 1);
+    tick_at(t0 + INVITE_MS + REMEMBER_MS);
+    s = stats();
+    assert_int_equal(s.users, 0);
+    assert_int_equal(s.sessions, 0);
+    assert_int_equal(s.calls_live, 0);
+    assert_int_equal(s.calls_remembered, 0);
+    assert_int_equal(s.timers, 0);
+    assert_int_equal(rtm_core_next_due(T.core, T.now), -1);
+}
 
-    int main(void)
-    {
+int main(void)
+{
 #define T_(f) cmocka_unit_test_setup_teardown(f, core_setup, core_teardown)
-        const struct CMUnitTest tests[] = {
-            T_(test_acl_presence_read),
-            T_(test_acl_topics),
-            T_(test_acl_read_only_what_the_plugin_wrote),
-            T_(test_acl_malformed_device_id),
-            T_(test_identity_uid),
-            T_(test_stats_and_next_due),
-        };
+    const struct CMUnitTest tests[] = {
+        T_(test_acl_presence_read),
+        T_(test_acl_topics),
+        T_(test_acl_read_only_what_the_plugin_wrote),
+        T_(test_acl_malformed_device_id),
+        T_(test_identity_uid),
+        T_(test_stats_and_next_due),
+    };
 #undef T_
-        return cmocka_run_group_tests(tests, NULL, NULL);
-    }
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
