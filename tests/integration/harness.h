@@ -296,6 +296,26 @@ bool raw_wait_closed(struct raw *r, int timeout_ms);
 /* Closes the socket without DISCONNECT (an abrupt drop) and frees. */
 void raw_drop(struct raw *r);
 
+/* --- real clients with a Will -------------------------------------------- */
+
+struct rt_will {
+    const char *client_id;
+    const char *username; /* optional */
+    int protocol;         /* 4 = MQTT 3.1.1, 5 = MQTT 5 */
+    const char *topic;
+    const char *payload;
+    bool retain;
+    int delay_s; /* MQTT 5 will delay interval; 0: none */
+};
+
+/* Starts mosquitto_sub (MOSQUITTO_SUB, default /usr/bin/mosquitto_sub) with
+ * the Will at QoS 1, and waits until the broker has logged it in and its
+ * subscription. Returns its pid; it dies with the test. */
+pid_t rt_will_client_start(const struct broker *b, const struct rt_will *w);
+/* SIGKILLs it (the broker sees the socket close, no DISCONNECT) and waits
+ * for the plugin's log line refusing its Will. */
+void rt_will_client_kill(const struct broker *b, pid_t pid, const struct rt_will *w);
+
 /* --- test runner ---------------------------------------------------------- */
 
 /* Runs fn(ud, failed) when the test case ends: with failed false after the

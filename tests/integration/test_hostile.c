@@ -5,6 +5,9 @@
  * speak as someone else. Afterwards:
  * - every refused publish of an attacker with a valid uid got exactly one
  *   `error` event, and no attacker received anything of another user's;
+ * - Wills under the prefix (forged calls, presence, registrations; retained
+ *   or not, MQTT 3.1.1 and 5) from attackers killed with SIGKILL were all
+ *   refused: no victim saw one, and none was stored;
  * - the victims saw nothing but their own traffic, and a normal call works;
  * - the plugin's state (users, sessions, calls, timers, devices, push jobs
  *   and the records in its pool, from $SYS/broker/rtm/stats) is back to its
@@ -224,6 +227,34 @@ static long long memory_of(const struct msg *m)
     return GET_INT(m->json, "heap_bytes") + GET_INT(m->json, "pool_bytes");
 }
 
+/* Attackers whose Wills forge what only the plugin or the owner may say;
+ * each is killed with SIGKILL and its Will refused. */
+static void send_wills(const struct broker *b, int round)
+{
+    static const struct {
+        const char *topic, *payload;
+    } wills[] = {
+        {"rtm/u/bob/call", "{\"type\":\"invite\",\"id\":\"will-forged\",\"caller\":\"alice\","
+                           "\"callee\":\"bob\",\"by\":\"alice\"}"},
+        {"rtm/u/alice/call", "{\"type\":\"accept\",\"id\":\"will-forged\",\"caller\":\"alice\","
+                             "\"callee\":\"bob\",\"by\":\"bob\"}"},
+        {"rtm/presence/alice", "{\"uid\":\"alice\",\"online\":false,\"ts\":1}"},
+        {"rtm/u/%s/devices/will", "{\"provider\":\"jpush\",\"platform\":\"ios\","
+                                  "\"token\":\"will-forged\"}"},
+    };
+    for (size_t i = 0; i < sizeof(wills) / sizeof(wills[0]); i++) {
+        for (int how = 0; how < 2; how++) {
+            const char *uid = rt_fmt("willer%d", round * 16 + (int)i * 2 + how);
+            const char *topic =
+                strchr(wills[i].topic, '%') ? rt_fmt(wills[i].topic, uid) : wills[i].topic;
+            struct rt_will w = {
+                rt_fmt("%s-dev", uid), uid, how ? 5 : 4, topic, wills[i].payload, how == 1, 0};
+            pid_t pid = rt_will_client_start(b, &w);
+            rt_will_client_kill(b, pid, &w);
+        }
+    }
+}
+
 static void run_round(const struct broker *b, int round)
 {
     struct attacker a[ATTACKERS];
@@ -237,6 +268,7 @@ static void run_round(const struct broker *b, int round)
         raw_publish0(r, inbox("bob"), "{\"type\":\"invite\",\"id\":\"dropped\"");
         raw_drop(r);
     }
+    send_wills(b, round);
     for (int i = 0; i < ATTACKERS; i++) {
         check_attacker(&a[i]);
         client_free(a[i].c);
@@ -280,6 +312,18 @@ static void test_hostile_clients(void)
     EXPECT_EVENT(alice, "alice", "accept", id);
     CHECK_EQ_INT(client_count(alice, "rtm/presence/alice", "online", "false", NULL), 0);
     CHECK_EQ_INT(client_count(bob, inbox("bob"), "type", "error", NULL), 0);
+    CHECK_EQ_INT(client_count(bob, inbox("bob"), "id", "will-forged", NULL), 0);
+    CHECK_EQ_INT(client_count(alice, inbox("alice"), "id", "will-forged", NULL), 0);
+    /* No forged call or presence was stored: a new subscriber to everything
+     * it may read gets none. (A Will's registration is never stored either:
+     * test_wills reads the registry back after a restart.) */
+    struct client *root = client_open(b, "late-observer", NULL);
+    CHECK_EQ_INT(client_subscribe(root, "#", 0), 0);
+    client_flush(root);
+    CHECK_EQ_INT(client_count(root, NULL, "token", "will-forged", NULL), 0);
+    CHECK_EQ_INT(client_count(root, NULL, "id", "will-forged", NULL), 0);
+    CHECK_EQ_INT(client_count(root, "rtm/presence/alice", "online", "false", NULL), 0);
+    client_free(root);
     client_free(alice);
     client_free(bob);
     client_free(observer);

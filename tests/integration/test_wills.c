@@ -29,83 +29,6 @@
     "\"channel\":\"evil\"}"
 #define FORGED_DEVICE "{\"provider\":\"jpush\",\"platform\":\"android\",\"token\":\"tok-will\"}"
 
-struct will {
-    const char *client_id;
-    const char *username;
-    int protocol; /* 4 or 5 */
-    const char *topic;
-    const char *payload;
-    bool retain;
-    int delay_s; /* MQTT 5 will delay interval; 0: none */
-};
-
-static const char *mosquitto_sub_path(void)
-{
-    const char *p = getenv("MOSQUITTO_SUB");
-    return p && *p ? p : "/usr/bin/mosquitto_sub";
-}
-
-/* Starts mosquitto_sub with the Will and waits until the broker has logged
- * it in. Returns its pid. */
-static pid_t will_client_start(const struct broker *b, const struct will *w)
-{
-    const char *argv[32];
-    int n = 0;
-    argv[n++] = "mosquitto_sub";
-    argv[n++] = "-h";
-    argv[n++] = "127.0.0.1";
-    argv[n++] = "-p";
-    argv[n++] = rt_fmt("%d", b->port);
-    argv[n++] = "-i";
-    argv[n++] = w->client_id;
-    if (w->username) {
-        argv[n++] = "-u";
-        argv[n++] = w->username;
-    }
-    argv[n++] = "-V";
-    argv[n++] = w->protocol == 5 ? "mqttv5" : "mqttv311";
-    argv[n++] = "-t";
-    argv[n++] = rt_fmt("it/idle/%s", w->client_id);
-    argv[n++] = "--will-topic";
-    argv[n++] = w->topic;
-    argv[n++] = "--will-payload";
-    argv[n++] = w->payload;
-    argv[n++] = "--will-qos";
-    argv[n++] = "1";
-    if (w->retain)
-        argv[n++] = "--will-retain";
-    if (w->delay_s > 0) {
-        argv[n++] = "-D";
-        argv[n++] = "will";
-        argv[n++] = "will-delay-interval";
-        argv[n++] = rt_fmt("%d", w->delay_s);
-    }
-    argv[n] = NULL;
-    long mark = broker_log_mark(b);
-    static char *const envp[] = {NULL};
-    pid_t pid = rt_spawn_logged(mosquitto_sub_path(), (char *const *)argv, envp,
-                                broker_dir_file(b, rt_fmt("client-%s.log", w->client_id)));
-    /* The subscription is the client's last step: once it is logged, the
-     * Will has been accepted with the CONNECT. */
-    CHECKF(broker_wait_log_line(b, mark, WAIT_MS, "Received SUBSCRIBE from", w->client_id,
-                                (char *)NULL),
-           "mosquitto_sub %s did not connect and subscribe", w->client_id);
-    return pid;
-}
-
-/* SIGKILLs the client and waits until the broker has handled its Will: the
- * plugin logs the refusal. */
-static void will_client_kill(const struct broker *b, pid_t pid, const struct will *w)
-{
-    long mark = broker_log_mark(b);
-    CHECK(kill(pid, SIGKILL) == 0);
-    CHECK(waitpid(pid, NULL, 0) == pid);
-    int wait_ms = WAIT_MS + w->delay_s * 1000;
-    CHECKF(broker_wait_log_line(b, mark, wait_ms, "rtm: refused the Will of client", w->client_id,
-                                w->topic, (char *)NULL),
-           "no refusal of %s's Will to %s was logged", w->client_id, w->topic);
-}
-
 /* A real invite from alice to bob, seen by `bob`: everything the broker
  * delivered before it has arrived by then. */
 static void sentinel_call(const struct broker *b, struct client *bob)
@@ -136,9 +59,9 @@ static void forged_call_will(int protocol, bool retain, int delay_s)
     struct client_opts bo = {.client_id = "bob-sub", .username = "bob", .protocol = protocol};
     struct client *bob = client_open_v(b, &bo);
     CHECK_EQ_INT(client_subscribe(bob, inbox("bob"), 1), 1);
-    struct will w = {"mal", "mallory", protocol, inbox("bob"), FORGED_INVITE, retain, delay_s};
-    pid_t pid = will_client_start(b, &w);
-    will_client_kill(b, pid, &w);
+    struct rt_will w = {"mal", "mallory", protocol, inbox("bob"), FORGED_INVITE, retain, delay_s};
+    pid_t pid = rt_will_client_start(b, &w);
+    rt_will_client_kill(b, pid, &w);
     sentinel_call(b, bob);
     EXPECT_NOTHING_ELSE(bob, NULL);
 
@@ -196,10 +119,10 @@ static void test_will_v5_delay_retained(void)
 static void device_will(int protocol, int delay_s)
 {
     struct broker *b = start_broker();
-    struct will w = {"bob-will",    "bob", protocol, "rtm/u/bob/devices/d1",
-                     FORGED_DEVICE, true,  delay_s};
-    pid_t pid = will_client_start(b, &w);
-    will_client_kill(b, pid, &w);
+    struct rt_will w = {"bob-will",    "bob", protocol, "rtm/u/bob/devices/d1",
+                        FORGED_DEVICE, true,  delay_s};
+    pid_t pid = rt_will_client_start(b, &w);
+    rt_will_client_kill(b, pid, &w);
 
     struct client_opts bo = {.client_id = "bob-dev", .username = "bob", .protocol = 5};
     struct client *bob = client_open_v(b, &bo);
@@ -243,8 +166,8 @@ static void test_will_on_takeover(void)
 {
     struct broker *b = start_broker();
     struct client *bob = client_open_inbox(b, "bob-sub", "bob");
-    struct will w = {"mal", "mallory", 4, inbox("bob"), FORGED_INVITE, false, 0};
-    pid_t pid = will_client_start(b, &w);
+    struct rt_will w = {"mal", "mallory", 4, inbox("bob"), FORGED_INVITE, false, 0};
+    pid_t pid = rt_will_client_start(b, &w);
     long mark = broker_log_mark(b);
     struct client_opts mo = {.client_id = "mal", .username = "mallory"};
     struct client *second = client_new(b, &mo);
@@ -269,9 +192,9 @@ static void test_shared_subscription(void)
     struct client_opts bo = {.client_id = "bob-share", .username = "bob", .protocol = 5};
     struct client *bob = client_open_v(b, &bo);
     CHECK_EQ_INT(client_subscribe(bob, "$share/g/rtm/u/bob/call", 1), 1);
-    struct will w = {"mal", "mallory", 5, inbox("bob"), FORGED_INVITE, false, 0};
-    pid_t pid = will_client_start(b, &w);
-    will_client_kill(b, pid, &w);
+    struct rt_will w = {"mal", "mallory", 5, inbox("bob"), FORGED_INVITE, false, 0};
+    pid_t pid = rt_will_client_start(b, &w);
+    rt_will_client_kill(b, pid, &w);
     sentinel_call(b, bob);
     EXPECT_NOTHING_ELSE(bob, NULL);
     client_free(bob);
