@@ -340,6 +340,9 @@ const char *rt_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *rt_uniq(const char *prefix);
 /* Publishes the JSON text and fails the test unless the library accepted it. */
 void rt_send(struct client *c, const char *topic, const char *json);
+/* The login token `rtm-token` (RTM_TOKEN_TOOL) mints with `secret` for
+ * `uid`, expiring at `expiry_s` (0: an hour from now). */
+const char *rt_mint_token(const char *secret, const char *uid, long long expiry_s);
 /* Inbox topic of a uid. */
 const char *inbox(const char *uid);
 /* --- call protocol helpers -------------------------------------------------- */

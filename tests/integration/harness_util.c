@@ -372,3 +372,21 @@ pid_t rt_spawn_logged(const char *path, char *const argv[], char *const envp[],
     close(fd);
     return pid;
 }
+
+const char *rt_mint_token(const char *secret, const char *uid, long long expiry_s)
+{
+    const char *tool = getenv("RTM_TOKEN_TOOL");
+    CHECKF(tool && *tool, "RTM_TOKEN_TOOL is not set (ctest sets it)");
+    if (expiry_s == 0)
+        expiry_s = (long long)time(NULL) + 3600;
+    const char *cmd =
+        rt_fmt("RTM_TOKEN_SECRET='%s' '%s' --uid '%s' --expiry %lld", secret, tool, uid, expiry_s);
+    FILE *p = popen(cmd, "r");
+    CHECKF(p, "cannot run %s", cmd);
+    char token[128] = "";
+    bool got = fgets(token, sizeof(token), p) != NULL;
+    int status = pclose(p);
+    CHECKF(got && status == 0, "%s failed (status %d)", cmd, status);
+    token[strcspn(token, "\n")] = '\0';
+    return rt_fmt("%s", token);
+}

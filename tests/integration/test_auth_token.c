@@ -18,23 +18,9 @@
 
 #define SECRET "token-secret-for-integration"
 
-/* The token `rtm-token` mints for uid; `expiry_s` 0: now + 1 hour. */
 static const char *mint(const char *secret, const char *uid, long long expiry_s)
 {
-    const char *tool = getenv("RTM_TOKEN_TOOL");
-    CHECKF(tool && *tool, "RTM_TOKEN_TOOL is not set (ctest sets it)");
-    if (expiry_s == 0)
-        expiry_s = (long long)time(NULL) + 3600;
-    const char *cmd =
-        rt_fmt("RTM_TOKEN_SECRET='%s' '%s' --uid '%s' --expiry %lld", secret, tool, uid, expiry_s);
-    FILE *p = popen(cmd, "r");
-    CHECKF(p, "cannot run %s", cmd);
-    char token[128] = "";
-    bool got = fgets(token, sizeof(token), p) != NULL;
-    int status = pclose(p);
-    CHECKF(got && status == 0, "%s failed (status %d)", cmd, status);
-    token[strcspn(token, "\n")] = '\0';
-    return rt_fmt("%s", token);
+    return rt_mint_token(secret, uid, expiry_s);
 }
 
 static struct broker *start_token_broker(const char *const *extra_opts)

@@ -104,21 +104,9 @@ static void test_reload_drops_anonymous_without_allow_anonymous(void)
     broker_free(b);
 }
 
-/* The token `rtm-token` mints for uid, expiring at `expiry_s`. */
 static const char *mint(const char *uid, long long expiry_s)
 {
-    const char *tool = getenv("RTM_TOKEN_TOOL");
-    CHECKF(tool && *tool, "RTM_TOKEN_TOOL is not set (ctest sets it)");
-    const char *cmd =
-        rt_fmt("RTM_TOKEN_SECRET='%s' '%s' --uid '%s' --expiry %lld", SECRET, tool, uid, expiry_s);
-    FILE *p = popen(cmd, "r");
-    CHECKF(p, "cannot run %s", cmd);
-    char token[128] = "";
-    bool got = fgets(token, sizeof(token), p) != NULL;
-    int status = pclose(p);
-    CHECKF(got && status == 0, "%s failed (status %d)", cmd, status);
-    token[strcspn(token, "\n")] = '\0';
-    return rt_fmt("%s", token);
+    return rt_mint_token(SECRET, uid, expiry_s);
 }
 
 /* A token is checked at login only (docs/TOKENS.md): one that expires while
