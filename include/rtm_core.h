@@ -183,6 +183,12 @@ bool rtm_core_has_session(struct rtm_core *core, const void *handle);
  * uid are not tracked. */
 void rtm_core_connect(struct rtm_core *core, const struct rtm_client *client, int64_t now_ms);
 
+/* The broker accepted the connection (Mosquitto 2.1's CONNECT event, after
+ * every authentication source): it is tracked if it was not (a client
+ * authenticated by TLS certificate or extended auth never passes our
+ * authentication step) and confirmed at once. */
+void rtm_core_connected(struct rtm_core *core, const struct rtm_client *client, int64_t now_ms);
+
 /* A connection ended (clean, keepalive timeout, takeover, or refused). */
 void rtm_core_disconnect(struct rtm_core *core, const void *handle, int64_t now_ms);
 

@@ -133,6 +133,13 @@ void rtm_core_connect(struct rtm_core *core, const struct rtm_client *client, in
     rtm_presence_connect(core, client, now_ms);
 }
 
+void rtm_core_connected(struct rtm_core *core, const struct rtm_client *client, int64_t now_ms)
+{
+    if (!rtm_presence_has_session(core, client->handle))
+        rtm_presence_connect(core, client, now_ms);
+    rtm_presence_confirm_handle(core, client->handle, now_ms);
+}
+
 bool rtm_core_has_session(struct rtm_core *core, const void *handle)
 {
     return rtm_presence_has_session(core, handle);

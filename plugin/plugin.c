@@ -10,6 +10,7 @@
 #include <mosquitto_plugin.h>
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,12 +22,33 @@
 #include "rtm_core.h"
 #include "rtm_guard.h"
 #include "rtm_services.h"
+#include "rtm_waker.h"
 
 #define RTM_EXPORT __attribute__((visibility("default")))
 
 /* Without a TICK for this long (per_listener_settings true in 2.0.11 never
  * sends one), other events run the tick work themselves. */
 #define TICK_STALL_MS 1000
+/* Mosquitto 2.0's loop turns at least every 100 ms, so TICK comes that
+ * often; on 2.1 the waker keeps it so (rtm_waker.h). */
+#define TICK_EVERY_MS 100
+
+/* Events of Mosquitto 2.1 that 2.0's headers do not name; 2.0 refuses to
+ * register them (MOSQ_ERR_NOT_SUPPORTED), and the plugin then does without. */
+#ifndef MOSQ_EVT_CONNECT
+#define MOSQ_EVT_CONNECT 11
+#endif
+#ifndef MOSQ_EVT_CLIENT_OFFLINE
+#define MOSQ_EVT_CLIENT_OFFLINE 28
+#endif
+
+/* 2.1's CONNECT event data, which begins like every client event's. */
+struct evt_connect {
+    void *future;
+    struct mosquitto *client;
+};
+
+/* 2.1's CLIENT_OFFLINE event data is 2.0's DISCONNECT data, field for field. */
 
 struct rtm_plugin {
     mosquitto_plugin_id_t *id;
@@ -37,6 +59,9 @@ struct rtm_plugin {
     struct rtm_conns *conns; /* client ids, and messages for one connection until TICK */
     struct rtm_guard guard;  /* tells Wills from PUBLISHes under the prefix */
     const struct mosquitto *loader_client; /* the registry loader, while connected */
+    uint32_t registered;                   /* bit i: callbacks[i] is registered */
+    bool has_connect;                      /* the broker sends CONNECT (2.1) */
+    struct rtm_waker *waker;               /* 2.1 only: keeps its loop turning */
     int64_t epoch_offset_ns;               /* wall clock minus monotonic clock, at load */
     int64_t last_tick_ms;
     int64_t next_stats_ms;
@@ -212,9 +237,12 @@ static int64_t event_now(struct rtm_plugin *p)
     if (now - p->last_tick_ms > TICK_STALL_MS) {
         if (!p->stall_reported)
             mosquitto_log_printf(MOSQ_LOG_WARNING,
-                                 "rtm: no TICK event for %d ms; is per_listener_settings true? "
-                                 "timers now run only when clients are active",
-                                 TICK_STALL_MS);
+                                 "rtm: no TICK event for %d ms%s; timers now run only when "
+                                 "clients are active",
+                                 TICK_STALL_MS,
+                                 p->has_connect ? ""
+                                                : " (is per_listener_settings true? Mosquitto "
+                                                  "2.0 sends no TICK then)");
         p->stall_reported = true;
         tick(p, now);
     }
@@ -252,14 +280,16 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 
 /* A configuration reload: Mosquitto re-runs BASIC_AUTH for every client it
  * holds right after this event, in the same loop iteration, before TICK.
- * DEFER, so that the reload events of plugins loaded after this one run. */
+ * Mosquitto 2.0 passes the event on to the plugins loaded after this one
+ * only when it answers DEFER; 2.1 always does, and stops the broker on any
+ * answer but SUCCESS. */
 static int on_reload(int event, void *event_data, void *userdata)
 {
     struct rtm_plugin *p = userdata;
     (void)event;
     (void)event_data;
     p->reloading = true;
-    return MOSQ_ERR_PLUGIN_DEFER;
+    return p->has_connect ? MOSQ_ERR_SUCCESS : MOSQ_ERR_PLUGIN_DEFER;
 }
 
 static int on_disconnect(int event, void *event_data, void *userdata)
@@ -277,6 +307,8 @@ static int on_disconnect(int event, void *event_data, void *userdata)
     return MOSQ_ERR_SUCCESS;
 }
 
+/* On every pass of the broker's loop: 2.0 always calls it, and 2.1 does
+ * while the plugin leaves the event's next_s and next_ms at 0. */
 static int on_tick(int event, void *event_data, void *userdata)
 {
     struct rtm_plugin *p = userdata;
@@ -284,6 +316,24 @@ static int on_tick(int event, void *event_data, void *userdata)
     (void)event_data;
     rtm_guard_event(&p->guard);
     tick(p, now_ms(p));
+    return MOSQ_ERR_SUCCESS;
+}
+
+/* Mosquitto 2.1: the broker accepted a connection, after every
+ * authentication source, TLS certificate and extended auth included. */
+static int on_connect(int event, void *event_data, void *userdata)
+{
+    struct rtm_plugin *p = userdata;
+    struct evt_connect *ed = event_data;
+    (void)event;
+    rtm_guard_event(&p->guard);
+    if (ed->client == p->loader_client)
+        return MOSQ_ERR_SUCCESS;
+    struct rtm_client c = client_of(p, ed->client);
+    if (rtm_conns_login(p->conns, ed->client, c.client_id) != 0)
+        mosquitto_log_printf(MOSQ_LOG_ERR, "rtm: out of memory noting the connection of %s",
+                             c.client_id);
+    rtm_core_connected(p->core, &c, event_now(p));
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -424,35 +474,59 @@ static int on_message(int event, void *event_data, void *userdata)
     }
 }
 
-/* One table for registering and unregistering, so the two never drift. */
+/* One table for registering and unregistering, so the two never drift.
+ * The optional events exist in Mosquitto 2.1 only: CONNECT shows clients
+ * that pass no BASIC_AUTH (TLS certificate, extended auth) online, and
+ * 2.1 reports a persistent session's client going away as CLIENT_OFFLINE,
+ * not DISCONNECT (which comes only when the session ends). */
 static const struct {
     int event;
     MOSQ_FUNC_generic_callback fn;
+    bool optional;
 } callbacks[] = {
-    {MOSQ_EVT_BASIC_AUTH, on_basic_auth}, {MOSQ_EVT_ACL_CHECK, on_acl_check},
-    {MOSQ_EVT_MESSAGE, on_message},       {MOSQ_EVT_TICK, on_tick},
-    {MOSQ_EVT_DISCONNECT, on_disconnect}, {MOSQ_EVT_RELOAD, on_reload},
+    {MOSQ_EVT_BASIC_AUTH, on_basic_auth, false}, {MOSQ_EVT_ACL_CHECK, on_acl_check, false},
+    {MOSQ_EVT_MESSAGE, on_message, false},       {MOSQ_EVT_TICK, on_tick, false},
+    {MOSQ_EVT_DISCONNECT, on_disconnect, false}, {MOSQ_EVT_RELOAD, on_reload, false},
+    {MOSQ_EVT_CONNECT, on_connect, true},        {MOSQ_EVT_CLIENT_OFFLINE, on_disconnect, true},
 };
 #define CALLBACK_COUNT (sizeof(callbacks) / sizeof(callbacks[0]))
+_Static_assert(CALLBACK_COUNT <= 32, "struct rtm_plugin.registered has 32 bits");
 
-static void unregister_callbacks(struct rtm_plugin *p, size_t count)
+static void unregister_callbacks(struct rtm_plugin *p)
 {
-    for (size_t i = 0; i < count; i++)
-        mosquitto_callback_unregister(p->id, callbacks[i].event, callbacks[i].fn, NULL);
+    for (size_t i = 0; i < CALLBACK_COUNT; i++) {
+        if (p->registered & (1u << i))
+            mosquitto_callback_unregister(p->id, callbacks[i].event, callbacks[i].fn, NULL);
+    }
+    p->registered = 0;
 }
 
 static int register_callbacks(struct rtm_plugin *p)
 {
     for (size_t i = 0; i < CALLBACK_COUNT; i++) {
         int rc = mosquitto_callback_register(p->id, callbacks[i].event, callbacks[i].fn, NULL, p);
-        if (rc != MOSQ_ERR_SUCCESS) {
-            mosquitto_log_printf(MOSQ_LOG_ERR, "rtm: could not register callback for event %d: %s",
-                                 callbacks[i].event, mosquitto_strerror(rc));
-            unregister_callbacks(p, i);
+        if (rc == MOSQ_ERR_SUCCESS) {
+            p->registered |= 1u << i;
+        } else if (!callbacks[i].optional || rc != MOSQ_ERR_NOT_SUPPORTED) {
+            mosquitto_log_printf(MOSQ_LOG_ERR,
+                                 "rtm: not loaded: the broker refused the callback for event %d "
+                                 "(error %d)",
+                                 callbacks[i].event, rc);
+            unregister_callbacks(p);
             return rc;
         }
     }
     return MOSQ_ERR_SUCCESS;
+}
+
+/* Which of the optional events the broker offers, for the start-up line. */
+static bool registered_event(const struct rtm_plugin *p, int event)
+{
+    for (size_t i = 0; i < CALLBACK_COUNT; i++) {
+        if (callbacks[i].event == event)
+            return p->registered & (1u << i);
+    }
+    return false;
 }
 
 static int parse_options(struct rtm_config *cfg, struct mosquitto_opt *options, int count)
@@ -488,13 +562,17 @@ static const char *auth_name(enum rtm_auth_mode auth)
     return "?";
 }
 
-static void log_started(const struct rtm_config *cfg)
+static void log_started(const struct rtm_plugin *p)
 {
-    mosquitto_log_printf(MOSQ_LOG_INFO,
-                         "rtm: mosquitto-rtm loaded: prefix %s/, auth %s, other topics %s "
-                         "(needs per_listener_settings false)",
-                         cfg->topic_prefix, auth_name(cfg->auth),
-                         cfg->other_topics == RTM_OTHER_ALLOW ? "allow" : "defer");
+    const struct rtm_config *cfg = &p->cfg;
+    mosquitto_log_printf(
+        MOSQ_LOG_INFO, "rtm: mosquitto-rtm loaded: prefix %s/, auth %s, other topics %s; %s",
+        cfg->topic_prefix, auth_name(cfg->auth),
+        cfg->other_topics == RTM_OTHER_ALLOW ? "allow" : "defer",
+        p->has_connect ? "the broker reports connections (CONNECT, CLIENT_OFFLINE: "
+                         "Mosquitto 2.1 or later)"
+                       : "connections seen at authentication (Mosquitto 2.0; needs "
+                         "per_listener_settings false)");
     if (cfg->auth == RTM_AUTH_NONE && cfg->admin_count > 0)
         mosquitto_log_printf(MOSQ_LOG_WARNING,
                              "rtm: plugin_opt_admin_users is set with plugin_opt_auth none: any "
@@ -518,11 +596,32 @@ static bool draw_hash_key(struct rtm_hash_key *key)
 
 static void plugin_free(struct rtm_plugin *p)
 {
+    rtm_waker_stop(p->waker);
     rtm_services_stop(p->services);
     rtm_conns_free(p->conns);
     rtm_core_free(p->core);
     rtm_config_free(&p->cfg);
     free(p);
+}
+
+/* Mosquitto 2.1 only: its loop may otherwise sleep for seconds (rtm_waker.h).
+ * Plugins are initialised on the thread that then runs the loop. */
+static bool start_waker(struct rtm_plugin *p)
+{
+    char err[128];
+    p->waker = rtm_waker_start(pthread_self(), TICK_EVERY_MS, err, sizeof(err));
+    if (!p->waker) {
+        mosquitto_log_printf(MOSQ_LOG_ERR,
+                             "rtm: not loaded: cannot keep the broker's loop "
+                             "turning for timers: %s",
+                             err);
+        return false;
+    }
+    mosquitto_log_printf(MOSQ_LOG_INFO,
+                         "rtm: waking the broker's loop every %d ms with signal %d (Mosquitto 2.1 "
+                         "sleeps until its next event otherwise)",
+                         TICK_EVERY_MS, rtm_waker_signal(p->waker));
+    return true;
 }
 
 RTM_EXPORT int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
@@ -577,8 +676,14 @@ RTM_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **u
         plugin_free(p);
         return rc;
     }
+    p->has_connect = registered_event(p, MOSQ_EVT_CONNECT);
+    if (p->has_connect && !start_waker(p)) {
+        unregister_callbacks(p);
+        plugin_free(p);
+        return MOSQ_ERR_UNKNOWN;
+    }
     *userdata = p;
-    log_started(&p->cfg);
+    log_started(p);
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -590,7 +695,7 @@ RTM_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *op
     (void)option_count;
     if (!p)
         return MOSQ_ERR_SUCCESS;
-    unregister_callbacks(p, CALLBACK_COUNT);
+    unregister_callbacks(p);
     plugin_free(p);
     return MOSQ_ERR_SUCCESS;
 }
