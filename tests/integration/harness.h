@@ -102,6 +102,16 @@ pid_t rt_spawn_logged(const char *path, char *const argv[], char *const envp[],
 
 /* --- broker --------------------------------------------------------------- */
 
+/* The broker binary every test starts (and test_wills' plugin-less one):
+ * RTM_BROKER when set (`tools/test.sh --broker`, which picks another broker
+ * without rebuilding anything), else MOSQUITTO_BIN (ctest sets it from
+ * CMake's MOSQUITTO_BIN), else /usr/sbin/mosquitto. */
+const char *rt_broker_bin(void);
+/* Prints which broker the tests run on and its version (`mosquitto -h`);
+ * run_tests calls it once per test program. False, with the reason printed,
+ * when the binary cannot be run. */
+bool rt_print_broker(void);
+
 struct broker;
 
 struct broker_opts {

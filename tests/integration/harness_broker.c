@@ -416,9 +416,81 @@ static void scan_valgrind(struct broker *b)
              ours, first);
 }
 
+const char *rt_broker_bin(void)
+{
+    return env_or("RTM_BROKER", env_or("MOSQUITTO_BIN", "/usr/sbin/mosquitto"));
+}
+
+/* The first line of `bin -h` that names the version ("mosquitto version
+ * 2.0.11"), read within 5 s; "" when none came. */
+static void broker_version(const char *bin, char *out, size_t size)
+{
+    out[0] = '\0';
+    int fds[2];
+    if (pipe(fds) != 0)
+        return;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return;
+    }
+    if (pid == 0) {
+        dup2(fds[1], STDOUT_FILENO);
+        dup2(fds[1], STDERR_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        execl(bin, bin, "-h", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    char text[8192];
+    size_t len = 0;
+    int64_t deadline = now_mono_ms() + 5000;
+    while (len < sizeof(text) - 1 && now_mono_ms() < deadline) {
+        ssize_t n = read(fds[0], text + len, sizeof(text) - 1 - len);
+        if (n == 0)
+            break;
+        if (n > 0)
+            len += (size_t)n;
+        else if (errno == EAGAIN || errno == EINTR)
+            pause_ms(10);
+        else
+            break;
+    }
+    close(fds[0]);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    text[len] = '\0';
+    const char *v = strstr(text, "mosquitto version ");
+    if (v)
+        snprintf(out, size, "%.*s", (int)strcspn(v, "\r\n"), v);
+}
+
+bool rt_print_broker(void)
+{
+    const char *bin = rt_broker_bin();
+    const char *from = getenv("RTM_BROKER") && *getenv("RTM_BROKER")         ? "RTM_BROKER"
+                       : getenv("MOSQUITTO_BIN") && *getenv("MOSQUITTO_BIN") ? "MOSQUITTO_BIN"
+                                                                             : "default";
+    if (access(bin, X_OK) != 0) {
+        printf("broker: %s (%s): %s; set RTM_BROKER to a mosquitto binary\n", bin, from,
+               strerror(errno));
+        return false;
+    }
+    char version[200];
+    broker_version(bin, version, sizeof(version));
+    printf("broker: %s (%s), %s\n", bin, from,
+           version[0] ? version : "version unknown: `-h` printed no \"mosquitto version\"");
+    return true;
+}
+
 static void spawn(struct broker *b)
 {
-    const char *bin = env_or("MOSQUITTO_BIN", "/usr/sbin/mosquitto");
+    const char *bin = rt_broker_bin();
     char **env = child_env();
     if (rt_valgrind()) {
         spawn_valgrind(b, bin, env);

@@ -288,6 +288,8 @@ static void run_case(const struct test_case *tc)
 int run_tests(const struct test_case *cases, size_t count, int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (!rt_print_broker())
+        return 1;
     int failed = 0, ran = 0;
     for (size_t i = 0; i < count; i++) {
         const struct test_case *tc = &cases[i];

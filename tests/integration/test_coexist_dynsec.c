@@ -6,6 +6,8 @@
  * decides who gets in and every topic outside rtm/; the plugin alone decides
  * rtm/, whatever a dynsec role grants. No role mentions rtm/ at all.
  */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -29,7 +31,12 @@ static const char *env_or(const char *name, const char *fallback)
     return v && *v ? v : fallback;
 }
 
-/* MOSQUITTO_DYNSEC, else where Debian's mosquitto package puts it. */
+/* The dynamic-security plugin of the broker under test: RTM_DYNSEC_PLUGIN
+ * (or its older name MOSQUITTO_DYNSEC); else, when the broker is not
+ * Debian's, mosquitto_dynamic_security.so next to its binary, as
+ * tools/brokers.sh lays out build-brokers/<version>/ (a plugin of another
+ * Mosquitto version may not load: 2.0.11's into 2.1, for one); else where
+ * Debian's mosquitto package puts it. Printed, so the log says what ran. */
 static const char *dynsec_plugin(void)
 {
     static const char *const candidates[] = {
@@ -37,15 +44,34 @@ static const char *dynsec_plugin(void)
         "/usr/lib/aarch64-linux-gnu/mosquitto_dynamic_security.so",
         "/usr/lib/mosquitto_dynamic_security.so",
     };
-    const char *set = getenv("MOSQUITTO_DYNSEC");
-    if (set && *set)
-        return set;
-    for (size_t i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++) {
-        if (access(candidates[i], R_OK) == 0)
-            return candidates[i];
+    const char *found = NULL, *why = NULL;
+    const char *set = env_or("RTM_DYNSEC_PLUGIN", env_or("MOSQUITTO_DYNSEC", NULL));
+    const char *bin = rt_broker_bin();
+    const char *slash = strrchr(bin, '/');
+    if (set) {
+        found = set;
+        why = "RTM_DYNSEC_PLUGIN";
+    } else if (slash && strcmp(bin, "/usr/sbin/mosquitto") != 0) {
+        const char *beside = rt_fmt("%.*s/mosquitto_dynamic_security.so", (int)(slash - bin), bin);
+        if (access(beside, R_OK) == 0) {
+            found = beside;
+            why = "beside the broker";
+        }
     }
-    FAIL("mosquitto_dynamic_security.so not found (Debian's mosquitto package); "
-         "set MOSQUITTO_DYNSEC to its path");
+    for (size_t i = 0; !found && i < sizeof(candidates) / sizeof(candidates[0]); i++) {
+        if (access(candidates[i], R_OK) == 0) {
+            found = candidates[i];
+            why = "Debian's package";
+        }
+    }
+    if (!found)
+        FAIL("mosquitto_dynamic_security.so not found (beside %s, nor Debian's mosquitto "
+             "package); set RTM_DYNSEC_PLUGIN to its path",
+             bin);
+    if (access(found, R_OK) != 0)
+        FAIL("dynamic-security plugin %s (%s): %s", found, why, strerror(errno));
+    printf("dynamic-security plugin: %s (%s)\n", found, why);
+    return found;
 }
 
 /* broker_opts.prepare: the config file with its one admin, as an operator

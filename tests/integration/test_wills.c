@@ -240,9 +240,7 @@ static void store_without_plugin(const struct broker *b, void *ud)
                             port, b->dir, geteuid() == 0 ? "user root\n" : ""));
     static char *const envp[] = {NULL};
     char *argv[] = {"mosquitto", "-c", (char *)conf, NULL};
-    const char *bin = getenv("MOSQUITTO_BIN");
-    pb.pid = rt_spawn_logged(bin && *bin ? bin : "/usr/sbin/mosquitto", argv, envp,
-                             broker_dir_file(b, "plain.log"));
+    pb.pid = rt_spawn_logged(rt_broker_bin(), argv, envp, broker_dir_file(b, "plain.log"));
     pb.view.port = port;
     int64_t deadline = now_mono_ms() + WAIT_MS;
     while (!tcp_accepts(port)) {
