@@ -5,35 +5,55 @@
 #   bash tools/test.sh --sanitize   # build-asan/, AddressSanitizer + UBSan
 #   bash tools/test.sh --valgrind   # build/, integration tests only, with
 #                                   # every broker under valgrind memcheck
+#   bash tools/test.sh --broker 2.1.2            # build/, integration tests
+#   bash tools/test.sh --broker /path/mosquitto  # only, on another broker
 #
 # --valgrind sets RTM_VALGRIND=1 (tests/integration/harness.h): a test fails
 # on any leak or invalid access with a frame in the plugin; the harness waits
 # longer (RTM_TIME_SCALE, default 5) and widens its timing tolerances.
+#
+# --broker runs the integration tests on that broker instead of Debian's
+# (RTM_BROKER), with the same plugin build. A version (2.0.22, 2.1.2,
+# 2.0.21) is built or fetched into build-brokers/<version>/ by
+# tools/brokers.sh (cached); a path is used as it is. test_coexist_dynsec
+# loads the mosquitto_dynamic_security.so beside the broker when there is
+# one, else Debian's; RTM_DYNSEC_PLUGIN overrides that.
 #
 # Exits non-zero when the build fails, when any test fails, or when no test
 # was found at all. Works from any directory.
 set -euo pipefail
 
 usage() {
-    sed -n '2,14s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    sed -n '2,24s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 sanitize=0
 valgrind=0
-for arg in "$@"; do
-    case "$arg" in
+broker=
+while (($# > 0)); do
+    case "$1" in
     --sanitize) sanitize=1 ;;
     --valgrind) valgrind=1 ;;
+    --broker)
+        if (($# < 2)) || [[ -z "$2" ]]; then
+            echo "test: --broker needs a version (2.1.2) or the path of a mosquitto binary" >&2
+            exit 2
+        fi
+        broker=$2
+        shift
+        ;;
+    --broker=*) broker=${1#--broker=} ;;
     -h | --help)
         usage
         exit 0
         ;;
     *)
-        echo "test: unknown argument: $arg" >&2
+        echo "test: unknown argument: $1" >&2
         usage >&2
         exit 2
         ;;
     esac
+    shift
 done
 
 if ((sanitize && valgrind)); then
@@ -45,6 +65,34 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 bash tools/deps.sh
+
+# Only --broker picks another broker, whatever the caller's environment says.
+unset RTM_BROKER
+if [[ -z "$broker" ]]; then
+    unset RTM_DYNSEC_PLUGIN
+elif [[ "$broker" == */* ]]; then
+    if [[ ! -f "$broker" || ! -x "$broker" ]]; then
+        echo "test: --broker $broker: not an executable file" >&2
+        exit 2
+    fi
+    RTM_BROKER=$(cd "$(dirname "$broker")" && pwd)/$(basename "$broker")
+elif [[ "$broker" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
+    brokers_dir=${RTM_BROKERS_DIR:-$root/build-brokers}
+    bash tools/brokers.sh "$broker"
+    RTM_BROKER=$brokers_dir/$broker/mosquitto
+    if [[ ! -x "$RTM_BROKER" ]]; then
+        echo "test: no broker $broker: $(cat "$brokers_dir/$broker/UNAVAILABLE" 2>/dev/null ||
+            echo "tools/brokers.sh made no $RTM_BROKER")" >&2
+        exit 1
+    fi
+else
+    echo "test: --broker $broker: expected a version such as 2.1.2 or a path with a '/'" >&2
+    exit 2
+fi
+if [[ -n "${RTM_BROKER:-}" ]]; then
+    export RTM_BROKER
+    echo "test: integration tests on $RTM_BROKER"
+fi
 
 cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
 ctest_args=()
@@ -71,8 +119,13 @@ else
         # The unit tests run no broker: only the integration tests, whose
         # brokers the harness starts under valgrind.
         export RTM_VALGRIND=1
-        ctest_args+=(-L integration)
     fi
+fi
+
+# The unit tests run no broker: with --valgrind or --broker only the
+# integration tests run.
+if ((valgrind)) || [[ -n "${RTM_BROKER:-}" ]]; then
+    ctest_args+=(-L integration)
 fi
 
 # A fresh configuration every time: options cached by an earlier run (a
