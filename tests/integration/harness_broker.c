@@ -421,8 +421,9 @@ const char *rt_broker_bin(void)
     return env_or("RTM_BROKER", env_or("MOSQUITTO_BIN", "/usr/sbin/mosquitto"));
 }
 
-/* The first line of `bin -h` that names the version ("mosquitto version
- * 2.0.11"), read within 5 s; "" when none came. */
+/* "mosquitto version 2.0.11", from the first place `bin -h` names its version
+ * (2.1 also logs "mosquitto version 2.1.2 terminating", maybe first), read
+ * within 5 s; "" when none came. */
 static void broker_version(const char *bin, char *out, size_t size)
 {
     out[0] = '\0';
@@ -465,9 +466,12 @@ static void broker_version(const char *bin, char *out, size_t size)
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     text[len] = '\0';
-    const char *v = strstr(text, "mosquitto version ");
-    if (v)
-        snprintf(out, size, "%.*s", (int)strcspn(v, "\r\n"), v);
+    static const char label[] = "mosquitto version ";
+    const char *v = strstr(text, label);
+    if (v) {
+        v += sizeof(label) - 1;
+        snprintf(out, size, "%s%.*s", label, (int)strcspn(v, " \t\r\n"), v);
+    }
 }
 
 bool rt_print_broker(void)
