@@ -188,8 +188,12 @@ static void test_takeover_never_offline(void)
     broker_free(b);
 }
 
-/* A silent client with keepalive 1 s is dropped by the broker (it checks
- * keepalives about every 5 s): offline within 1.5 x 1 s + 5 s + 1 s slack. */
+/* A silent client with keepalive 1 s is dropped by the broker: 2.0.11
+ * checks keepalives about every 5 s, so offline comes within 1.5 x 1 s + 5 s
+ * + 1 s slack. From 2.0.21 (and in 2.1) the broker files the client under
+ * last packet + keepalive * 3 / 2 in whole seconds (1 s for keepalive 1)
+ * and checks each second, so it may drop it from 1 s after its last packet:
+ * that is the lower bound on every version. */
 static void test_keepalive_timeout(void)
 {
     struct broker *b = start();
@@ -205,8 +209,7 @@ static void test_keepalive_timeout(void)
     EXPECT_BOOL(m->json, "online", false);
     long long took = m->at_ms - t0;
     CHECKF(took <= 1500 + 6000 + 500, "offline came %lld ms after the last packet", took);
-    CHECKF(took >= 1400, "offline came %lld ms after the last packet, before 1.5 x keepalive",
-           took);
+    CHECKF(took >= 950, "offline came %lld ms after the last packet, before the keepalive", took);
     CHECKF(raw_wait_closed(bob, WAIT_MS), "the broker did not close the silent connection");
     raw_drop(bob);
     client_free(carol);
