@@ -128,6 +128,45 @@ static void test_abrupt_drop(void)
     broker_free(b);
 }
 
+/* A persistent session's client that leaves, cleanly or not, is offline
+ * (Mosquitto 2.1 reports it as CLIENT_OFFLINE, not DISCONNECT: the session
+ * lives on), and a call to it fails as peer_offline; one that comes back
+ * is online again. MQTT 5 with a session expiry, and MQTT 3.1.1 with clean
+ * session off. */
+static void test_persistent_session(void)
+{
+    struct broker *b = start();
+    struct client *carol = observer(b, "carol", "rtm/presence/bob");
+    struct client_opts o = {
+        .client_id = "bob-phone", .username = "bob", .protocol = 5, .persistent = true};
+    struct client *bob = client_open_v(b, &o);
+    EXPECT_PRESENCE(carol, "bob", true, 1);
+    client_disconnect(bob);
+    EXPECT_PRESENCE(carol, "bob", false, 0);
+    client_free(bob);
+    bob = client_open_v(b, &o);
+    EXPECT_PRESENCE(carol, "bob", true, 1);
+    client_free(bob);
+    EXPECT_PRESENCE(carol, "bob", false, 0);
+
+    int rc = -1;
+    struct raw *raw = raw_connect(b->port, "bob-tablet", "bob", NULL, 60, false, &rc);
+    CHECK_EQ_INT(rc, 0);
+    EXPECT_PRESENCE(carol, "bob", true, 1);
+    raw_drop(raw);
+    EXPECT_PRESENCE(carol, "bob", false, 0);
+
+    struct client *alice = client_open_inbox(b, "alice-phone", "alice");
+    const char *id = rt_uniq("persistent");
+    rt_send(alice, inbox("bob"), rt_fmt("{\"type\":\"invite\",\"id\":\"%s\",\"timeout\":1}", id));
+    cJSON *ev = EXPECT_TIMER_EVENT(alice, "alice", "failure", id);
+    EXPECT_STR(ev, "reason", "peer_offline");
+    EXPECT_NOTHING_ELSE(carol, NULL);
+    client_free(alice);
+    client_free(carol);
+    broker_free(b);
+}
+
 struct presence_scan {
     const char *uid;
     int offline;
@@ -292,6 +331,7 @@ int main(int argc, char **argv)
         {"takeover_never_offline", test_takeover_never_offline},
         {"keepalive_timeout", test_keepalive_timeout},
         {"auth_refused_never_online", test_auth_refused_never_online},
+        {"persistent_session", test_persistent_session},
     };
     return run_tests(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
 }
