@@ -111,6 +111,9 @@ const char *rt_broker_bin(void);
  * run_tests calls it once per test program. False, with the reason printed,
  * when the binary cannot be run. */
 bool rt_print_broker(void);
+/* Is that broker at least version major.minor? Fails the test when its
+ * version cannot be read. */
+bool rt_broker_at_least(int major, int minor);
 
 struct broker;
 

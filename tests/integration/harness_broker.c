@@ -474,6 +474,16 @@ static void broker_version(const char *bin, char *out, size_t size)
     }
 }
 
+bool rt_broker_at_least(int major, int minor)
+{
+    char version[200];
+    broker_version(rt_broker_bin(), version, sizeof(version));
+    int got_major = 0, got_minor = 0;
+    CHECKF(sscanf(version, "mosquitto version %d.%d", &got_major, &got_minor) == 2,
+           "cannot tell the version of %s", rt_broker_bin());
+    return got_major > major || (got_major == major && got_minor >= minor);
+}
+
 bool rt_print_broker(void)
 {
     const char *bin = rt_broker_bin();
