@@ -21,7 +21,8 @@
 #
 # Environment: RTM_VENDOR_DIR (default: ../shared/vendor beside the repo),
 # RTM_BROKERS_DIR (default: build-brokers in the repo), RTM_BUILD_JOBS
-# (default 2), RTM_DEBIAN_MIRROR (default http://deb.debian.org/debian).
+# (default 2), RTM_DEBIAN_MIRROR (default: the archive this machine's apt
+# already uses for bookworm).
 set -euo pipefail
 
 usage() {
@@ -32,7 +33,12 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 vendor=${RTM_VENDOR_DIR:-$root/../shared/vendor}
 out=${RTM_BROKERS_DIR:-$root/build-brokers}
 jobs=${RTM_BUILD_JOBS:-2}
-mirror=${RTM_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# The Debian archive this machine's apt serves bookworm from: backports are
+# looked up there, and nowhere else.
+system_mirror() {
+    apt-cache policy 2>/dev/null | awk '$3 == "bookworm/main" {print $2; exit}'
+}
+mirror=${RTM_DEBIAN_MIRROR:-$(system_mirror)}
 # The newest 2.0 that Debian 12 users get from bookworm-backports.
 backports_default=2.0.21
 
@@ -177,6 +183,10 @@ fetch_backports() {
     # it); Debian 12's own 2.0.11 pulls in the rest.
     bash "$root/tools/deps.sh" libwebsockets17
 
+    if [[ -z "$mirror" ]]; then
+        unavailable "$v" "apt has no bookworm source to look up bookworm-backports in (set RTM_DEBIAN_MIRROR)"
+        return 0
+    fi
     local apt="$out/apt"
     mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial"
     echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror bookworm-backports main" \
