@@ -9,7 +9,10 @@
  * `error`, a pending invite. So messages for one connection are held here
  * and handed to the broker on TICK (the end of Mosquitto 2.0's loop
  * iteration, after every login of the iteration), each only if its
- * connection still holds its client id.
+ * connection still holds its client id. Mosquitto 2.1 runs TICK before the
+ * network events of a pass instead, so there a takeover in the same pass as
+ * the delivery still gets the message; with `auth token` the new connection
+ * is then one of the same uid (its client id must be the uid's own).
  *
  * Client ids are kept as keyed SipHash digests, not strings: 64 bits whose
  * key nobody knows cannot be made to collide. Pure: no Mosquitto calls; the
