@@ -50,6 +50,7 @@ struct job {
 
 /* An invitation push waiting for the registry to be read back. */
 struct held {
+    struct rtm_hnode node;   /* rtm_pusher.held_ids, by caller and id */
     struct rtm_list link;    /* in rtm_pusher.held, oldest first */
     struct rtm_timer expire; /* at its ringing deadline */
     struct rtm_push_copy push;
@@ -59,7 +60,7 @@ struct rtm_pusher {
     struct rtm_pusher_env env;
     bool ready; /* the registry has been read back */
     struct rtm_list held;
-    size_t nheld;
+    struct rtm_hash held_ids; /* the same pushes, for a call_cancel to find its invite */
     struct rtm_hash jobs;
     struct rtm_hash calls;
     struct rtm_heap timers;
@@ -275,20 +276,26 @@ static void job_send(struct rtm_pusher *p, struct job *job, int64_t now)
 static void held_free(struct rtm_pusher *p, struct held *h)
 {
     rtm_list_remove(&h->link);
+    rtm_hash_remove(&p->held_ids, &h->node);
     rtm_heap_disarm(&p->timers, &h->expire);
-    p->nheld--;
     free(h);
 }
 
-/* Linear, but only while the registry loads, and over that moment's pushes. */
+static bool held_eq(const struct rtm_hnode *node, const void *key)
+{
+    const struct held *h = rtm_container_of(node, struct held, node);
+    const struct call_key *k = key;
+    return strcmp(h->push.call_id, k->id) == 0 && strcmp(h->push.caller, k->caller) == 0;
+}
+
+/* By hash: a burst of cancels while the registry loads must not scan a
+ * queue of up to push_queue_max pushes each on the broker thread. */
 static struct held *held_find(struct rtm_pusher *p, const char *caller, const char *call_id)
 {
-    for (struct rtm_list *n = p->held.next; n != &p->held; n = n->next) {
-        struct held *h = rtm_container_of(n, struct held, link);
-        if (strcmp(h->push.call_id, call_id) == 0 && strcmp(h->push.caller, caller) == 0)
-            return h;
-    }
-    return NULL;
+    struct call_key key = {caller, call_id};
+    struct rtm_hnode *n =
+        rtm_hash_find(&p->held_ids, rtm_hash_pair(&p->held_ids, caller, call_id), held_eq, &key);
+    return n ? rtm_container_of(n, struct held, node) : NULL;
 }
 
 static void held_drop(struct rtm_pusher *p, struct held *h, const char *what)
@@ -306,14 +313,14 @@ static void held_drop(struct rtm_pusher *p, struct held *h, const char *what)
 static bool hold(struct rtm_pusher *p, const struct rtm_push *push)
 {
     if (push->kind == RTM_PUSH_CALL_CANCEL) {
-        struct held *h = p->nheld ? held_find(p, push->caller, push->call_id) : NULL;
+        struct held *h = held_find(p, push->caller, push->call_id);
         if (h)
             held_drop(p, h, "the call ended, so neither is its call_cancel,");
         return h != NULL;
     }
     if (p->ready)
         return false;
-    if (p->nheld + p->jobs.count >= p->env.cfg->push_queue_max) {
+    if (p->held_ids.count + p->jobs.count >= p->env.cfg->push_queue_max) {
         rtm_pusher_drop(p, push);
         return true;
     }
@@ -328,7 +335,8 @@ static bool hold(struct rtm_pusher *p, const struct rtm_push *push)
         return true;
     }
     rtm_list_add_tail(&p->held, &h->link);
-    p->nheld++;
+    rtm_hash_insert(&p->held_ids, &h->node,
+                    rtm_hash_pair(&p->held_ids, push->caller, push->call_id));
     plog(p, RTM_LOG_INFO,
          "rtm: push call_invite %s to %s (%s): waiting for the device registry to be read back",
          push->call_id, push->callee, push->why ? push->why : "");
@@ -338,7 +346,7 @@ static bool hold(struct rtm_pusher *p, const struct rtm_push *push)
 void rtm_pusher_registry_ready(struct rtm_pusher *p, int64_t now)
 {
     p->ready = true;
-    while (p->nheld) {
+    while (p->held_ids.count) {
         struct held *h = rtm_container_of(p->held.next, struct held, link);
         if (!p->env.call_pending(p->env.ud, h->push.caller, h->push.call_id)) {
             held_drop(p, h, "the call ended");
@@ -595,8 +603,10 @@ struct rtm_pusher *rtm_pusher_new(const struct rtm_pusher_env *env)
     p->rng = env->seed ? env->seed : 0x9e3779b97f4a7c15ULL;
     rtm_heap_init(&p->timers);
     if (rtm_hash_init(&p->jobs, 64, NULL) != 0 ||
-        rtm_hash_init(&p->calls, 64, &env->hash_key) != 0) {
+        rtm_hash_init(&p->calls, 64, &env->hash_key) != 0 ||
+        rtm_hash_init(&p->held_ids, 64, &env->hash_key) != 0) {
         rtm_hash_fini(&p->jobs);
+        rtm_hash_fini(&p->calls);
         free(p);
         return NULL;
     }
@@ -626,6 +636,7 @@ void rtm_pusher_free(struct rtm_pusher *p)
     }
     rtm_hash_fini(&p->jobs);
     rtm_hash_fini(&p->calls);
+    rtm_hash_fini(&p->held_ids);
     free(p);
 }
 
@@ -634,5 +645,5 @@ void rtm_pusher_stats(const struct rtm_pusher *p, struct rtm_pusher_stats *out)
     *out = p->st;
     out->jobs = p->jobs.count;
     out->calls = p->calls.count;
-    out->held = p->nheld;
+    out->held = p->held_ids.count;
 }

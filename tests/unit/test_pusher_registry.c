@@ -96,6 +96,35 @@ static void test_cancel_while_waiting(void **state)
     assert_int_equal(P.rec.npubs, 0);
 }
 
+/* Invitations are named by caller and id: carol's cancel of her own c-1
+ * drops her waiting push only, not alice's c-1. */
+static void test_cancel_finds_its_own_caller(void **state)
+{
+    (void)state;
+    boot_loading();
+    reg("bob", "phone", "tok-b");
+    invite("c-1", "bob", FAR); /* alice's */
+    struct rtm_push theirs = {.kind = RTM_PUSH_CALL_INVITE,
+                              .call_id = "c-1",
+                              .caller = "carol",
+                              .callee = "bob",
+                              .channel = "",
+                              .expires_at = FAR,
+                              .why = "callee offline",
+                              .now_ms = P.now};
+    rtm_pusher_on_push(P.pusher, &theirs);
+    assert_int_equal(stats().held, 2);
+    theirs.kind = RTM_PUSH_CALL_CANCEL;
+    theirs.reason = theirs.why = "canceled";
+    rtm_pusher_on_push(P.pusher, &theirs);
+    assert_int_equal(stats().held, 1);
+    clear();
+    rtm_pusher_registry_ready(P.pusher, P.now);
+    assert_int_equal(P.nsubs, 1);
+    expect_request(&P.subs[0], "call_invite", "c-1");
+    assert_string_equal(P.pending_caller, "alice");
+}
+
 /* An invitation that ended without a call_cancel (accepted elsewhere, or
  * push_on_cancel off) is not pushed when the registry comes. */
 static void test_ended_before_ready(void **state)
@@ -175,6 +204,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_waits_then_goes_out, pusher_setup, pusher_teardown),
         cmocka_unit_test_setup_teardown(test_order_and_after, pusher_setup, pusher_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_while_waiting, pusher_setup, pusher_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_finds_its_own_caller, pusher_setup,
+                                        pusher_teardown),
         cmocka_unit_test_setup_teardown(test_ended_before_ready, pusher_setup, pusher_teardown),
         cmocka_unit_test_setup_teardown(test_deadline_passes, pusher_setup, pusher_teardown),
         cmocka_unit_test_setup_teardown(test_queue_bound, pusher_setup, pusher_teardown),
