@@ -115,9 +115,6 @@ char *rtm_pushed_json(const char *id, const char *caller, const char *callee, si
                       int64_t ts, size_t *len);
 char *rtm_presence_json(const char *uid, bool online, unsigned sessions, int64_t ts, size_t *len);
 
-/* Does a retained presence payload claim the user is online? */
-bool rtm_presence_payload_online(const void *payload, size_t len);
-
 /* What a presence payload on `uid`'s topic says: NOT_OURS unless it is an
  * object naming `uid` with a boolean `online`, as the plugin writes it. */
 enum rtm_presence_claim {

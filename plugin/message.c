@@ -406,11 +406,3 @@ enum rtm_presence_claim rtm_presence_payload_claim(const void *payload, size_t l
     cJSON_Delete(root);
     return claim;
 }
-
-bool rtm_presence_payload_online(const void *payload, size_t len)
-{
-    cJSON *root = payload ? cJSON_ParseWithLength(payload, len) : NULL;
-    bool online = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "online"));
-    cJSON_Delete(root);
-    return online;
-}

@@ -222,9 +222,18 @@ static void feed_registration(const uint8_t *data, size_t size)
 static void feed_presence(const uint8_t *data, size_t size)
 {
     char *buf = fuzz_bytes(data, size);
-    bool online = rtm_presence_payload_online(buf, size);
-    /* Anything the plugin itself writes as online reads as online. */
-    FUZZ_CHECK(!online || size > 0);
+    enum rtm_presence_claim claim = rtm_presence_payload_claim(buf, size, "bob");
+    FUZZ_CHECK(claim == RTM_PRESENCE_NOT_OURS || size > 0);
+    /* What it accepts as bob's, the plugin would have written for bob. */
+    if (claim != RTM_PRESENCE_NOT_OURS) {
+        cJSON *root = cJSON_ParseWithLength(buf, size);
+        FUZZ_CHECK(cJSON_IsObject(root));
+        const cJSON *uid = cJSON_GetObjectItemCaseSensitive(root, "uid");
+        FUZZ_CHECK(cJSON_IsString(uid) && strcmp(uid->valuestring, "bob") == 0);
+        FUZZ_CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "online")) ==
+                   (claim == RTM_PRESENCE_ONLINE));
+        cJSON_Delete(root);
+    }
     free(buf);
 }
 

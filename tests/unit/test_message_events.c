@@ -307,7 +307,7 @@ static void test_presence_json(void **state)
     expect_num(j, "sessions", 2);
     expect_num(j, "ts", TS);
     cJSON_Delete(j);
-    assert_true(rtm_presence_payload_online(s, len));
+    assert_int_equal(rtm_presence_payload_claim(s, len, "bob"), RTM_PRESENCE_ONLINE);
     free(s);
 
     s = rtm_presence_json("bob", false, 0, TS + 1, &len);
@@ -316,38 +316,51 @@ static void test_presence_json(void **state)
     expect_bool(j, "online", false);
     expect_num(j, "ts", TS + 1);
     cJSON_Delete(j);
-    assert_false(rtm_presence_payload_online(s, len));
+    assert_int_equal(rtm_presence_payload_claim(s, len, "bob"), RTM_PRESENCE_OFFLINE);
     free(s);
 }
 
-static bool online_n(const char *payload)
+/* The claim of `payload` on bob's presence topic, from a buffer of exactly
+ * its length (no NUL after it), so overreads trip ASan. */
+static enum rtm_presence_claim claim_n(const char *payload)
 {
     size_t len = strlen(payload);
     char *buf = malloc(len ? len : 1);
     assert_non_null(buf);
     memcpy(buf, payload, len);
-    bool r = rtm_presence_payload_online(buf, len);
+    enum rtm_presence_claim r = rtm_presence_payload_claim(buf, len, "bob");
     free(buf);
     return r;
 }
 
-static void test_presence_payload_online(void **state)
+static void test_presence_payload_claim(void **state)
 {
     (void)state;
-    assert_true(online_n("{\"uid\":\"bob\",\"online\":true,\"sessions\":1,\"ts\":1}"));
-    assert_true(online_n("{\"online\":true}"));
-    assert_true(online_n(" { \"ts\" : 5 , \"online\" : true } "));
-    assert_false(online_n("{\"uid\":\"bob\",\"online\":false,\"ts\":1}"));
-    assert_false(online_n("{\"uid\":\"bob\"}"));
-    assert_false(online_n(""));
-    assert_false(online_n("garbage"));
-    assert_false(online_n("[true]"));
-    assert_false(online_n("true"));
-    assert_false(online_n("{\"online\":true"));
-    assert_false(rtm_presence_payload_online(NULL, 0));
+    assert_int_equal(claim_n("{\"uid\":\"bob\",\"online\":true,\"sessions\":1,\"ts\":1}"),
+                     RTM_PRESENCE_ONLINE);
+    assert_int_equal(claim_n(" { \"ts\" : 5 , \"online\" : true, \"uid\":\"bob\" } "),
+                     RTM_PRESENCE_ONLINE);
+    assert_int_equal(claim_n("{\"uid\":\"bob\",\"online\":false,\"ts\":1}"), RTM_PRESENCE_OFFLINE);
+    /* Not what the plugin writes on bob's topic. */
+    static const char *const not_ours[] = {
+        "{\"online\":true}",
+        "{\"uid\":\"carol\",\"online\":true}",
+        "{\"uid\":\"bob\"}",
+        "{\"uid\":\"bob\",\"online\":\"yes\"}",
+        "",
+        "garbage",
+        "[true]",
+        "true",
+        "{\"uid\":\"bob\",\"online\":true",
+    };
+    for (size_t i = 0; i < sizeof(not_ours) / sizeof(not_ours[0]); i++)
+        assert_int_equal(claim_n(not_ours[i]), RTM_PRESENCE_NOT_OURS);
+    assert_int_equal(rtm_presence_payload_claim(NULL, 0, "bob"), RTM_PRESENCE_NOT_OURS);
     /* Only `len` bytes count. */
-    const char *text = "{\"online\":false}{\"online\":true}";
-    assert_false(rtm_presence_payload_online(text, strlen("{\"online\":false}")));
+    const char *text = "{\"uid\":\"bob\",\"online\":false}{\"online\":true}";
+    assert_int_equal(
+        rtm_presence_payload_claim(text, strlen("{\"uid\":\"bob\",\"online\":false}"), "bob"),
+        RTM_PRESENCE_OFFLINE);
 }
 
 /* --- UTF-8 ------------------------------------------------------------------ */
@@ -422,7 +435,7 @@ int main(void)
         cmocka_unit_test(test_event_failure),
         cmocka_unit_test(test_error_json),
         cmocka_unit_test(test_presence_json),
-        cmocka_unit_test(test_presence_payload_online),
+        cmocka_unit_test(test_presence_payload_claim),
         cmocka_unit_test(test_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
