@@ -249,6 +249,14 @@ static int64_t event_now(struct rtm_plugin *p)
     return now;
 }
 
+/* The connection holds its client id from now on (rtm_conns.h). */
+static void note_login(struct rtm_plugin *p, const struct rtm_client *c)
+{
+    if (rtm_conns_login(p->conns, c->handle, c->client_id) != 0)
+        mosquitto_log_printf(MOSQ_LOG_ERR, "rtm: out of memory noting the connection of %s",
+                             c->client_id);
+}
+
 static int on_basic_auth(int event, void *event_data, void *userdata)
 {
     struct rtm_plugin *p = userdata;
@@ -270,9 +278,7 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
     if (verdict == RTM_LOGIN_REFUSE)
         return MOSQ_ERR_AUTH;
     if (!again) {
-        if (rtm_conns_login(p->conns, ed->client, c.client_id) != 0)
-            mosquitto_log_printf(MOSQ_LOG_ERR, "rtm: out of memory noting the connection of %s",
-                                 c.client_id);
+        note_login(p, &c);
         rtm_core_connect(p->core, &c, now);
     }
     return verdict == RTM_LOGIN_ACCEPT ? MOSQ_ERR_SUCCESS : MOSQ_ERR_PLUGIN_DEFER;
@@ -330,9 +336,7 @@ static int on_connect(int event, void *event_data, void *userdata)
     if (ed->client == p->loader_client)
         return MOSQ_ERR_SUCCESS;
     struct rtm_client c = client_of(p, ed->client);
-    if (rtm_conns_login(p->conns, ed->client, c.client_id) != 0)
-        mosquitto_log_printf(MOSQ_LOG_ERR, "rtm: out of memory noting the connection of %s",
-                             c.client_id);
+    note_login(p, &c);
     rtm_core_connected(p->core, &c, event_now(p));
     return MOSQ_ERR_SUCCESS;
 }
