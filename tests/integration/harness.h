@@ -183,6 +183,11 @@ void broker_kill9(struct broker *b);
 void broker_restart(struct broker *b);
 /* broker_stop if running, then frees; removes the temp dir. */
 void broker_free(struct broker *b);
+/* SIGSTOP, then waits until the kernel shows the broker stopped: kill()
+ * only queues the signal, and a broker still running would handle what the
+ * test writes next in a loop iteration of its own. SIGCONT resumes it. */
+void broker_freeze(const struct broker *b);
+void broker_thaw(const struct broker *b);
 
 /* The log's current length: a mark to search from. */
 long broker_log_mark(const struct broker *b);
@@ -298,6 +303,8 @@ struct raw *raw_open(int port);
 void raw_send_connect(struct raw *r, const char *client_id, const char *username,
                       const char *password, int keepalive, bool clean);
 int raw_connack(struct raw *r, int timeout_ms);
+/* The client side's port, as the broker's log names the connection. */
+int raw_local_port(const struct raw *r);
 /* Publishes at QoS 0. */
 void raw_publish0(struct raw *r, const char *topic, const char *payload);
 /* Waits for the next PUBLISH (acknowledging QoS 1): its payload, and its

@@ -740,6 +740,23 @@ void broker_kill9(struct broker *b)
     scan_log(b, LEAKS_NONE);
 }
 
+void broker_freeze(const struct broker *b)
+{
+    if (kill(b->pid, SIGSTOP) != 0)
+        FAIL("broker_freeze: kill: %s", strerror(errno));
+    /* The broker is this process's child: WUNTRACED reports the moment it
+     * has stopped. SIGSTOP cannot be caught or ignored. */
+    int status = 0;
+    if (waitpid(b->pid, &status, WUNTRACED) != b->pid || !WIFSTOPPED(status))
+        FAIL("broker_freeze: the broker did not stop (status %#x)", status);
+}
+
+void broker_thaw(const struct broker *b)
+{
+    if (kill(b->pid, SIGCONT) != 0)
+        FAIL("broker_thaw: kill: %s", strerror(errno));
+}
+
 void broker_restart(struct broker *b)
 {
     if (b->pid > 0)

@@ -100,6 +100,15 @@ struct raw *raw_open(int port)
     return r;
 }
 
+int raw_local_port(const struct raw *r)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    if (getsockname(r->fd, (struct sockaddr *)&sa, &len) != 0)
+        FAIL("raw client: getsockname: %s", strerror(errno));
+    return ntohs(sa.sin_port);
+}
+
 void raw_send_connect(struct raw *r, const char *client_id, const char *username,
                       const char *password, int keepalive, bool clean)
 {
