@@ -1,7 +1,7 @@
 /*
  * The functional core of mosquitto-rtm: presence, call invitations and their
  * timers. It never calls Mosquitto and never reads a clock. The adapter
- * (plugin/plugin.c) passes `now_ms` (milliseconds since the epoch, derived
+ * (plugin/adapter/plugin.c) passes `now_ms` (milliseconds since the epoch, derived
  * from a monotonic clock) into every call and carries out what the core
  * emits through the sink: publish this, log that. The unit tests drive the
  * same functions with a fake clock and a recording sink.

@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: the whole core, driven the way the adapter drives it,
- * with the push dispatcher (plugin/push.c) behind it as in the plugin. The
+ * with the push dispatcher (plugin/push/pusher.c) behind it as in the plugin. The
  * first input byte picks a configuration; then each operation byte (and the
  * bytes it reads) is one broker event on one core with a fake clock: a
  * client connects (eight connection handles, uids from a small set with an

@@ -1,7 +1,7 @@
 /*
  * libFuzzer target: the adapter's bookkeeping of the broker's events, the
- * Will guard (plugin/guard.c) and the client-id table with its held mail
- * (plugin/conns.c), driven together as plugin/plugin.c drives them, by
+ * Will guard (plugin/adapter/guard.c) and the client-id table with its held mail
+ * (plugin/adapter/conns.c), driven together as plugin/adapter/plugin.c drives them, by
  * sequences of what Mosquitto 2.0/2.1 does: logins, PUBLISHes with their
  * fan-out, drops with and without a Will, takeovers, Wills sent late (will
  * delay, session expiry, shutdown), check_retain_source's WRITE checks,

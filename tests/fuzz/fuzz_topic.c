@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: topic names, subscription filters and the uid and id
- * syntax (plugin/topic.c). The input is one topic or filter, tried under
+ * syntax (plugin/lib/topic.c). The input is one topic or filter, tried under
  * the default prefix and a multi-level one, for a few uids.
  *
  * Invariants checked:

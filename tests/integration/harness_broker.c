@@ -292,7 +292,7 @@ static char **child_env(void)
 
 /* The source tree with a trailing '/', from this file's path (CMake compiles
  * it by its full path). valgrind prints source paths relative to it, so the
- * plugin's frames read "(plugin/core.c:42)", and no other library's can. */
+ * plugin's frames read "(plugin/core/dispatch.c:42)", and no other library's can. */
 static const char *source_root(void)
 {
     static const char tail[] = "tests/integration/harness_broker.c";

@@ -4,7 +4,7 @@
  * before the broker delivers it. Mosquitto delivers such messages by client
  * id at the start of its next loop iteration; the plugin hands them over on
  * TICK, at the end of the iteration, only to connections that still hold
- * their id (plugin/conns.c).
+ * their id (plugin/adapter/conns.c).
  *
  * To put the old connection's request and the new connection's CONNECT in
  * one loop iteration, the new connection is accepted first, then the broker

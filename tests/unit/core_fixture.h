@@ -1,6 +1,6 @@
 /*
  * The shared fixture of the core's tests (test_core_*.c): they test the
- * whole core (plugin/core.c, invite.c, presence.c, users.c) through
+ * whole core (plugin/core/dispatch.c, invite.c, presence.c, users.c) through
  * rtm_core.h only, as the adapter drives it. A recording sink keeps every
  * publish (parsed with cJSON), every log line and every push, and a fake
  * clock (T.now) moves only when a test says so. PROTOCOL.md is the

@@ -1,6 +1,6 @@
 /*
  * The shared fixture of the device registration tests (test_devices_*.c):
- * they test device registration (plugin/devices.c, SPEC 6.1) and the core's
+ * they test device registration (plugin/features/devices.c, SPEC 6.1) and the core's
  * push hook (SPEC 6.2) through rtm_core.h only: registrations are published
  * with rtm_core_message on {prefix}/u/{uid}/devices/{device}, the registry is
  * read back with rtm_core_registry, and a recording push function stands in

@@ -1,6 +1,6 @@
 /*
  * The shared fixture of the push dispatcher's tests (test_pusher_*.c): they
- * test plugin/push.c (rtm_pusher.h, SPEC 6.2 and 6.3) as the plugin drives
+ * test plugin/push/pusher.c (rtm_pusher.h, SPEC 6.2 and 6.3) as the plugin drives
  * it: a real device registry, the real JPush provider, a recording `submit`
  * that keeps every request (its body parsed with cJSON) and frees it, a
  * `call_pending` the test controls, a recording sink (publishes and log

@@ -1,5 +1,5 @@
 /*
- * Unit tests for plugin/config.c: defaults (PROTOCOL.md, SPEC.md), parsing of
+ * Unit tests for plugin/core/config.c: defaults (PROTOCOL.md, SPEC.md), parsing of
  * every option, and refusal of bad values with an error naming the option.
  */
 #include <stdarg.h>

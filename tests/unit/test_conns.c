@@ -1,5 +1,5 @@
 /*
- * Unit tests for plugin/conns.c: who holds each client id, and messages for
+ * Unit tests for plugin/adapter/conns.c: who holds each client id, and messages for
  * one connection that must never reach a newer connection with the same id
  * (include/rtm_conns.h).
  */

@@ -1,5 +1,5 @@
 /*
- * The user record's memory (plugin/users.c, rtm_state.h): unlike the other
+ * The user record's memory (plugin/services/users.c, rtm_state.h): unlike the other
  * core tests, these look inside the core. A user's extension (its timer and
  * device-registration bucket) exists only while one of them is in use, and
  * calls are walked oldest first though their lists are newest first.

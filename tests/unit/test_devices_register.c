@@ -1,5 +1,5 @@
 /*
- * Unit tests for device registration (plugin/devices.c, SPEC 6.1) through
+ * Unit tests for device registration (plugin/features/devices.c, SPEC 6.1) through
  * rtm_core.h: registering, updating and unregistering a device, what is
  * refused and how the session is told, max_devices, a token moving between
  * devices and users, who may register for whom (the ACL), and the

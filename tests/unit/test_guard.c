@@ -1,5 +1,5 @@
 /*
- * Unit tests for plugin/guard.c: telling a client's Will from its PUBLISH by
+ * Unit tests for plugin/adapter/guard.c: telling a client's Will from its PUBLISH by
  * the order of the broker's events (include/rtm_guard.h). Each test replays
  * the events Mosquitto 2.0/2.1 sends for one path a message can take.
  */

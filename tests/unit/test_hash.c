@@ -1,5 +1,5 @@
 /*
- * Unit tests for plugin/hash.c: the intrusive chained hash table.
+ * Unit tests for plugin/lib/hash.c: the intrusive chained hash table.
  */
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
 /*
- * Unit tests for plugin/heap.c: the timer min-heap.
+ * Unit tests for plugin/lib/heap.c: the timer min-heap.
  */
 #include <stdarg.h>
 #include <stddef.h>

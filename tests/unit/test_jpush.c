@@ -1,5 +1,5 @@
 /*
- * Unit tests for plugin/push_jpush.c: the JPush request body (SPEC 6.3)
+ * Unit tests for plugin/push/jpush.c: the JPush request body (SPEC 6.3)
  * checked field by field and against a recorded golden body, template
  * rendering, time_to_live rounding and the extra-options merge. A failing
  * cJSON allocator walks every allocation of build() so that ASan/LSan see

@@ -1,5 +1,5 @@
 /*
- * Unit tests for plugin/push_jpush.c, the response side: the verdict for
+ * Unit tests for plugin/push/jpush.c, the response side: the verdict for
  * recorded JPush answers (SPEC 6.3): success, what is retried and after how
  * long (Retry-After, X-Rate-Limit-Reset), the registration ids JPush does not
  * know (1011), configuration errors and refusals, and the message logged.

@@ -1,5 +1,5 @@
 /*
- * Unit tests for plugin/message.c: validating client requests (PROTOCOL.md
+ * Unit tests for plugin/lib/message.c: validating client requests (PROTOCOL.md
  * section 3). test_message_events.c tests what the plugin writes.
  */
 #include <stdarg.h>

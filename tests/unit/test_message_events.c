@@ -1,5 +1,5 @@
 /*
- * Unit tests for plugin/message.c: writing stamped events, errors and
+ * Unit tests for plugin/lib/message.c: writing stamped events, errors and
  * presence (PROTOCOL.md section 3), and UTF-8 validation.
  * test_message.c tests the validation of client requests.
  */

@@ -1,5 +1,5 @@
 /*
- * Unit tests for plugin/procnet.c (rtm_procnet.h): the parsers the registry
+ * Unit tests for plugin/push/procnet.c (rtm_procnet.h): the parsers the registry
  * loader uses to find the broker's own listening sockets, fed with text as
  * Linux writes it on a little-endian machine (x86_64, arm64).
  */

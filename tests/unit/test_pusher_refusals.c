@@ -1,5 +1,5 @@
 /*
- * Unit tests for plugin/push.c, the push dispatcher (rtm_pusher.h, SPEC 6.3):
+ * Unit tests for plugin/push/pusher.c, the push dispatcher (rtm_pusher.h, SPEC 6.3):
  * requests the provider refuses are never retried; invalid tokens are
  * removed from the registry with their retained registrations cleared, and a
  * configuration error is logged without the master secret. The fixture

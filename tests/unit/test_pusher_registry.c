@@ -1,5 +1,5 @@
 /*
- * Unit tests for plugin/push.c while the device registry is read back at
+ * Unit tests for plugin/push/pusher.c while the device registry is read back at
  * start-up (rtm_pusher.h, SPEC 6.1): an invitation push waits, is not lost
  * and goes out when the registry is ready, to the devices read back, with
  * time_to_live as of then; one whose invitation ends first is dropped with

@@ -1,5 +1,5 @@
 /*
- * Unit tests for plugin/push.c, the push dispatcher (rtm_pusher.h, SPEC 6.3):
+ * Unit tests for plugin/push/pusher.c, the push dispatcher (rtm_pusher.h, SPEC 6.3):
  * retries of a failed request, with jittered exponential backoff,
  * Retry-After and X-Rate-Limit-Reset, only while the invitation is pending,
  * and never past its expiry. The fixture (recording sender and sink, fake

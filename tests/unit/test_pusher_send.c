@@ -1,5 +1,5 @@
 /*
- * Unit tests for plugin/push.c, the push dispatcher (rtm_pusher.h, SPEC 6.2
+ * Unit tests for plugin/push/pusher.c, the push dispatcher (rtm_pusher.h, SPEC 6.2
  * and 6.3): whom a push goes to (targets and batches of at most
  * RTM_PUSH_BATCH_MAX tokens), the `pushed` event an accepted request
  * publishes, call_cancel to the tokens the invite woke, and the sender's edge

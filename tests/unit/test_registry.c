@@ -1,5 +1,5 @@
 /*
- * Unit tests for plugin/registry.c: validating registration payloads
+ * Unit tests for plugin/services/registry.c: validating registration payloads
  * (SPEC.md section 6.1) and the registry's two indexes (uid -> devices,
  * token -> device), including a randomized run against a reference model
  * made of plain arrays and a run with 100,000 devices.

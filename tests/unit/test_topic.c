@@ -1,5 +1,5 @@
 /*
- * Unit tests for plugin/topic.c: uid and id syntax, topic classification
+ * Unit tests for plugin/lib/topic.c: uid and id syntax, topic classification
  * under the prefix, and the subscription rules of PROTOCOL.md section 2.
  */
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /*
- * Unit tests for plugin/waker.c: a thread that keeps interrupting another
+ * Unit tests for plugin/adapter/waker.c: a thread that keeps interrupting another
  * thread's wait, as it keeps Mosquitto 2.1's epoll_wait from sleeping for
  * seconds (include/rtm_waker.h).
  */

@@ -21,7 +21,7 @@
 #include "rtm_conns.h"
 #include "rtm_core.h"
 #include "rtm_guard.h"
-#include "rtm_services.h"
+#include "rtm_background.h"
 #include "rtm_waker.h"
 
 #define RTM_EXPORT __attribute__((visibility("default")))
@@ -55,7 +55,7 @@ struct rtm_plugin {
     struct rtm_config cfg;
     struct rtm_sink sink;
     struct rtm_core *core;
-    struct rtm_services *services;
+    struct rtm_background *background;
     struct rtm_conns *conns; /* client ids, and messages for one connection until TICK */
     struct rtm_guard guard;  /* tells Wills from PUBLISHes under the prefix */
     const struct mosquitto *loader_client; /* the registry loader, while connected */
@@ -198,7 +198,7 @@ static void report_stats(struct rtm_plugin *p, int64_t now)
     p->ticks = p->tick_total_ns = p->tick_max_ns = 0;
     rtm_core_stats(p->core, &st.core);
     rtm_core_timer_report(p->core, &st.timers);
-    rtm_services_stats(p->services, &st);
+    rtm_background_stats(p->background, &st);
     char line[640];
     rtm_stats_line(&st, line, sizeof(line));
     mosquitto_log_printf(MOSQ_LOG_INFO, "%s", line);
@@ -215,7 +215,7 @@ static void tick(struct rtm_plugin *p, int64_t now)
     p->last_tick_ms = now;
     p->reloading = false;
     rtm_core_tick(p->core, now);
-    rtm_services_tick(p->services, now);
+    rtm_background_tick(p->background, now);
     size_t dropped = rtm_conns_flush(p->conns, publish_held, p);
     if (dropped > 0)
         mosquitto_log_printf(MOSQ_LOG_INFO,
@@ -263,7 +263,7 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
     struct mosquitto_evt_basic_auth *ed = event_data;
     (void)event;
     rtm_guard_event(&p->guard);
-    if (rtm_services_is_loader(p->services, mosquitto_client_id(ed->client), ed->password)) {
+    if (rtm_background_is_loader(p->background, mosquitto_client_id(ed->client), ed->password)) {
         p->loader_client = ed->client;
         return MOSQ_ERR_SUCCESS;
     }
@@ -360,7 +360,7 @@ static enum rtm_access access_of(int access)
 static int loader_acl(struct rtm_plugin *p, const struct mosquitto_evt_acl_check *ed)
 {
     if (ed->access == MOSQ_ACL_SUBSCRIBE &&
-        strcmp(ed->topic, rtm_services_loader_filter(p->services)) == 0)
+        strcmp(ed->topic, rtm_background_loader_filter(p->background)) == 0)
         return MOSQ_ERR_SUCCESS;
     if (ed->access == MOSQ_ACL_READ && rtm_core_owns_topic(p->core, ed->topic))
         rtm_core_load_device(p->core, ed->topic, ed->payload, ed->payloadlen);
@@ -601,7 +601,7 @@ static bool draw_hash_key(struct rtm_hash_key *key)
 static void plugin_free(struct rtm_plugin *p)
 {
     rtm_waker_stop(p->waker);
-    rtm_services_stop(p->services);
+    rtm_background_stop(p->background);
     rtm_conns_free(p->conns);
     rtm_core_free(p->core);
     rtm_config_free(&p->cfg);
@@ -669,8 +669,8 @@ RTM_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **u
         return MOSQ_ERR_NOMEM;
     }
     char err[256];
-    p->services = rtm_services_start(&p->cfg, p->core, &p->sink, err, sizeof(err));
-    if (!p->services) {
+    p->background = rtm_background_start(&p->cfg, p->core, &p->sink, err, sizeof(err));
+    if (!p->background) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "rtm: not loaded: %s", err);
         plugin_free(p);
         return MOSQ_ERR_UNKNOWN;

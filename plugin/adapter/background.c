@@ -1,5 +1,5 @@
 /*
- * Background services (see rtm_services.h). Everything here runs on the
+ * Background services (see rtm_background.h). Everything here runs on the
  * broker thread except inside rtm_http and rtm_loader, which own their
  * threads and talk back only through their queues.
  *
@@ -22,7 +22,7 @@
 #include "rtm_loader.h"
 #include "rtm_pusher.h"
 #include "rtm_registry.h"
-#include "rtm_services.h"
+#include "rtm_background.h"
 
 #define CONNECT_TIMEOUT_MAX_MS 5000
 #define DISPATCH_AHEAD         (2 * RTM_HTTP_CONNECTIONS)
@@ -42,11 +42,11 @@ static const char *const registry_names[] = {"loading", "ready", "failed"};
 
 /* A push of the core's, waiting for the HTTP worker. */
 struct deferred {
-    struct rtm_list link; /* in rtm_services.deferred */
+    struct rtm_list link; /* in rtm_background.deferred */
     struct rtm_push_copy push;
 };
 
-struct rtm_services {
+struct rtm_background {
     const struct rtm_config *cfg;
     struct rtm_core *core;
     const struct rtm_sink *sink;
@@ -65,26 +65,26 @@ struct rtm_services {
     char loader_filter[RTM_PREFIX_MAX + 32];
 };
 
-static void slog(struct rtm_services *s, enum rtm_log_level level, const char *line)
+static void slog(struct rtm_background *s, enum rtm_log_level level, const char *line)
 {
     s->sink->log(s->sink->ud, level, line);
 }
 
 static int submit(void *ud, uint64_t tag, struct rtm_push_request *req)
 {
-    struct rtm_services *s = ud;
+    struct rtm_background *s = ud;
     return rtm_http_submit(s->http, tag, req);
 }
 
 static bool call_pending(void *ud, const char *caller, const char *call_id)
 {
-    struct rtm_services *s = ud;
+    struct rtm_background *s = ud;
     return rtm_core_call_pending(s->core, caller, call_id);
 }
 
 static void on_result(void *ud, const struct rtm_http_result *r)
 {
-    struct rtm_services *s = ud;
+    struct rtm_background *s = ud;
     struct rtm_push_response resp = {
         .status = r->status,
         .body = r->body,
@@ -98,7 +98,7 @@ static void on_result(void *ud, const struct rtm_http_result *r)
 
 /* --- push dispatch ------------------------------------------------------- */
 
-static size_t http_pending(struct rtm_services *s)
+static size_t http_pending(struct rtm_background *s)
 {
     struct rtm_http_stats st;
     rtm_http_stats(s->http, &st);
@@ -111,7 +111,7 @@ static size_t http_pending(struct rtm_services *s)
  * straight, and the pusher reports it as it always did. */
 static void on_push(void *ud, const struct rtm_push *push)
 {
-    struct rtm_services *s = ud;
+    struct rtm_background *s = ud;
     size_t pending = s->http ? http_pending(s) : 0;
     bool wait = s->http && (s->ndeferred || pending >= DISPATCH_AHEAD);
     if (wait && pending + s->ndeferred >= s->cfg->push_queue_max) {
@@ -131,7 +131,7 @@ static void on_push(void *ud, const struct rtm_push *push)
 /* Hands waiting pushes to the pusher, oldest first, while the worker has
  * room; their time_to_live counts from now. An invitation that ended while
  * its push waited is not pushed (nor, then, is its call_cancel). */
-static void dispatch_deferred(struct rtm_services *s, int64_t now_ms, size_t max)
+static void dispatch_deferred(struct rtm_background *s, int64_t now_ms, size_t max)
 {
     for (size_t n = 0; n < max && s->ndeferred && http_pending(s) < DISPATCH_AHEAD; n++) {
         struct deferred *d = rtm_container_of(s->deferred.next, struct deferred, link);
@@ -153,7 +153,7 @@ static void dispatch_deferred(struct rtm_services *s, int64_t now_ms, size_t max
     }
 }
 
-static void free_deferred(struct rtm_services *s)
+static void free_deferred(struct rtm_background *s)
 {
     while (s->ndeferred) {
         struct deferred *d = rtm_container_of(s->deferred.next, struct deferred, link);
@@ -163,7 +163,7 @@ static void free_deferred(struct rtm_services *s)
     }
 }
 
-void rtm_services_stats(const struct rtm_services *s, struct rtm_stats *out)
+void rtm_background_stats(const struct rtm_background *s, struct rtm_stats *out)
 {
     struct rtm_pusher_stats ps = {0};
     if (s->pusher)
@@ -174,7 +174,7 @@ void rtm_services_stats(const struct rtm_services *s, struct rtm_stats *out)
     out->registry_failures = s->registry_failures;
 }
 
-static int start_push(struct rtm_services *s, char *err, size_t err_len)
+static int start_push(struct rtm_background *s, char *err, size_t err_len)
 {
     const struct rtm_config *cfg = s->cfg;
     s->settings = (struct rtm_push_settings){
@@ -232,7 +232,7 @@ static int start_push(struct rtm_services *s, char *err, size_t err_len)
     return 0;
 }
 
-static int start_loader(struct rtm_services *s, char *err, size_t err_len)
+static int start_loader(struct rtm_background *s, char *err, size_t err_len)
 {
     if (strcmp(s->cfg->registry_listener, "none") == 0) {
         slog(s, RTM_LOG_INFO,
@@ -246,10 +246,10 @@ static int start_loader(struct rtm_services *s, char *err, size_t err_len)
     return s->loader ? 0 : -1;
 }
 
-struct rtm_services *rtm_services_start(const struct rtm_config *cfg, struct rtm_core *core,
+struct rtm_background *rtm_background_start(const struct rtm_config *cfg, struct rtm_core *core,
                                         const struct rtm_sink *sink, char *err, size_t err_len)
 {
-    struct rtm_services *s = calloc(1, sizeof(*s));
+    struct rtm_background *s = calloc(1, sizeof(*s));
     if (!s) {
         snprintf(err, err_len, "out of memory");
         return NULL;
@@ -259,7 +259,7 @@ struct rtm_services *rtm_services_start(const struct rtm_config *cfg, struct rtm
     s->sink = sink;
     rtm_list_init(&s->deferred);
     if (start_push(s, err, err_len) != 0 || start_loader(s, err, err_len) != 0) {
-        rtm_services_stop(s);
+        rtm_background_stop(s);
         return NULL;
     }
     return s;
@@ -267,7 +267,7 @@ struct rtm_services *rtm_services_start(const struct rtm_config *cfg, struct rtm
 
 /* Each failed round is one error line; success releases the waiting
  * pushes (rtm_pusher_registry_ready). */
-static void poll_loader(struct rtm_services *s, int64_t now_ms)
+static void poll_loader(struct rtm_background *s, int64_t now_ms)
 {
     struct rtm_loader_status st;
     char line[2048];
@@ -295,7 +295,7 @@ static void poll_loader(struct rtm_services *s, int64_t now_ms)
     rtm_pusher_registry_ready(s->pusher, now_ms);
 }
 
-void rtm_services_tick(struct rtm_services *s, int64_t now_ms)
+void rtm_background_tick(struct rtm_background *s, int64_t now_ms)
 {
     s->now_ms = now_ms;
     if (s->http) {
@@ -312,18 +312,18 @@ void rtm_services_tick(struct rtm_services *s, int64_t now_ms)
         poll_loader(s, now_ms);
 }
 
-bool rtm_services_is_loader(const struct rtm_services *s, const char *client_id,
+bool rtm_background_is_loader(const struct rtm_background *s, const char *client_id,
                             const char *password)
 {
     return s->loader && rtm_loader_login(s->loader, client_id, password);
 }
 
-const char *rtm_services_loader_filter(const struct rtm_services *s)
+const char *rtm_background_loader_filter(const struct rtm_background *s)
 {
     return s->loader_filter;
 }
 
-void rtm_services_stop(struct rtm_services *s)
+void rtm_background_stop(struct rtm_background *s)
 {
     if (!s)
         return;
