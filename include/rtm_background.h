@@ -19,7 +19,7 @@ struct rtm_background;
 /* Starts everything and installs the pusher as the core's push provider.
  * NULL, with `err` naming the problem, on failure. */
 struct rtm_background *rtm_background_start(const struct rtm_config *cfg, struct rtm_core *core,
-                                        const struct rtm_sink *sink, char *err, size_t err_len);
+                                            const struct rtm_sink *sink, char *err, size_t err_len);
 
 /* On every TICK: hands finished HTTP results to the pusher, sends due
  * retries, lets the registry loader start (the first TICK comes once the
@@ -31,7 +31,7 @@ void rtm_background_tick(struct rtm_background *s, int64_t now_ms);
  * loader's current attempt? (its secret password proves it; the loader
  * also learns that this broker saw it, rtm_loader.h) */
 bool rtm_background_is_loader(const struct rtm_background *s, const char *client_id,
-                            const char *password);
+                              const char *password);
 
 /* The one subscription the loader makes. */
 const char *rtm_background_loader_filter(const struct rtm_background *s);

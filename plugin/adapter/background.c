@@ -247,7 +247,7 @@ static int start_loader(struct rtm_background *s, char *err, size_t err_len)
 }
 
 struct rtm_background *rtm_background_start(const struct rtm_config *cfg, struct rtm_core *core,
-                                        const struct rtm_sink *sink, char *err, size_t err_len)
+                                            const struct rtm_sink *sink, char *err, size_t err_len)
 {
     struct rtm_background *s = calloc(1, sizeof(*s));
     if (!s) {
@@ -313,7 +313,7 @@ void rtm_background_tick(struct rtm_background *s, int64_t now_ms)
 }
 
 bool rtm_background_is_loader(const struct rtm_background *s, const char *client_id,
-                            const char *password)
+                              const char *password)
 {
     return s->loader && rtm_loader_login(s->loader, client_id, password);
 }
