@@ -10,7 +10,8 @@
  */
 #include <string.h>
 
-#include "rtm_state.h"
+#include "rtm_outbox.h"
+#include "rtm_users.h"
 #include "rtm_token.h"
 
 /* True when `client_id` is `uid` itself, or `uid` followed by '-' or '/' and
@@ -29,9 +30,9 @@ static enum rtm_login_verdict check_token(struct rtm_core *core, const struct rt
     const struct rtm_config *cfg = core->cfg;
     const char *client_id = client->client_id ? client->client_id : "";
     if (!client->uid) {
-        rtm_core_log(core, RTM_LOG_NOTICE,
-                     "rtm: refused login of client %s: no valid uid to check a token for",
-                     client_id);
+        rtm_out_log(core, RTM_LOG_NOTICE,
+                    "rtm: refused login of client %s: no valid uid to check a token for",
+                    client_id);
         return RTM_LOGIN_REFUSE;
     }
     enum rtm_token_result r = RTM_TOKEN_MALFORMED;
@@ -41,15 +42,15 @@ static enum rtm_login_verdict check_token(struct rtm_core *core, const struct rt
     if (r != RTM_TOKEN_OK) {
         /* The token itself is never logged: a genuine but expired one is
          * still a credential until the leeway passes. */
-        rtm_core_log(core, RTM_LOG_NOTICE, "rtm: refused login of %s (client %s): token %s",
-                     client->uid, client_id, password ? rtm_token_result_name(r) : "missing");
+        rtm_out_log(core, RTM_LOG_NOTICE, "rtm: refused login of %s (client %s): token %s",
+                    client->uid, client_id, password ? rtm_token_result_name(r) : "missing");
         return RTM_LOGIN_REFUSE;
     }
     if (!client_id_belongs(client->uid, client_id)) {
-        rtm_core_log(core, RTM_LOG_NOTICE,
-                     "rtm: refused login of %s (client %s): client id not %s's own "
-                     "(%s, %s-*, %s/*)",
-                     client->uid, client_id, client->uid, client->uid, client->uid, client->uid);
+        rtm_out_log(core, RTM_LOG_NOTICE,
+                    "rtm: refused login of %s (client %s): client id not %s's own "
+                    "(%s, %s-*, %s/*)",
+                    client->uid, client_id, client->uid, client->uid, client->uid, client->uid);
         return RTM_LOGIN_REFUSE;
     }
     return RTM_LOGIN_ACCEPT;
@@ -73,7 +74,7 @@ enum rtm_login_verdict rtm_core_reauthenticate(struct rtm_core *core,
                                                const struct rtm_client *client,
                                                const char *password, int64_t now_ms)
 {
-    if (!rtm_presence_has_session(core, client->handle))
+    if (!rtm_session_find(core, client->handle))
         return rtm_core_authenticate(core, client, password, now_ms);
     return core->cfg->auth == RTM_AUTH_DEFER ? RTM_LOGIN_DEFER : RTM_LOGIN_ACCEPT;
 }

@@ -16,7 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rtm_state.h"
+#include "rtm_calls.h"
+#include "rtm_outbox.h"
+#include "rtm_timers.h"
+#include "rtm_users.h"
 
 #define REMEMBER_MIN_MS 60000
 
@@ -75,7 +78,7 @@ static bool call_live(const struct rtm_call *call)
     return call->state == RTM_CALL_PENDING || call->state == RTM_CALL_RINGING;
 }
 
-/* The content and the time the call ended share their space (rtm_state.h). */
+/* The content and the time the call ended share their space (rtm_calls.h). */
 static const char *call_content(const struct rtm_call *call)
 {
     return call_live(call) ? call->content : NULL;
@@ -88,8 +91,7 @@ static int64_t ended_at(const struct rtm_call *call)
 
 static void arm(struct rtm_core *core, struct rtm_call *call, int64_t due)
 {
-    if (rtm_heap_arm(&core->timers, &call->timer, due) != 0)
-        rtm_core_log(core, RTM_LOG_ERR, "rtm: out of memory arming the timer of call %s", call->id);
+    rtm_timer_arm(core, &call->timer, due, call->id);
 }
 
 /* While pending, the next deadline is the fallback push (an online callee
@@ -127,9 +129,9 @@ static void to_inbox(struct rtm_core *core, const char *uid, const void *handle,
                      size_t len)
 {
     if (json)
-        rtm_core_to_inbox(core, uid, handle, json, len);
+        rtm_out_inbox(core, uid, handle, json, len);
     else
-        rtm_core_log(core, RTM_LOG_ERR, "rtm: out of memory delivering to %s", uid);
+        rtm_out_log(core, RTM_LOG_ERR, "rtm: out of memory delivering to %s", uid);
 }
 
 /* Hands a push to the provider, if one is installed. The call counts as
@@ -138,7 +140,7 @@ static void push(struct rtm_core *core, struct rtm_call *call, enum rtm_push_kin
                  const char *why, const char *reason, int64_t now)
 {
     call->pushed = true;
-    if (!core->push)
+    if (!rtm_out_can_push(core))
         return;
     struct rtm_push p = {
         .kind = kind,
@@ -151,7 +153,7 @@ static void push(struct rtm_core *core, struct rtm_call *call, enum rtm_push_kin
         .reason = reason,
         .now_ms = now,
     };
-    core->push(core->push_ud, &p);
+    rtm_out_push(core, &p);
 }
 
 static enum rtm_party party_of(const struct rtm_call *call, const struct rtm_user *user)
@@ -198,16 +200,16 @@ static void end_call(struct rtm_core *core, struct rtm_call *call, enum rtm_call
         rtm_user_disarm(core, call->caller);
     int64_t remember = core->cfg->ring_timeout_ms;
     arm(core, call, now + (remember > REMEMBER_MIN_MS ? remember : REMEMBER_MIN_MS));
-    rtm_core_log(core, RTM_LOG_INFO, "rtm: call %s %s -> %s %s%s%s by %s after %lld ms", call->id,
-                 call->caller->uid, call->callee->uid, state_names[state], reason ? ": " : "",
-                 rtm_fail_reason_name(reason), by ? by->uid : "server",
-                 (long long)(now - call->created_at));
+    rtm_out_log(core, RTM_LOG_INFO, "rtm: call %s %s -> %s %s%s%s by %s after %lld ms", call->id,
+                call->caller->uid, call->callee->uid, state_names[state], reason ? ": " : "",
+                rtm_fail_reason_name(reason), by ? by->uid : "server",
+                (long long)(now - call->created_at));
 }
 
 static void forget_call(struct rtm_core *core, struct rtm_call *call)
 {
     rtm_hash_remove(&core->calls, &call->node);
-    rtm_heap_disarm(&core->timers, &call->timer);
+    rtm_timer_disarm(core, &call->timer);
     rtm_user_release(core, call->caller);
     rtm_user_release(core, call->callee);
     if (call_live(call))
@@ -226,7 +228,7 @@ static void fail_call(struct rtm_core *core, struct rtm_call *call, enum rtm_fai
     free(json);
 }
 
-void rtm_invite_timer(struct rtm_core *core, struct rtm_call *call, int64_t now)
+void rtm_calls_timer(struct rtm_core *core, struct rtm_call *call, int64_t now)
 {
     switch (call->state) {
     case RTM_CALL_PENDING:
@@ -314,7 +316,7 @@ static enum rtm_err handle_invite(struct rtm_core *core, const char *sender, con
     else if (caller->busy >= core->cfg->busy_limit)
         err = refuse(RTM_ERR_BUSY_LIMIT, why, why_len,
                      "%s already has busy_limit pending invitations", sender);
-    else if (!rtm_user_take(&caller->invites, core->cfg->invite_rate, now))
+    else if (!rtm_bucket_take(&caller->invites, core->cfg->invite_rate, 60000, now))
         err = refuse(RTM_ERR_RATE_LIMITED, why, why_len,
                      "%s started more than invite_rate invitations in a minute", sender);
     struct rtm_call *call = err == RTM_OK ? call_new(core, req, caller, callee, now) : NULL;
@@ -336,9 +338,9 @@ static enum rtm_err handle_invite(struct rtm_core *core, const char *sender, con
         push(core, call, RTM_PUSH_CALL_INVITE, "callee offline", NULL, now);
     arm_pending(core, call);
     if (!rtm_user_live(caller)) /* e.g. a client the broker authenticated by certificate */
-        rtm_invite_user_offline(core, caller, now);
-    rtm_core_log(core, RTM_LOG_DEBUG, "rtm: call %s %s -> %s invited, ring by %lld", call->id,
-                 sender, peer, (long long)invite_deadline(call));
+        rtm_calls_user_offline(core, caller, now);
+    rtm_out_log(core, RTM_LOG_DEBUG, "rtm: call %s %s -> %s invited, ring by %lld", call->id,
+                sender, peer, (long long)invite_deadline(call));
     *out = call_event(call, RTM_MSG_INVITE, sender, NULL, now, out_len);
     return RTM_OK;
 }
@@ -365,8 +367,7 @@ static enum rtm_err handle_ringing(struct rtm_core *core, struct rtm_call *call,
     if (call->state == RTM_CALL_PENDING) {
         call->state = RTM_CALL_RINGING;
         arm(core, call, ring_deadline(core, call));
-        rtm_core_log(core, RTM_LOG_DEBUG, "rtm: call %s ringing at %s", call->id,
-                     call->callee->uid);
+        rtm_out_log(core, RTM_LOG_DEBUG, "rtm: call %s ringing at %s", call->id, call->callee->uid);
     }
     *out = call_event(call, RTM_MSG_RINGING, call->callee->uid, NULL, now, out_len);
     return RTM_OK;
@@ -441,9 +442,9 @@ static enum rtm_err handle_party(struct rtm_core *core, const char *sender, cons
                          out_len, why, why_len);
 }
 
-enum rtm_err rtm_invite_request(struct rtm_core *core, const char *sender, const char *peer,
-                                const struct rtm_request *req, int64_t now, char **out,
-                                size_t *out_len, char *why, size_t why_len)
+static enum rtm_err calls_request(struct rtm_core *core, const char *sender, const char *peer,
+                                  const struct rtm_request *req, int64_t now, char **out,
+                                  size_t *out_len, char *why, size_t why_len)
 {
     *out = NULL;
     *out_len = 0;
@@ -455,9 +456,59 @@ enum rtm_err rtm_invite_request(struct rtm_core *core, const char *sender, const
     return err;
 }
 
+/* Tells the one session that sent a refused request why, and logs it. */
+static void refuse_request(struct rtm_core *core, const struct rtm_client *client, enum rtm_err err,
+                           const char *why, const struct rtm_request *req, int64_t now)
+{
+    size_t len;
+    char *json = rtm_error_json(err, why, req->id, req->type, now, &len);
+    if (json)
+        rtm_out_inbox(core, client->uid, client->handle, json, len);
+    free(json);
+    rtm_out_log(core, RTM_LOG_NOTICE, "rtm: refused %s from %s (%s): %s: %s",
+                req->type < RTM_MSG_FAILURE ? rtm_msg_type_name(req->type) : "request", client->uid,
+                client->client_id ? client->client_id : "", rtm_err_code(err), why);
+}
+
+struct rtm_message_result rtm_calls_message(struct rtm_core *core, const struct rtm_client *client,
+                                            const struct rtm_topic *topic, const void *payload,
+                                            size_t len, bool retain, int64_t now)
+{
+    struct rtm_message_result res = {RTM_DENY, NULL, 0};
+    struct rtm_request req;
+    const char *why = NULL;
+    char reason[256];
+    enum rtm_err err = rtm_request_parse(payload, len, core->cfg, &req, &why);
+    if (err == RTM_OK && retain) {
+        err = RTM_ERR_BAD_REQUEST;
+        why = "call messages must not be retained";
+    }
+    if (err == RTM_OK) {
+        char peer[RTM_UID_MAX + 1];
+        memcpy(peer, topic->uid, topic->uid_len);
+        peer[topic->uid_len] = '\0';
+        err = calls_request(core, client->uid, peer, &req, now, &res.payload, &res.payload_len,
+                            reason, sizeof(reason));
+        why = reason;
+    }
+    if (err == RTM_OK)
+        res.verdict = RTM_REPLACE;
+    else
+        refuse_request(core, client, err, why, &req, now);
+    rtm_request_free(&req);
+    return res;
+}
+
+bool rtm_calls_read_ok(struct rtm_core *core, const char *topic, size_t len, bool retain)
+{
+    if (retain && len > 0)
+        rtm_out_erase(core, topic, "call messages are never retained");
+    return !retain && len > 0;
+}
+
 /* Calls join their lists at the head; these walks go oldest first, as the
  * calls were placed, so that events keep that order. */
-void rtm_invite_caller_gone(struct rtm_core *core, struct rtm_user *user, int64_t now)
+void rtm_calls_caller_gone(struct rtm_core *core, struct rtm_user *user, int64_t now)
 {
     struct rtm_hlist_node *n = rtm_hlist_last(&user->calls_out);
     while (n) {
@@ -469,8 +520,8 @@ void rtm_invite_caller_gone(struct rtm_core *core, struct rtm_user *user, int64_
     }
 }
 
-void rtm_invite_redeliver(struct rtm_core *core, struct rtm_user *user, const void *handle,
-                          int64_t now)
+void rtm_calls_redeliver(struct rtm_core *core, struct rtm_user *user, const void *handle,
+                         int64_t now)
 {
     (void)now;
     for (struct rtm_hlist_node *n = rtm_hlist_last(&user->calls_in); n;
@@ -484,34 +535,34 @@ void rtm_invite_redeliver(struct rtm_core *core, struct rtm_user *user, const vo
     }
 }
 
-void rtm_invite_session_up(struct rtm_core *core, struct rtm_user *user, const void *handle,
-                           int64_t now)
+void rtm_calls_session_up(struct rtm_core *core, struct rtm_user *user, const void *handle,
+                          int64_t now)
 {
     for (struct rtm_hlist_node *n = user->calls_in.first; n; n = n->next)
         rtm_container_of(n, struct rtm_call, in_link)->callee_seen = true;
-    rtm_invite_redeliver(core, user, handle, now);
+    rtm_calls_redeliver(core, user, handle, now);
 }
 
-void rtm_invite_user_offline(struct rtm_core *core, struct rtm_user *user, int64_t now)
+void rtm_calls_user_offline(struct rtm_core *core, struct rtm_user *user, int64_t now)
 {
     if (rtm_hlist_empty(&user->calls_out) || rtm_user_timer_armed(user))
         return;
     if (!rtm_user_arm(core, user, RTM_TIMER_CALLER_GRACE, now + core->cfg->caller_grace_ms))
-        rtm_core_log(core, RTM_LOG_ERR, "rtm: out of memory arming caller_grace of %s", user->uid);
+        rtm_out_log(core, RTM_LOG_ERR, "rtm: out of memory arming caller_grace of %s", user->uid);
 }
 
-void rtm_invite_user_online(struct rtm_core *core, struct rtm_user *user)
+void rtm_calls_user_online(struct rtm_core *core, struct rtm_user *user)
 {
     rtm_user_disarm(core, user);
 }
 
-bool rtm_invite_pending(const struct rtm_core *core, const char *caller, const char *id)
+bool rtm_calls_pending(const struct rtm_core *core, const char *caller, const char *id)
 {
     const struct rtm_call *call = call_find(core, caller, id);
     return call && call_live(call);
 }
 
-void rtm_invite_free_all(struct rtm_core *core)
+void rtm_calls_free_all(struct rtm_core *core)
 {
     struct rtm_hnode *n;
     while ((n = rtm_hash_pop(&core->calls)) != NULL) {

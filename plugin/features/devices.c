@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rtm_state.h"
+#include "rtm_devices.h"
+#include "rtm_outbox.h"
+#include "rtm_users.h"
 
 static void copy_level(char *dst, size_t size, const char *s, size_t len)
 {
@@ -29,10 +31,10 @@ static struct rtm_message_result refuse_with(struct rtm_core *core, const struct
     size_t len;
     char *json = rtm_device_error_json(err, why, device, now, &len);
     if (json)
-        rtm_core_to_inbox(core, client->uid, client->handle, json, len);
+        rtm_out_inbox(core, client->uid, client->handle, json, len);
     free(json);
-    rtm_core_log(core, RTM_LOG_NOTICE, "rtm: refused registration of device %s of %s by %s: %s",
-                 device, uid, client->uid, why);
+    rtm_out_log(core, RTM_LOG_NOTICE, "rtm: refused registration of device %s of %s by %s: %s",
+                device, uid, client->uid, why);
     return res;
 }
 
@@ -63,12 +65,11 @@ static struct rtm_message_result rate_limited(struct rtm_core *core,
 static void clear_moved(struct rtm_core *core, const struct rtm_device_ref *from, const char *uid)
 {
     char topic[RTM_PREFIX_MAX + RTM_UID_MAX + RTM_ID_MAX + 24];
-    if (!rtm_core_topic(core, topic, sizeof(topic), "u/%s/devices/%s", from->uid, from->device))
+    if (!rtm_out_topic(core, topic, sizeof(topic), "u/%s/devices/%s", from->uid, from->device))
         return;
-    struct rtm_publish msg = {NULL, topic, "", 0, 1, true};
-    core->sink->publish(core->sink->ud, &msg);
-    rtm_core_log(core, RTM_LOG_INFO, "rtm: device %s of %s unregistered: its token moved to %s",
-                 from->device, from->uid, uid);
+    rtm_out_publish(core, NULL, topic, "", 0, true);
+    rtm_out_log(core, RTM_LOG_INFO, "rtm: device %s of %s unregistered: its token moved to %s",
+                from->device, from->uid, uid);
 }
 
 static char *normalized(const struct rtm_registration *r, size_t *len)
@@ -100,7 +101,7 @@ struct rtm_message_result rtm_devices_message(struct rtm_core *core,
         if (!within_rate(core, client, now))
             return rate_limited(core, client, uid, device, now);
         rtm_registry_remove(core->registry, uid, device);
-        rtm_core_log(core, RTM_LOG_INFO, "rtm: device %s of %s unregistered", device, uid);
+        rtm_out_log(core, RTM_LOG_INFO, "rtm: device %s of %s unregistered", device, uid);
         return res;
     }
     struct rtm_registration reg;
@@ -121,8 +122,8 @@ struct rtm_message_result rtm_devices_message(struct rtm_core *core,
     }
     if (moved && (strcmp(from.uid, uid) != 0 || strcmp(from.device, device) != 0))
         clear_moved(core, &from, uid);
-    rtm_core_log(core, RTM_LOG_INFO, "rtm: device %s of %s registered (%s, %s)", device, uid,
-                 reg.provider, rtm_platform_name(reg.platform));
+    rtm_out_log(core, RTM_LOG_INFO, "rtm: device %s of %s registered (%s, %s)", device, uid,
+                reg.provider, rtm_platform_name(reg.platform));
     res.payload = normalized(&reg, &res.payload_len);
     res.verdict = res.payload ? RTM_REPLACE : RTM_PASS;
     return res;
@@ -146,6 +147,18 @@ bool rtm_core_load_device(struct rtm_core *core, const char *topic, const void *
             return true;
         why = "more than max_devices devices, or out of memory";
     }
-    rtm_core_log(core, RTM_LOG_WARNING, "rtm: stored registration %s not loaded: %s", topic, why);
+    rtm_out_log(core, RTM_LOG_WARNING, "rtm: stored registration %s not loaded: %s", topic, why);
+    return false;
+}
+
+bool rtm_devices_read_ok(struct rtm_core *core, const char *topic, const void *payload, size_t len,
+                         bool retain)
+{
+    struct rtm_registration reg;
+    const char *why = NULL;
+    if (len == 0 || rtm_registration_parse(payload, len, &reg, &why))
+        return true;
+    if (retain)
+        rtm_out_erase(core, topic, why);
     return false;
 }

@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rtm_state.h"
+#include "rtm_outbox.h"
+#include "rtm_timers.h"
+#include "rtm_users.h"
 
 static bool user_eq(const struct rtm_hnode *node, const void *key)
 {
@@ -83,7 +85,7 @@ void rtm_user_disarm(struct rtm_core *core, struct rtm_user *user)
 {
     if (!user->ext)
         return;
-    rtm_heap_disarm(&core->timers, &user->ext->timer);
+    rtm_timer_disarm(core, &user->ext->timer);
     ext_trim(core, user);
 }
 
@@ -108,7 +110,7 @@ struct rtm_user *rtm_user_acquire(struct rtm_core *core, const char *uid)
 static void user_free(struct rtm_core *core, struct rtm_user *user)
 {
     if (user->ext) {
-        rtm_heap_disarm(&core->timers, &user->ext->timer);
+        rtm_timer_disarm(core, &user->ext->timer);
         rtm_pool_free(&core->pool, user->ext);
     }
     rtm_hash_remove(&core->users, &user->node);
@@ -122,18 +124,12 @@ void rtm_user_release(struct rtm_core *core, struct rtm_user *user)
     rtm_user_gc(core, user);
 }
 
-/* When the bucket is full again (ms), or -1 when it was never drawn from. */
-static int64_t full_at(const struct rtm_bucket *b)
-{
-    return b->tat_us ? (b->tat_us + 999) / 1000 : -1;
-}
-
 void rtm_user_gc(struct rtm_core *core, struct rtm_user *user)
 {
     if (user->refs != 0 || user->dirty)
         return;
-    int64_t a = full_at(&user->invites);
-    int64_t b = user->ext ? full_at(&user->ext->registrations) : -1;
+    int64_t a = rtm_bucket_full_at(&user->invites);
+    int64_t b = user->ext ? rtm_bucket_full_at(&user->ext->registrations) : -1;
     int64_t due = a > b ? a : b;
     if (due < 0) {
         user_free(core, user);
@@ -159,29 +155,17 @@ bool rtm_user_live(const struct rtm_user *user)
     return user->confirmed + user->unconfirmed > 0;
 }
 
-bool rtm_user_take(struct rtm_bucket *b, uint32_t rate, int64_t now)
-{
-    const int64_t interval = 60000000 / rate;    /* microseconds per action */
-    const int64_t burst = interval * (rate - 1); /* how far ahead of now it may run */
-    int64_t now_us = now * 1000;
-    int64_t tat = b->tat_us > now_us ? b->tat_us : now_us;
-    if (tat - now_us > burst)
-        return false;
-    b->tat_us = tat + interval;
-    return true;
-}
-
 bool rtm_user_take_registration(struct rtm_core *core, struct rtm_user *user, int64_t now)
 {
     struct rtm_user_ext *ext = ext_get(core, user);
     if (!ext) {
         /* A limit that cannot be recorded is not enforced, as for a writer
          * the core holds no record of. */
-        rtm_core_log(core, RTM_LOG_ERR, "rtm: out of memory counting registrations of %s",
-                     user->uid);
+        rtm_out_log(core, RTM_LOG_ERR, "rtm: out of memory counting registrations of %s",
+                    user->uid);
         return true;
     }
-    return rtm_user_take(&ext->registrations, core->cfg->device_rate, now);
+    return rtm_bucket_take(&ext->registrations, core->cfg->device_rate, 60000, now);
 }
 
 void rtm_users_free_all(struct rtm_core *core)

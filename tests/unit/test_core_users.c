@@ -1,5 +1,5 @@
 /*
- * The user record's memory (plugin/services/users.c, rtm_state.h): unlike the other
+ * The user record's memory (plugin/services/users.c, rtm_context.h): unlike the other
  * core tests, these look inside the core. A user's extension (its timer and
  * device-registration bucket) exists only while one of them is in use, and
  * calls are walked oldest first though their lists are newest first.
@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "core_fixture.h"
-#include "rtm_state.h"
+#include "rtm_calls.h"
+#include "rtm_timers.h"
+#include "rtm_users.h"
 
 #define REG_PAYLOAD "{\"provider\":\"jpush\",\"platform\":\"android\",\"token\":\"1a0018970a0f\"}"
 

@@ -114,7 +114,7 @@ static void test_remove_anywhere(void **state)
     expect_items(&head, NULL, 0);
 }
 
-/* Removing the node a walk stands on, as rtm_invite_caller_gone() does:
+/* Removing the node a walk stands on, as rtm_calls_caller_gone() does:
  * the step back is taken first, and stays valid. */
 static void test_remove_while_walking_back(void **state)
 {
