@@ -1,8 +1,9 @@
 /*
  * Topics under the prefix and who may use them. A topic is split into its
- * levels after the prefix and matched against the three shapes of the
- * topic table; filters are allowed only when every topic they can match
- * belongs to the subscriber (or is a presence topic).
+ * levels after the prefix and matched against the shapes of the topic table
+ * (presence/, u/{uid}/..., c/{ch}/...); filters are allowed only when every
+ * topic they can match is one the subscriber may read, and they name one
+ * user or one channel rather than list them.
  */
 #include <string.h>
 
@@ -15,26 +16,46 @@ static bool uid_char(char c)
            c == '-' || c == '.' || c == '@';
 }
 
-bool rtm_uid_valid(const char *s, size_t len)
+/* s[0..len) is 1 to `max` characters, each one `ok` accepts. */
+static bool all_chars(const char *s, size_t len, size_t max, bool (*ok)(char))
 {
-    if (!s || len == 0 || len > RTM_UID_MAX)
+    if (!s || len == 0 || len > max)
         return false;
     for (size_t i = 0; i < len; i++) {
-        if (!uid_char(s[i]))
+        if (!ok(s[i]))
             return false;
     }
     return true;
 }
 
+bool rtm_uid_valid(const char *s, size_t len)
+{
+    return all_chars(s, len, RTM_UID_MAX, uid_char);
+}
+
+static bool id_char(char c)
+{
+    return uid_char(c) && c != '.' && c != '@';
+}
+
 bool rtm_id_valid(const char *s, size_t len)
 {
-    if (!s || len == 0 || len > RTM_ID_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        if (!uid_char(s[i]) || s[i] == '.' || s[i] == '@')
-            return false;
-    }
-    return true;
+    return all_chars(s, len, RTM_ID_MAX, id_char);
+}
+
+bool rtm_channel_valid(const char *s, size_t len)
+{
+    return all_chars(s, len, RTM_CHANNEL_ID_MAX, uid_char);
+}
+
+static bool key_char(char c)
+{
+    return uid_char(c) && c != '@';
+}
+
+bool rtm_attr_key_valid(const char *s, size_t len)
+{
+    return all_chars(s, len, RTM_ATTR_KEY_MAX, key_char);
 }
 
 bool rtm_topic_under_prefix(const char *prefix, size_t prefix_len, const char *topic)
@@ -81,6 +102,85 @@ static size_t split(size_t prefix_len, const char *topic, struct level *lv, size
     return n;
 }
 
+/* The leaf of a four-level u/ or c/ topic: "msg/{sender}" gives `msg`,
+ * "attr/{key}" gives `attr`, and sets the sender or the key. */
+static enum rtm_topic_kind parse_leaf(const struct level *lv, enum rtm_topic_kind msg,
+                                      enum rtm_topic_kind attr, struct rtm_topic *out)
+{
+    if (level_is(&lv[0], "msg") && rtm_uid_valid(lv[1].s, lv[1].len)) {
+        out->sender = lv[1].s;
+        out->sender_len = lv[1].len;
+        return msg;
+    }
+    if (level_is(&lv[0], "attr") && rtm_attr_key_valid(lv[1].s, lv[1].len)) {
+        out->key = lv[1].s;
+        out->key_len = lv[1].len;
+        return attr;
+    }
+    return RTM_TOPIC_INVALID;
+}
+
+/* u/{uid}/...: `lv` starts at the uid, `n` levels. Sets uid for every
+ * valid kind, and for a devices topic with a malformed device id. */
+static enum rtm_topic_kind parse_user(const struct level *lv, size_t n, struct rtm_topic *out)
+{
+    enum rtm_topic_kind kind = RTM_TOPIC_INVALID;
+    if (!rtm_uid_valid(lv[0].s, lv[0].len))
+        return kind;
+    if (n == 2 && level_is(&lv[1], "call")) {
+        kind = RTM_TOPIC_CALL;
+    } else if (n >= 3 && level_is(&lv[1], "devices")) {
+        /* A user's devices topic: the device id is the rest of the topic,
+         * kept even when malformed so that the owner can be told which. */
+        out->device = lv[2].s;
+        out->device_len = strlen(lv[2].s);
+        if (n == 3 && rtm_id_valid(lv[2].s, lv[2].len))
+            kind = RTM_TOPIC_DEVICE;
+    } else if (n == 3) {
+        kind = parse_leaf(&lv[1], RTM_TOPIC_MSG, RTM_TOPIC_USER_ATTR, out);
+    }
+    if (kind != RTM_TOPIC_INVALID || out->device) {
+        out->uid = lv[0].s;
+        out->uid_len = lv[0].len;
+    }
+    return kind;
+}
+
+static const struct {
+    const char *word;
+    enum rtm_topic_kind kind;
+} channel_words[] = {
+    {"join", RTM_TOPIC_CH_JOIN},       {"leave", RTM_TOPIC_CH_LEAVE},
+    {"members", RTM_TOPIC_CH_MEMBERS}, {"events", RTM_TOPIC_CH_EVENTS},
+    {"count", RTM_TOPIC_CH_COUNT},
+};
+
+/* The kind of c/{ch}/{word}, INVALID for a word not in the table. */
+static enum rtm_topic_kind channel_word(const struct level *l)
+{
+    for (size_t i = 0; i < sizeof(channel_words) / sizeof(channel_words[0]); i++) {
+        if (level_is(l, channel_words[i].word))
+            return channel_words[i].kind;
+    }
+    return RTM_TOPIC_INVALID;
+}
+
+/* c/{ch}/...: `lv` starts at the channel id, `n` (2 or 3) levels. Sets
+ * channel for every valid kind. */
+static enum rtm_topic_kind parse_channel(const struct level *lv, size_t n, struct rtm_topic *out)
+{
+    if (!rtm_channel_valid(lv[0].s, lv[0].len))
+        return RTM_TOPIC_INVALID;
+    enum rtm_topic_kind kind = n == 2
+                                   ? channel_word(&lv[1])
+                                   : parse_leaf(&lv[1], RTM_TOPIC_CH_MSG, RTM_TOPIC_CH_ATTR, out);
+    if (kind != RTM_TOPIC_INVALID) {
+        out->channel = lv[0].s;
+        out->channel_len = lv[0].len;
+    }
+    return kind;
+}
+
 enum rtm_topic_kind rtm_topic_parse(const char *prefix, size_t prefix_len, const char *topic,
                                     struct rtm_topic *out)
 {
@@ -93,21 +193,12 @@ enum rtm_topic_kind rtm_topic_parse(const char *prefix, size_t prefix_len, const
     size_t n = split(prefix_len, topic, lv, 4);
     if (n == 2 && level_is(&lv[0], "presence") && rtm_uid_valid(lv[1].s, lv[1].len)) {
         out->kind = RTM_TOPIC_PRESENCE;
-    } else if (n == 3 && level_is(&lv[0], "u") && level_is(&lv[2], "call") &&
-               rtm_uid_valid(lv[1].s, lv[1].len)) {
-        out->kind = RTM_TOPIC_CALL;
-    } else if (n >= 4 && level_is(&lv[0], "u") && level_is(&lv[2], "devices") &&
-               rtm_uid_valid(lv[1].s, lv[1].len)) {
-        /* A user's devices topic: the device id is the rest of the topic,
-         * kept even when malformed so that the owner can be told which. */
-        out->device = lv[3].s;
-        out->device_len = strlen(lv[3].s);
-        if (n == 4 && rtm_id_valid(lv[3].s, lv[3].len))
-            out->kind = RTM_TOPIC_DEVICE;
-    }
-    if (out->kind != RTM_TOPIC_INVALID || out->device) {
         out->uid = lv[1].s;
         out->uid_len = lv[1].len;
+    } else if (n >= 3 && level_is(&lv[0], "u")) {
+        out->kind = parse_user(&lv[1], n - 1, out);
+    } else if (n >= 3 && n <= 4 && level_is(&lv[0], "c")) {
+        out->kind = parse_channel(&lv[1], n - 1, out);
     }
     return out->kind;
 }

@@ -1,6 +1,6 @@
 /*
- * Unit tests for plugin/lib/topic.c: uid and id syntax, and topic
- * classification under the prefix. test_topic_filter.c tests the
+ * Unit tests for plugin/lib/topic.c: uid, id, channel and key syntax, and
+ * topic classification under the prefix. test_topic_filter.c tests the
  * subscription rules.
  */
 #include <stdarg.h>
@@ -98,6 +98,69 @@ static void test_id_valid(void **state)
     assert_false(id_ok(buf));
     assert_false(rtm_id_valid("a\0b", 3));
     assert_true(rtm_id_valid("abc.def", 3));
+}
+
+static bool channel_ok(const char *s)
+{
+    return rtm_channel_valid(s, strlen(s));
+}
+
+static bool key_ok(const char *s)
+{
+    return rtm_attr_key_valid(s, strlen(s));
+}
+
+/* A string of `n` copies of `c`, in `buf` (of at least n + 1 bytes). */
+static const char *repeat(char *buf, char c, size_t n)
+{
+    memset(buf, c, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+static void test_channel_valid(void **state)
+{
+    (void)state;
+    char buf[80];
+    static const char *const good[] = {"a", "Z", "0", ".", "@", "-", "_", "room1", "a.b@c-d_E9"};
+    static const char *const bad[] = {"",  "a b", "a/b", "a+b", "a#b", "+",    "#",   "a$",
+                                      "é", "a:b", "a,b", "a*",  "/",   "a\tb", "a\\b"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_true(channel_ok(good[i]));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (channel_ok(bad[i]))
+            print_error("channel \"%s\" accepted\n", bad[i]);
+        assert_false(channel_ok(bad[i]));
+    }
+    assert_int_equal(RTM_CHANNEL_ID_MAX, 64);
+    assert_true(channel_ok(repeat(buf, 'c', 64)));
+    assert_false(channel_ok(repeat(buf, 'c', 65)));
+    assert_false(rtm_channel_valid("a\0b", 3));
+    assert_true(rtm_channel_valid("room/join", 4));
+    assert_false(rtm_channel_valid("room", 0));
+    assert_false(rtm_channel_valid(NULL, 3));
+}
+
+static void test_attr_key_valid(void **state)
+{
+    (void)state;
+    char buf[80];
+    static const char *const good[] = {"a", "Z", "0", ".", "-", "_", "status", "avatar.url-2_X"};
+    static const char *const bad[] = {"",  "@",   "a@b", "a b", "a/b", "+",  "#",   "a+",
+                                      "é", "a:b", "a$",  "a*",  "/",   "\t", "a\"b"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_true(key_ok(good[i]));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (key_ok(bad[i]))
+            print_error("key \"%s\" accepted\n", bad[i]);
+        assert_false(key_ok(bad[i]));
+    }
+    assert_int_equal(RTM_ATTR_KEY_MAX, 32);
+    assert_true(key_ok(repeat(buf, 'k', 32)));
+    assert_false(key_ok(repeat(buf, 'k', 33)));
+    assert_false(rtm_attr_key_valid("a\0b", 3));
+    assert_true(rtm_attr_key_valid("key/x", 3));
+    assert_false(rtm_attr_key_valid(NULL, 1));
 }
 
 static void test_under_prefix(void **state)
@@ -281,7 +344,6 @@ static void test_parse_invalid(void **state)
         "rtm/presence/a/b",
         "rtm//u/bob/call",
         "rtm/U/bob/call",
-        "rtm/c/room/msg/bob",
     };
     for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++)
         expect_kind(P, PL, invalid[i], RTM_TOPIC_INVALID);
@@ -289,6 +351,149 @@ static void test_parse_invalid(void **state)
     expect_kind(AP, APL, "app/rtm/", RTM_TOPIC_INVALID);
     expect_kind(AP, APL, "app/rtm/u/bob", RTM_TOPIC_INVALID);
     expect_kind(AP, APL, "app/rtm/rtm/u/bob/call", RTM_TOPIC_INVALID);
+}
+
+/* What rtm_topic_parse must say of `topic`: the kind, and each field (NULL:
+ * must be NULL with length 0). */
+struct parsed {
+    const char *topic;
+    enum rtm_topic_kind kind;
+    const char *uid, *channel, *sender, *key;
+};
+
+static void expect_field(const char *topic, const char *name, const char *got, size_t len,
+                         const char *want)
+{
+    if (!want) {
+        if (got || len)
+            fail_msg("%s: %s is set", topic, name);
+        return;
+    }
+    if (!got || len != strlen(want) || memcmp(got, want, len) != 0)
+        fail_msg("%s: %s is \"%.*s\", expected \"%s\"", topic, name, (int)len, got ? got : "",
+                 want);
+    if (got < topic || got + len > topic + strlen(topic))
+        fail_msg("%s: %s does not point into the topic", topic, name);
+}
+
+static void expect_parsed(const char *prefix, size_t plen, const struct parsed *p)
+{
+    struct rtm_topic t;
+    memset(&t, 0x5A, sizeof(t));
+    enum rtm_topic_kind got = rtm_topic_parse(prefix, plen, p->topic, &t);
+    if (got != p->kind || t.kind != p->kind)
+        fail_msg("%s: kind %d, expected %d", p->topic, got, p->kind);
+    expect_field(p->topic, "uid", t.uid, t.uid_len, p->uid);
+    expect_field(p->topic, "channel", t.channel, t.channel_len, p->channel);
+    expect_field(p->topic, "sender", t.sender, t.sender_len, p->sender);
+    expect_field(p->topic, "key", t.key, t.key_len, p->key);
+    expect_field(p->topic, "device", t.device, t.device_len, NULL);
+}
+
+static void test_parse_rtm_kinds(void **state)
+{
+    (void)state;
+    static const struct parsed cases[] = {
+        {"rtm/u/bob/msg/alice", RTM_TOPIC_MSG, "bob", NULL, "alice", NULL},
+        {"rtm/u/a.b@c/msg/d-e_f", RTM_TOPIC_MSG, "a.b@c", NULL, "d-e_f", NULL},
+        {"rtm/u/bob/msg/bob", RTM_TOPIC_MSG, "bob", NULL, "bob", NULL},
+        {"rtm/u/bob/attr/status", RTM_TOPIC_USER_ATTR, "bob", NULL, NULL, "status"},
+        {"rtm/u/bob/attr/a.b-c_D", RTM_TOPIC_USER_ATTR, "bob", NULL, NULL, "a.b-c_D"},
+        {"rtm/c/room1/join", RTM_TOPIC_CH_JOIN, NULL, "room1", NULL, NULL},
+        {"rtm/c/room1/leave", RTM_TOPIC_CH_LEAVE, NULL, "room1", NULL, NULL},
+        {"rtm/c/room1/members", RTM_TOPIC_CH_MEMBERS, NULL, "room1", NULL, NULL},
+        {"rtm/c/room1/events", RTM_TOPIC_CH_EVENTS, NULL, "room1", NULL, NULL},
+        {"rtm/c/room1/count", RTM_TOPIC_CH_COUNT, NULL, "room1", NULL, NULL},
+        {"rtm/c/room1/msg/alice", RTM_TOPIC_CH_MSG, NULL, "room1", "alice", NULL},
+        {"rtm/c/room1/attr/notice", RTM_TOPIC_CH_ATTR, NULL, "room1", NULL, "notice"},
+        {"rtm/c/a.b@c/msg/x@y", RTM_TOPIC_CH_MSG, NULL, "a.b@c", "x@y", NULL},
+        /* Words of the table are ids like any other. */
+        {"rtm/c/join/join", RTM_TOPIC_CH_JOIN, NULL, "join", NULL, NULL},
+        {"rtm/u/msg/msg/msg", RTM_TOPIC_MSG, "msg", NULL, "msg", NULL},
+        {"rtm/c/c/attr/attr", RTM_TOPIC_CH_ATTR, NULL, "c", NULL, "attr"},
+        /* The existing kinds keep what they set. */
+        {"rtm/u/bob/call", RTM_TOPIC_CALL, "bob", NULL, NULL, NULL},
+        {"rtm/presence/bob", RTM_TOPIC_PRESENCE, "bob", NULL, NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        expect_parsed(P, PL, &cases[i]);
+    const struct parsed app = {"app/rtm/c/r/msg/s", RTM_TOPIC_CH_MSG, NULL, "r", "s", NULL};
+    expect_parsed(AP, APL, &app);
+}
+
+/* The longest channel id, sender and key fit; one more character does not. */
+static void test_parse_rtm_lengths(void **state)
+{
+    (void)state;
+    char id64[80], id65[80], key32[40], key33[40], topic[256];
+    repeat(id64, 'x', 64);
+    repeat(id65, 'x', 65);
+    repeat(key32, 'k', 32);
+    repeat(key33, 'k', 33);
+    struct parsed p = {topic, RTM_TOPIC_CH_COUNT, NULL, id64, NULL, NULL};
+    snprintf(topic, sizeof(topic), "rtm/c/%s/count", id64);
+    expect_parsed(P, PL, &p);
+    snprintf(topic, sizeof(topic), "rtm/c/%s/count", id65);
+    expect_parsed(P, PL, &(struct parsed){topic, RTM_TOPIC_INVALID, NULL, NULL, NULL, NULL});
+    snprintf(topic, sizeof(topic), "rtm/u/bob/msg/%s", id64);
+    expect_parsed(P, PL, &(struct parsed){topic, RTM_TOPIC_MSG, "bob", NULL, id64, NULL});
+    snprintf(topic, sizeof(topic), "rtm/c/room/msg/%s", id65);
+    expect_parsed(P, PL, &(struct parsed){topic, RTM_TOPIC_INVALID, NULL, NULL, NULL, NULL});
+    snprintf(topic, sizeof(topic), "rtm/c/room/attr/%s", key32);
+    expect_parsed(P, PL, &(struct parsed){topic, RTM_TOPIC_CH_ATTR, NULL, "room", NULL, key32});
+    snprintf(topic, sizeof(topic), "rtm/u/bob/attr/%s", key33);
+    expect_parsed(P, PL, &(struct parsed){topic, RTM_TOPIC_INVALID, NULL, NULL, NULL, NULL});
+}
+
+/* Under the prefix but none of the new shapes: invalid, nothing set. */
+static void test_parse_rtm_invalid(void **state)
+{
+    (void)state;
+    static const char *const invalid[] = {
+        "rtm/u/bob/msg",
+        "rtm/u/bob/msg/",
+        "rtm/u/bob/msg/a b",
+        "rtm/u/bob/msg/a+b",
+        "rtm/u/bob/msg/a/b",
+        "rtm/u/bob/msg/alice/",
+        "rtm/u/b b/msg/alice",
+        "rtm/u/bob/attr",
+        "rtm/u/bob/attr/",
+        "rtm/u/bob/attr/a@b",
+        "rtm/u/bob/attr/k/x",
+        "rtm/u//attr/k",
+        "rtm/u/bob/Attr/k",
+        "rtm/u/bob/join",
+        "rtm/c",
+        "rtm/c/",
+        "rtm/c/room",
+        "rtm/c/room/",
+        "rtm/c//join",
+        "rtm/c/r m/join",
+        "rtm/c/r+m/count",
+        "rtm/c/room/joins",
+        "rtm/c/room/JOIN",
+        "rtm/c/room/join/",
+        "rtm/c/room/join/x",
+        "rtm/c/room/count/x",
+        "rtm/c/room/call",
+        "rtm/c/room/msg",
+        "rtm/c/room/msg/",
+        "rtm/c/room/msg/a b",
+        "rtm/c/room/msg/a/b",
+        "rtm/c/room/attr/a@b",
+        "rtm/c/room/attr/k/",
+        "rtm/c/room/devices/d",
+        "rtm/c/room/presence/b",
+        "rtm/C/room/join",
+        "rtm/ch/room/join",
+        "rtm/presence/bob/msg",
+        "rtm/u/bob/call/msg/a",
+    };
+    for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++) {
+        const struct parsed p = {invalid[i], RTM_TOPIC_INVALID, NULL, NULL, NULL, NULL};
+        expect_parsed(P, PL, &p);
+    }
 }
 
 static void test_parse_outside(void **state)
@@ -322,12 +527,17 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uid_valid),
         cmocka_unit_test(test_id_valid),
+        cmocka_unit_test(test_channel_valid),
+        cmocka_unit_test(test_attr_key_valid),
         cmocka_unit_test(test_under_prefix),
         cmocka_unit_test(test_parse_call),
         cmocka_unit_test(test_parse_presence),
         cmocka_unit_test(test_parse_device),
         cmocka_unit_test(test_parse_malformed_device),
         cmocka_unit_test(test_parse_invalid),
+        cmocka_unit_test(test_parse_rtm_kinds),
+        cmocka_unit_test(test_parse_rtm_lengths),
+        cmocka_unit_test(test_parse_rtm_invalid),
         cmocka_unit_test(test_parse_outside),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
