@@ -73,8 +73,12 @@ bool rtm_topic_under_prefix(const char *prefix, size_t prefix_len, const char *t
 enum rtm_topic_kind rtm_topic_parse(const char *prefix, size_t prefix_len, const char *topic,
                                     struct rtm_topic *out);
 
-/* May `uid` subscribe to `filter` (under the prefix)? Only when every topic
- * the filter can match is one `uid` may read; admins may read everything. */
+/* May `uid` subscribe to `filter` (under the prefix)? Admins may subscribe
+ * to anything. Anyone else needs a valid uid, and a filter that matches at
+ * least one valid topic, whose every match `uid` may read (SPEC 3), and that
+ * has no wildcard where a uid or a channel id goes (so it lists no users or
+ * channels). Channel topics that only members receive are allowed here: the
+ * READ check delivers them to members only. */
 bool rtm_topic_filter_allowed(const char *prefix, size_t prefix_len, const char *filter,
                               const char *uid, bool admin);
 

@@ -208,14 +208,70 @@ static bool level_is_wild(const struct level *l)
     return level_is(l, "+") || level_is(l, "#");
 }
 
-/* Is `lv` (after "u/{uid}/") a filter over the user's own call inbox or
- * devices? Filters that match no topic at all are refused too. */
+/* A filter's leaf level: a wildcard, or one name `valid` accepts. */
+static bool leaf_allowed(const struct level *l, bool (*valid)(const char *, size_t))
+{
+    return level_is_wild(l) || valid(l->s, l->len);
+}
+
+/* The leaf under a '+' ("+/{leaf}" after a uid or a channel id): it may
+ * match any of the leaf kinds, device id, sender uid or key. A uid's
+ * characters and length include those of the other two, so it matches at
+ * least one valid topic exactly when it is a valid uid. */
+static bool any_leaf_valid(const char *s, size_t len)
+{
+    return rtm_uid_valid(s, len);
+}
+
+/* "msg/{sender}", "attr/{key}" or "+/{leaf}" under one user or channel,
+ * each leaf a wildcard or a name that some valid topic has there. */
+static bool leaf_pair_allowed(const struct level *lv)
+{
+    if (level_is(&lv[0], "msg"))
+        return leaf_allowed(&lv[1], rtm_uid_valid);
+    if (level_is(&lv[0], "attr"))
+        return leaf_allowed(&lv[1], rtm_attr_key_valid);
+    return level_is(&lv[0], "+") && leaf_allowed(&lv[1], any_leaf_valid);
+}
+
+/* After "u/{own uid}/": the user's call inbox, devices, messages and
+ * attributes, all of which the user may read. */
 static bool own_levels_allowed(const struct level *lv, size_t n)
 {
     if (n == 1)
         return level_is(&lv[0], "call") || level_is_wild(&lv[0]);
-    if (n == 2 && (level_is(&lv[0], "devices") || level_is(&lv[0], "+")))
-        return level_is_wild(&lv[1]) || rtm_id_valid(lv[1].s, lv[1].len);
+    if (n == 2 && level_is(&lv[0], "devices"))
+        return leaf_allowed(&lv[1], rtm_id_valid);
+    return n == 2 && leaf_pair_allowed(lv);
+}
+
+/* After "u/{another uid}/": only that user's attributes are everyone's. */
+static bool other_levels_allowed(const struct level *lv, size_t n)
+{
+    return n == 2 && level_is(&lv[0], "attr") && leaf_allowed(&lv[1], rtm_attr_key_valid);
+}
+
+/* After "c/{ch}/": count, events, messages and attributes. join, leave and
+ * members are requests that nobody receives; a wildcard over them is fine,
+ * as they carry nothing deliverable. */
+static bool channel_levels_allowed(const struct level *lv, size_t n)
+{
+    if (n == 1)
+        return level_is(&lv[0], "count") || level_is(&lv[0], "events") || level_is_wild(&lv[0]);
+    return n == 2 && leaf_pair_allowed(lv);
+}
+
+/* u/{uid}/... or c/{ch}/... of 3 or 4 levels, `uid` a valid uid. A
+ * wildcard in place of the uid or the channel id lists them: refused. */
+static bool named_levels_allowed(const struct level *lv, size_t n, const char *uid)
+{
+    if (n < 3 || n > 4)
+        return false;
+    if (level_is(&lv[0], "u") && rtm_uid_valid(lv[1].s, lv[1].len))
+        return level_is(&lv[1], uid) ? own_levels_allowed(&lv[2], n - 2)
+                                     : other_levels_allowed(&lv[2], n - 2);
+    if (level_is(&lv[0], "c") && rtm_channel_valid(lv[1].s, lv[1].len))
+        return channel_levels_allowed(&lv[2], n - 2);
     return false;
 }
 
@@ -226,14 +282,13 @@ bool rtm_topic_filter_allowed(const char *prefix, size_t prefix_len, const char 
         return true;
     if (!uid || !rtm_uid_valid(uid, strlen(uid)))
         return false;
-    struct level lv[5];
     if (!rtm_topic_under_prefix(prefix, prefix_len, filter))
         return false;
+    struct level lv[4];
     size_t n = split(prefix_len, filter, lv, 4);
     if (n == 2 && level_is(&lv[0], "presence"))
         return level_is_wild(&lv[1]) || rtm_uid_valid(lv[1].s, lv[1].len);
-    return n >= 3 && n <= 4 && level_is(&lv[0], "u") && level_is(&lv[1], uid) &&
-           own_levels_allowed(&lv[2], n - 2);
+    return named_levels_allowed(lv, n, uid);
 }
 
 /* MQTT topic matching of a filter against a concrete topic. */
