@@ -37,6 +37,11 @@ enum rtm_other_topics {
     RTM_OTHER_ALLOW, /* allow every topic outside the prefix */
 };
 
+enum rtm_attr_lifetime {
+    RTM_ATTR_SESSION,    /* a user's attributes go when the user goes offline */
+    RTM_ATTR_PERSISTENT, /* kept, restarts included, until deleted */
+};
+
 struct rtm_config {
     char topic_prefix[RTM_PREFIX_MAX + 1]; /* no trailing slash */
     size_t prefix_len;
@@ -55,6 +60,16 @@ struct rtm_config {
     uint32_t max_payload; /* bytes */
     char **admin_users;
     size_t admin_count;
+
+    /* Peer and channel messages, channels, attributes (SPEC 8). */
+    uint32_t max_message;       /* bytes of one peer or channel message */
+    uint32_t message_rate;      /* peer and channel messages per second per uid (= burst) */
+    uint32_t max_channels;      /* channels one session may be in */
+    uint32_t member_events_max; /* member events while a channel has at most this many; 0: none */
+    enum rtm_attr_lifetime user_attr_lifetime;
+    uint32_t max_attr_keys;  /* per user and per channel */
+    uint32_t max_attr_bytes; /* bytes of all values, per user and per channel */
+    uint32_t attr_rate;      /* attribute writes per 5 seconds per uid */
 
     /* Device registry and offline push. */
     uint32_t max_devices;

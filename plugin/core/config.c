@@ -42,6 +42,7 @@ struct opt_def {
 static const char *const identity_choices[] = {"auto", "username", "clientid", NULL};
 static const char *const auth_choices[] = {"none", "defer", "token", NULL};
 static const char *const other_choices[] = {"defer", "allow", NULL};
+static const char *const lifetime_choices[] = {"session", "persistent", NULL};
 
 #define FIELD(f) offsetof(struct rtm_config, f)
 #define DAY_S    86400
@@ -62,6 +63,14 @@ static const struct opt_def opt_defs[] = {
     {"invite_rate", OPT_UINT, FIELD(invite_rate), 1, 1000000, NULL},
     {"max_payload", OPT_UINT, FIELD(max_payload), 256, 268435455, NULL},
     {"admin_users", OPT_UID_LIST, FIELD(admin_users), 0, 0, NULL},
+    {"max_message", OPT_UINT, FIELD(max_message), 1, 16777216, NULL},
+    {"message_rate", OPT_UINT, FIELD(message_rate), 1, 100000, NULL},
+    {"max_channels", OPT_UINT, FIELD(max_channels), 1, 1000, NULL},
+    {"member_events_max", OPT_UINT, FIELD(member_events_max), 0, 1000000, NULL},
+    {"user_attr_lifetime", OPT_ENUM, FIELD(user_attr_lifetime), 0, 0, lifetime_choices},
+    {"max_attr_keys", OPT_UINT, FIELD(max_attr_keys), 1, 1000, NULL},
+    {"max_attr_bytes", OPT_UINT, FIELD(max_attr_bytes), 1, 1048576, NULL},
+    {"attr_rate", OPT_UINT, FIELD(attr_rate), 1, 10000, NULL},
     {"device_rate", OPT_UINT, FIELD(device_rate), 1, 1000000, NULL},
     {"max_devices", OPT_UINT, FIELD(max_devices), 1, 1000, NULL},
     {"push_fallback_ms", OPT_MS, FIELD(push_fallback_ms), 0, 600000, NULL},
@@ -100,6 +109,14 @@ void rtm_config_defaults(struct rtm_config *cfg)
     cfg->busy_limit = 16;
     cfg->invite_rate = 60;
     cfg->max_payload = 8192;
+    cfg->max_message = 32768;
+    cfg->message_rate = 60;
+    cfg->max_channels = 20;
+    cfg->member_events_max = 512;
+    cfg->user_attr_lifetime = RTM_ATTR_SESSION;
+    cfg->max_attr_keys = 32;
+    cfg->max_attr_bytes = 8192;
+    cfg->attr_rate = 10;
     cfg->max_devices = 10;
     cfg->device_rate = 30;
     cfg->push_fallback_ms = 5000;

@@ -72,6 +72,14 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.max_payload, 8192);
     assert_int_equal(cfg.admin_count, 0);
     assert_false(cfg.debug_log);
+    assert_int_equal(cfg.max_message, 32768);
+    assert_int_equal(cfg.message_rate, 60);
+    assert_int_equal(cfg.max_channels, 20);
+    assert_int_equal(cfg.member_events_max, 512);
+    assert_int_equal(cfg.user_attr_lifetime, RTM_ATTR_SESSION);
+    assert_int_equal(cfg.max_attr_keys, 32);
+    assert_int_equal(cfg.max_attr_bytes, 8192);
+    assert_int_equal(cfg.attr_rate, 10);
     assert_false(rtm_config_is_admin(&cfg, "admin"));
     assert_false(rtm_config_is_admin(&cfg, ""));
     rtm_config_free(&cfg);
@@ -160,6 +168,81 @@ static void test_several_options_at_once(void **state)
     assert_true(cfg.debug_log);
     assert_true(rtm_config_is_admin(&cfg, "root"));
     rtm_config_free(&cfg);
+}
+
+/* The SPEC 8 limits: each a whole number within its range, stored as is. */
+static const struct {
+    const char *key;
+    size_t offset;
+    uint32_t min, max;
+} limits[] = {
+    {"max_message", offsetof(struct rtm_config, max_message), 1, 16777216},
+    {"message_rate", offsetof(struct rtm_config, message_rate), 1, 100000},
+    {"max_channels", offsetof(struct rtm_config, max_channels), 1, 1000},
+    {"member_events_max", offsetof(struct rtm_config, member_events_max), 0, 1000000},
+    {"max_attr_keys", offsetof(struct rtm_config, max_attr_keys), 1, 1000},
+    {"max_attr_bytes", offsetof(struct rtm_config, max_attr_bytes), 1, 1048576},
+    {"attr_rate", offsetof(struct rtm_config, attr_rate), 1, 10000},
+};
+
+static uint32_t limit_value(const struct rtm_config *cfg, size_t i)
+{
+    uint32_t v;
+    memcpy(&v, (const char *)cfg + limits[i].offset, sizeof(v));
+    return v;
+}
+
+/* `value` of limit i is accepted and stored; no other limit changes. */
+static void expect_limit(size_t i, uint32_t value)
+{
+    struct rtm_config cfg, defaults;
+    char text[16];
+    snprintf(text, sizeof(text), "%u", value);
+    expect_ok(&cfg, limits[i].key, text);
+    rtm_config_defaults(&defaults);
+    for (size_t k = 0; k < sizeof(limits) / sizeof(limits[0]); k++)
+        assert_int_equal(limit_value(&cfg, k), k == i ? value : limit_value(&defaults, k));
+    rtm_config_free(&cfg);
+}
+
+static void test_spec8_limits(void **state)
+{
+    (void)state;
+    char text[16], err[ERR_LEN], want[ERR_LEN];
+    struct rtm_config cfg;
+    for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+        expect_limit(i, limits[i].min);
+        expect_limit(i, limits[i].max);
+        expect_limit(i, limits[i].min + 1);
+        snprintf(text, sizeof(text), "%u", limits[i].max + 1);
+        assert_int_equal(parse1(&cfg, limits[i].key, text, err), -1);
+        snprintf(want, sizeof(want), "plugin_opt_%s must be a whole number from %u to %u",
+                 limits[i].key, limits[i].min, limits[i].max);
+        assert_string_equal(err, want);
+        if (limits[i].min > 0)
+            expect_refused(limits[i].key, "0");
+        expect_refused(limits[i].key, "-1");
+        expect_refused(limits[i].key, "4294967296");
+    }
+}
+
+static void test_user_attr_lifetime(void **state)
+{
+    (void)state;
+    struct rtm_config cfg;
+    char err[ERR_LEN];
+    expect_ok(&cfg, "user_attr_lifetime", "persistent");
+    assert_int_equal(cfg.user_attr_lifetime, RTM_ATTR_PERSISTENT);
+    rtm_config_free(&cfg);
+    expect_ok(&cfg, "user_attr_lifetime", " session ");
+    assert_int_equal(cfg.user_attr_lifetime, RTM_ATTR_SESSION);
+    rtm_config_free(&cfg);
+    static const char *const bad[] = {"",        "Session", "persist",
+                                      "forever", "1",       "session persistent"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_refused("user_attr_lifetime", bad[i]);
+    assert_int_equal(parse1(&cfg, "user_attr_lifetime", "forever", err), -1);
+    assert_string_equal(err, "plugin_opt_user_attr_lifetime must be one of: session persistent");
 }
 
 static void test_identity_values(void **state)
@@ -395,8 +478,9 @@ static void test_unknown_option(void **state)
 }
 
 static const char *const numeric_opts[] = {
-    "invite_timeout", "ring_timeout", "caller_grace", "max_invite_timeout",
-    "busy_limit",     "invite_rate",  "max_payload",
+    "invite_timeout",    "ring_timeout",  "caller_grace",   "max_invite_timeout", "busy_limit",
+    "invite_rate",       "max_payload",   "max_message",    "message_rate",       "max_channels",
+    "member_events_max", "max_attr_keys", "max_attr_bytes", "attr_rate",
 };
 
 static void test_bad_numbers(void **state)
@@ -521,6 +605,8 @@ int main(void)
         cmocka_unit_test(test_durations_in_seconds),
         cmocka_unit_test(test_counts),
         cmocka_unit_test(test_several_options_at_once),
+        cmocka_unit_test(test_spec8_limits),
+        cmocka_unit_test(test_user_attr_lifetime),
         cmocka_unit_test(test_identity_values),
         cmocka_unit_test(test_auth_values),
         cmocka_unit_test(test_token_options),
