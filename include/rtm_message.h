@@ -1,7 +1,8 @@
 /*
- * Call messages as JSON: validating what clients send, and writing what the
- * plugin delivers (stamped events, errors, presence). Pure: cJSON reads,
- * rtm_jsonw writes.
+ * The plugin's JSON: validating the call requests clients send, and writing
+ * what the plugin delivers (stamped call events, errors, presence, channel
+ * replies and events, member counts, stamped attributes) and recognising it
+ * when read back. Pure: cJSON reads, rtm_jsonw writes.
  */
 #ifndef RTM_MESSAGE_H
 #define RTM_MESSAGE_H
@@ -15,6 +16,8 @@
 #define RTM_CONTENT_MAX  4096
 #define RTM_RESPONSE_MAX 4096
 #define RTM_CHANNEL_MAX  64
+/* The most of a refused topic an error names (rtm_topic_error_json). */
+#define RTM_ERROR_TOPIC_MAX 256
 /* Every payload a client sends is a flat JSON object; these bounds leave
  * apps room for their own extra fields and refuse anything built to hurt. */
 #define RTM_JSON_DEPTH_MAX   8
@@ -40,6 +43,7 @@ enum rtm_err {
     RTM_ERR_SELF_CALL,
     RTM_ERR_RATE_LIMITED,
     RTM_ERR_BUSY_LIMIT,
+    RTM_ERR_LIMIT_EXCEEDED,
 };
 
 enum rtm_fail_reason {
@@ -114,6 +118,28 @@ char *rtm_device_error_json(enum rtm_err err, const char *message, const char *d
 char *rtm_pushed_json(const char *id, const char *caller, const char *callee, size_t devices,
                       int64_t ts, size_t *len);
 char *rtm_presence_json(const char *uid, bool online, unsigned sessions, int64_t ts, size_t *len);
+
+/* An error about a request made by publishing to `topic` (SPEC 8: messages,
+ * channels, attributes): like rtm_error_json, naming the refused topic
+ * instead of an invitation. The topic is cut to at most RTM_ERROR_TOPIC_MAX
+ * bytes between two UTF-8 characters; should it not be UTF-8, each byte
+ * above ASCII is written as '?'. */
+char *rtm_topic_error_json(enum rtm_err err, const char *message, const char *topic, int64_t ts,
+                           size_t *len);
+/* The answer to a join (`joined`) or a members request:
+ * {"type":"joined"|"members","channel","count","members":[the n uids],
+ *  "truncated","ts"}; `count` is all the channel's members. */
+char *rtm_members_json(bool joined, const char *channel, size_t count, const char *const *members,
+                       size_t n, bool truncated, int64_t ts, size_t *len);
+/* {"type":"member_joined"|"member_left","channel","uid","count","ts"} */
+char *rtm_member_event_json(bool joined, const char *channel, const char *uid, size_t count,
+                            int64_t ts, size_t *len);
+/* A channel's retained member count: {"channel","count","ts"} */
+char *rtm_count_json(const char *channel, size_t count, int64_t ts, size_t *len);
+/* A stamped user or channel attribute: {"key","value","by","ts"}. `value`
+ * is `value_len` bytes of UTF-8 without a NUL (the caller checks both). */
+char *rtm_attr_json(const char *key, const char *value, size_t value_len, const char *by,
+                    int64_t ts, size_t *len);
 
 /* What a presence payload on `uid`'s topic says: NOT_OURS unless it is an
  * object naming `uid` with a boolean `online`, as the plugin writes it. */

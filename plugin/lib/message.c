@@ -1,7 +1,9 @@
 /*
- * Call messages as JSON. Requests are validated field by field before they
+ * The plugin's JSON. Call requests are validated field by field before they
  * touch any state; events are rebuilt from validated fields only, so nothing
  * a client adds is ever forwarded and every stamped field is the server's.
+ * SPEC 8's replies, member events, counts and stamped attributes are written
+ * the same way, and what the plugin stored is recognised when read back.
  */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -27,6 +29,7 @@ static const char *const err_codes[] = {
     [RTM_ERR_SELF_CALL] = "self_call",
     [RTM_ERR_RATE_LIMITED] = "rate_limited",
     [RTM_ERR_BUSY_LIMIT] = "busy_limit",
+    [RTM_ERR_LIMIT_EXCEEDED] = "limit_exceeded",
 };
 
 static const char *const reason_names[] = {
@@ -44,7 +47,7 @@ const char *rtm_msg_type_name(enum rtm_msg_type type)
 
 const char *rtm_err_code(enum rtm_err err)
 {
-    return err <= RTM_ERR_BUSY_LIMIT ? err_codes[err] : "internal";
+    return err <= RTM_ERR_LIMIT_EXCEEDED ? err_codes[err] : "internal";
 }
 
 const char *rtm_fail_reason_name(enum rtm_fail_reason reason)
@@ -405,4 +408,102 @@ enum rtm_presence_claim rtm_presence_payload_claim(const void *payload, size_t l
         claim = cJSON_IsTrue(online) ? RTM_PRESENCE_ONLINE : RTM_PRESENCE_OFFLINE;
     cJSON_Delete(root);
     return claim;
+}
+
+/* The refused topic as an error names it: at most RTM_ERROR_TOPIC_MAX
+ * bytes, cut before the character the limit falls in, and '?' for each byte
+ * above ASCII when the rest is not UTF-8, so the error is valid JSON text. */
+static void topic_for_error(const char *topic, char out[RTM_ERROR_TOPIC_MAX + 1])
+{
+    size_t len = strnlen(topic, RTM_ERROR_TOPIC_MAX + 1);
+    if (len > RTM_ERROR_TOPIC_MAX) {
+        len = RTM_ERROR_TOPIC_MAX;
+        /* A UTF-8 character has at most three continuation bytes. */
+        for (int k = 0; k < 3 && ((unsigned char)topic[len] & 0xc0) == 0x80; k++)
+            len--;
+    }
+    memcpy(out, topic, len);
+    out[len] = '\0';
+    if (rtm_utf8_valid(out, len))
+        return;
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)out[i] >= 0x80)
+            out[i] = '?';
+    }
+}
+
+char *rtm_topic_error_json(enum rtm_err err, const char *message, const char *topic, int64_t ts,
+                           size_t *len)
+{
+    char named[RTM_ERROR_TOPIC_MAX + 1];
+    topic_for_error(topic, named);
+    struct rtm_jsonw w;
+    rtm_jsonw_begin(&w, EVENT_HINT + RTM_ERROR_TOPIC_MAX);
+    rtm_jsonw_string(&w, "type", "error");
+    rtm_jsonw_string(&w, "code", rtm_err_code(err));
+    rtm_jsonw_string(&w, "message", message);
+    rtm_jsonw_string(&w, "topic", named);
+    rtm_jsonw_int(&w, "ts", ts);
+    return rtm_jsonw_end(&w, len);
+}
+
+/* Room for a member list's uids at first: a full list of 512 short uids
+ * fits, longer ones grow the buffer. */
+#define MEMBERS_HINT(n) (EVENT_HINT + ((n) < 512 ? (n) : 512) * 24)
+
+char *rtm_members_json(bool joined, const char *channel, size_t count, const char *const *members,
+                       size_t n, bool truncated, int64_t ts, size_t *len)
+{
+    struct rtm_jsonw w;
+    rtm_jsonw_begin(&w, MEMBERS_HINT(n));
+    rtm_jsonw_string(&w, "type", joined ? "joined" : "members");
+    rtm_jsonw_string(&w, "channel", channel);
+    rtm_jsonw_int(&w, "count", (int64_t)count);
+    rtm_jsonw_strings(&w, "members", members, n);
+    rtm_jsonw_bool(&w, "truncated", truncated);
+    rtm_jsonw_int(&w, "ts", ts);
+    return rtm_jsonw_end(&w, len);
+}
+
+char *rtm_member_event_json(bool joined, const char *channel, const char *uid, size_t count,
+                            int64_t ts, size_t *len)
+{
+    struct rtm_jsonw w;
+    rtm_jsonw_begin(&w, EVENT_HINT);
+    rtm_jsonw_string(&w, "type", joined ? "member_joined" : "member_left");
+    rtm_jsonw_string(&w, "channel", channel);
+    rtm_jsonw_string(&w, "uid", uid);
+    rtm_jsonw_int(&w, "count", (int64_t)count);
+    rtm_jsonw_int(&w, "ts", ts);
+    return rtm_jsonw_end(&w, len);
+}
+
+char *rtm_count_json(const char *channel, size_t count, int64_t ts, size_t *len)
+{
+    struct rtm_jsonw w;
+    rtm_jsonw_begin(&w, 128);
+    rtm_jsonw_string(&w, "channel", channel);
+    rtm_jsonw_int(&w, "count", (int64_t)count);
+    rtm_jsonw_int(&w, "ts", ts);
+    return rtm_jsonw_end(&w, len);
+}
+
+char *rtm_attr_json(const char *key, const char *value, size_t value_len, const char *by,
+                    int64_t ts, size_t *len)
+{
+    /* The writer takes NUL-terminated strings; a value is a payload's bytes. */
+    char *text = value_len < SIZE_MAX ? malloc(value_len + 1) : NULL;
+    *len = 0;
+    if (!text)
+        return NULL;
+    memcpy(text, value, value_len);
+    text[value_len] = '\0';
+    struct rtm_jsonw w;
+    rtm_jsonw_begin(&w, EVENT_HINT + value_len + value_len / 8);
+    rtm_jsonw_string(&w, "key", key);
+    rtm_jsonw_string(&w, "value", text);
+    rtm_jsonw_string(&w, "by", by);
+    rtm_jsonw_int(&w, "ts", ts);
+    free(text);
+    return rtm_jsonw_end(&w, len);
 }
