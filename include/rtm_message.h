@@ -141,6 +141,23 @@ char *rtm_count_json(const char *channel, size_t count, int64_t ts, size_t *len)
 char *rtm_attr_json(const char *key, const char *value, size_t value_len, const char *by,
                     int64_t ts, size_t *len);
 
+/* What an attribute payload the plugin wrote says. */
+struct rtm_attr_claim {
+    size_t value_len; /* bytes of the value, unescaped */
+    char by[RTM_UID_MAX + 1];
+    int64_t ts;
+};
+/* True, filling `out`, only for an object (rtm_json_object_parse) whose
+ * "key" is `key`, "value" a string, "by" a valid uid and "ts" a
+ * non-negative whole number; other members are ignored. `out` is left
+ * alone otherwise. */
+bool rtm_attr_payload_parse(const void *payload, size_t len, const char *key,
+                            struct rtm_attr_claim *out);
+/* True, filling `*count`, only for an object (rtm_json_object_parse) whose
+ * "channel" is `channel`, "count" a non-negative whole number and "ts" a
+ * number; other members are ignored. `*count` is left alone otherwise. */
+bool rtm_count_payload_parse(const void *payload, size_t len, const char *channel, uint64_t *count);
+
 /* What a presence payload on `uid`'s topic says: NOT_OURS unless it is an
  * object naming `uid` with a boolean `online`, as the plugin writes it. */
 enum rtm_presence_claim {

@@ -507,3 +507,59 @@ char *rtm_attr_json(const char *key, const char *value, size_t value_len, const 
     free(text);
     return rtm_jsonw_end(&w, len);
 }
+
+static bool string_is(const cJSON *item, const char *s)
+{
+    return cJSON_IsString(item) && strcmp(item->valuestring, s) == 0;
+}
+
+/* A number with no fraction in [0, limit), as the plugin writes counts and
+ * timestamps; `limit` keeps the conversion to the caller's type defined. */
+static bool whole_number(const cJSON *item, double limit, double *out)
+{
+    if (!cJSON_IsNumber(item))
+        return false;
+    double v = item->valuedouble;
+    if (!(v >= 0 && v < limit) || floor(v) != v)
+        return false;
+    *out = v;
+    return true;
+}
+
+#define INT64_LIMIT  9223372036854775808.0  /* 2^63 */
+#define UINT64_LIMIT 18446744073709551616.0 /* 2^64 */
+
+bool rtm_attr_payload_parse(const void *payload, size_t len, const char *key,
+                            struct rtm_attr_claim *out)
+{
+    const char *why;
+    cJSON *root = rtm_json_object_parse(payload, len, &why);
+    const cJSON *value = cJSON_GetObjectItemCaseSensitive(root, "value");
+    const cJSON *by = cJSON_GetObjectItemCaseSensitive(root, "by");
+    double ts;
+    bool ok = string_is(cJSON_GetObjectItemCaseSensitive(root, "key"), key) &&
+              cJSON_IsString(value) && cJSON_IsString(by) &&
+              rtm_uid_valid(by->valuestring, strlen(by->valuestring)) &&
+              whole_number(cJSON_GetObjectItemCaseSensitive(root, "ts"), INT64_LIMIT, &ts);
+    if (ok) {
+        out->value_len = strlen(value->valuestring);
+        strcpy(out->by, by->valuestring);
+        out->ts = (int64_t)ts;
+    }
+    cJSON_Delete(root);
+    return ok;
+}
+
+bool rtm_count_payload_parse(const void *payload, size_t len, const char *channel, uint64_t *count)
+{
+    const char *why;
+    cJSON *root = rtm_json_object_parse(payload, len, &why);
+    double n;
+    bool ok = string_is(cJSON_GetObjectItemCaseSensitive(root, "channel"), channel) &&
+              whole_number(cJSON_GetObjectItemCaseSensitive(root, "count"), UINT64_LIMIT, &n) &&
+              cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(root, "ts"));
+    if (ok)
+        *count = (uint64_t)n;
+    cJSON_Delete(root);
+    return ok;
+}

@@ -1,6 +1,7 @@
 /*
  * Unit tests for plugin/lib/message.c, SPEC 8's JSON: errors that name a
- * topic, channel replies, member events and counts, stamped attributes.
+ * topic, channel replies, member events and counts, stamped attributes, and
+ * recognising stored attributes and counts when they are read back.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +29,16 @@ static void expect_json(char *got, size_t len, const char *want)
     assert_string_equal(got, want);
     assert_int_equal(len, strlen(want));
     free(got);
+}
+
+/* A copy of `s` in a buffer of exactly its length (no NUL after it, as an
+ * MQTT payload), so reading past it trips ASan. */
+static char *payload(const char *s, size_t len)
+{
+    char *buf = malloc(len ? len : 1);
+    assert_non_null(buf);
+    memcpy(buf, s, len);
+    return buf;
 }
 
 static void test_limit_exceeded_code(void **state)
@@ -184,6 +195,156 @@ static void test_attr_json(void **state)
                 "caf\xc3\xa9 \xf0\x9f\x98\x80\",\"by\":\"bob\",\"ts\":1}");
 }
 
+/* rtm_attr_payload_parse on an exact-length copy of `text`. */
+static bool attr_parse(const char *text, const char *key, struct rtm_attr_claim *out)
+{
+    char *buf = payload(text, strlen(text));
+    bool ok = rtm_attr_payload_parse(buf, strlen(text), key, out);
+    free(buf);
+    return ok;
+}
+
+static void test_attr_round_trip(void **state)
+{
+    (void)state;
+    const char value[] = "a \"quoted\" \\ value\n\x01 caf\xc3\xa9 \xf0\x9f\x98\x80";
+    size_t len;
+    char *s = rtm_attr_json("notice.1", value, sizeof(value) - 1, "a.b@c", TS, &len);
+    assert_non_null(s);
+    struct rtm_attr_claim c;
+    memset(&c, 0x5A, sizeof(c));
+    assert_true(attr_parse(s, "notice.1", &c));
+    assert_int_equal(c.value_len, sizeof(value) - 1);
+    assert_string_equal(c.by, "a.b@c");
+    assert_int_equal(c.ts, TS);
+    free(s);
+
+    char by[RTM_UID_MAX + 1];
+    memset(by, 'b', RTM_UID_MAX);
+    by[RTM_UID_MAX] = '\0';
+    s = rtm_attr_json("k", "", 0, by, 0, &len);
+    assert_true(attr_parse(s, "k", &c));
+    assert_int_equal(c.value_len, 0);
+    assert_string_equal(c.by, by);
+    assert_int_equal(c.ts, 0);
+    free(s);
+
+    /* Order, whitespace and other members do not matter. */
+    assert_true(attr_parse(" { \"ts\" : 5, \"by\":\"bob\", \"x\":[1], \"value\":\"\\u00e9\", "
+                           "\"key\":\"k\" } ",
+                           "k", &c));
+    assert_int_equal(c.value_len, 2);
+    assert_int_equal(c.ts, 5);
+}
+
+static void test_attr_parse_refusals(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "{\"key\":\"other\",\"value\":\"v\",\"by\":\"bob\",\"ts\":1}",
+        "{\"key\":\"K\",\"value\":\"v\",\"by\":\"bob\",\"ts\":1}",
+        "{\"value\":\"v\",\"by\":\"bob\",\"ts\":1}",
+        "{\"key\":\"k\",\"by\":\"bob\",\"ts\":1}",
+        "{\"key\":\"k\",\"value\":\"v\",\"ts\":1}",
+        "{\"key\":\"k\",\"value\":\"v\",\"by\":\"bob\"}",
+        "{\"key\":1,\"value\":\"v\",\"by\":\"bob\",\"ts\":1}",
+        "{\"key\":\"k\",\"value\":1,\"by\":\"bob\",\"ts\":1}",
+        "{\"key\":\"k\",\"value\":null,\"by\":\"bob\",\"ts\":1}",
+        "{\"key\":\"k\",\"value\":[\"v\"],\"by\":\"bob\",\"ts\":1}",
+        "{\"key\":\"k\",\"value\":\"v\",\"by\":7,\"ts\":1}",
+        "{\"key\":\"k\",\"value\":\"v\",\"by\":\"b b\",\"ts\":1}",
+        "{\"key\":\"k\",\"value\":\"v\",\"by\":\"\",\"ts\":1}",
+        "{\"key\":\"k\",\"value\":\"v\",\"by\":\"bob\",\"ts\":\"1\"}",
+        "{\"key\":\"k\",\"value\":\"v\",\"by\":\"bob\",\"ts\":-1}",
+        "{\"key\":\"k\",\"value\":\"v\",\"by\":\"bob\",\"ts\":1.5}",
+        "{\"key\":\"k\",\"value\":\"v\",\"by\":\"bob\",\"ts\":1e300}",
+        "{\"key\":\"k\",\"value\":\"v\",\"by\":\"bob\",\"ts\":true}",
+        "{\"key\":\"k\",\"value\":\"v\",\"by\":\"bob\",\"ts\":1}x",
+        "{\"key\":\"k\",\"value\":\"v\",\"by\":\"bob\",\"ts\":1}{}",
+        "{\"key\":\"k\",\"value\":\"v\",\"by\":\"bob\",\"ts\":1",
+        "{\"key\":\"k\",\"value\":\"v\\u0000w\",\"by\":\"bob\",\"ts\":1}",
+        "{\"key\":\"k\",\"key\":\"k\",\"value\":\"v\",\"by\":\"bob\",\"ts\":1}",
+        "{\"key\":\"k\",\"value\":\"\xff\",\"by\":\"bob\",\"ts\":1}",
+        "[\"k\",\"v\",\"bob\",1]",
+        "\"k\"",
+        "busy",
+        "",
+    };
+    struct rtm_attr_claim c;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&c, 0x5A, sizeof(c));
+        if (attr_parse(bad[i], "k", &c))
+            fail_msg("accepted: %s", bad[i]);
+        assert_int_equal(c.ts, (int64_t)0x5A5A5A5A5A5A5A5ALL); /* left alone */
+    }
+    char by[80];
+    memset(by, 'b', 65);
+    by[65] = '\0';
+    char text[160];
+    snprintf(text, sizeof(text), "{\"key\":\"k\",\"value\":\"v\",\"by\":\"%s\",\"ts\":1}", by);
+    assert_false(attr_parse(text, "k", &c));
+    assert_false(rtm_attr_payload_parse(NULL, 0, "k", &c));
+    /* Only `len` bytes count. */
+    const char *two = "{\"key\":\"k\",\"value\":\"v\",\"by\":\"bob\",\"ts\":1}{";
+    assert_true(rtm_attr_payload_parse(two, strlen(two) - 1, "k", &c));
+    assert_false(rtm_attr_payload_parse(two, strlen(two), "k", &c));
+}
+
+/* rtm_count_payload_parse on an exact-length copy of `text`. */
+static bool count_parse(const char *text, const char *channel, uint64_t *count)
+{
+    char *buf = payload(text, strlen(text));
+    bool ok = rtm_count_payload_parse(buf, strlen(text), channel, count);
+    free(buf);
+    return ok;
+}
+
+static void test_count_round_trip_and_refusals(void **state)
+{
+    (void)state;
+    size_t len;
+    uint64_t count = 99;
+    char *s = rtm_count_json("room1", 12, TS, &len);
+    assert_true(count_parse(s, "room1", &count));
+    assert_int_equal(count, 12);
+    assert_false(count_parse(s, "room2", &count));
+    assert_false(count_parse(s, "room", &count));
+    free(s);
+    s = rtm_count_json("r", 0, 0, &len);
+    assert_true(count_parse(s, "r", &count));
+    assert_int_equal(count, 0);
+    free(s);
+    /* Any number is a ts; other members are ignored. */
+    assert_true(count_parse("{\"ts\":-1.5,\"count\":3,\"channel\":\"r\",\"x\":0}", "r", &count));
+    assert_int_equal(count, 3);
+
+    static const char *const bad[] = {
+        "{\"count\":1,\"ts\":1}",
+        "{\"channel\":\"r\",\"ts\":1}",
+        "{\"channel\":\"r\",\"count\":1}",
+        "{\"channel\":\"R\",\"count\":1,\"ts\":1}",
+        "{\"channel\":1,\"count\":1,\"ts\":1}",
+        "{\"channel\":\"r\",\"count\":-1,\"ts\":1}",
+        "{\"channel\":\"r\",\"count\":1.5,\"ts\":1}",
+        "{\"channel\":\"r\",\"count\":\"1\",\"ts\":1}",
+        "{\"channel\":\"r\",\"count\":1e30,\"ts\":1}",
+        "{\"channel\":\"r\",\"count\":1,\"ts\":\"1\"}",
+        "{\"channel\":\"r\",\"count\":1,\"ts\":null}",
+        "{\"channel\":\"r\",\"count\":1,\"ts\":1} x",
+        "{\"channel\":\"r\",\"count\":1,\"ts\":1",
+        "[\"r\",1,1]",
+        "12",
+        "",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        count = 99;
+        if (count_parse(bad[i], "r", &count))
+            fail_msg("accepted: %s", bad[i]);
+        assert_int_equal(count, 99);
+    }
+    assert_false(rtm_count_payload_parse(NULL, 0, "r", &count));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -192,6 +353,9 @@ int main(void)
         cmocka_unit_test(test_members_json),
         cmocka_unit_test(test_member_event_and_count_json),
         cmocka_unit_test(test_attr_json),
+        cmocka_unit_test(test_attr_round_trip),
+        cmocka_unit_test(test_attr_parse_refusals),
+        cmocka_unit_test(test_count_round_trip_and_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
