@@ -45,12 +45,13 @@ struct rtm_user;
  * of it is in use: the timer, armed while the user is offline with live
  * calls (caller_grace) or while nothing refers to it but its rate buckets
  * are still refilling (the linger, so that reconnecting never resets a rate
- * limit), and the device-registration bucket, drawn from only by the rare
- * registration. A user that is online, calls and is called never has one. */
+ * limit), and the buckets of the rarer actions (device registrations, peer
+ * and channel messages, attribute writes). A user that is online, calls and
+ * is called never has one. */
 struct rtm_user_ext {
     struct rtm_timer timer;
-    struct rtm_user *user;           /* the owner: a fired timer knows only itself */
-    struct rtm_bucket registrations; /* device_rate */
+    struct rtm_user *user;        /* the owner: a fired timer knows only itself */
+    struct rtm_bucket buckets[3]; /* by enum rtm_user_limit */
 };
 
 /* Every online user, every callee and every caller has one: keep it small
@@ -88,6 +89,7 @@ struct rtm_session {
     struct rtm_hnode node; /* core->sessions, keyed by client handle */
     const void *handle;
     struct rtm_user *user;
+    void *channels; /* channels: this session's memberships, NULL while none */
     bool confirmed;
 };
 
@@ -99,6 +101,11 @@ struct rtm_late_hist {
     int64_t max_ms;
     uint32_t count[RTM_LATE_BUCKETS];
 };
+
+/* How many error codes there are (enum rtm_err). */
+#define RTM_ERR_KINDS (RTM_ERR_LIMIT_EXCEEDED + 1)
+_Static_assert(RTM_ERR_KINDS <= sizeof(((struct rtm_core_stats *)0)->refused) / sizeof(uint64_t),
+               "struct rtm_core_stats.refused is too short");
 
 struct rtm_session;
 
@@ -124,17 +131,20 @@ struct rtm_core {
     rtm_push_fn push;            /* outbox */
     void *push_ud;
     struct rtm_hash_key hash_key;
-    struct rtm_hash users;         /* users */
-    struct rtm_hash sessions;      /* users: sessions by client handle */
-    struct rtm_vec unconfirmed;    /* users: handles of sessions to confirm at the next tick */
-    struct rtm_heap timers;        /* timers */
-    struct rtm_late_hist late;     /* timers */
-    struct rtm_pool pool;          /* users, their extensions, sessions, calls */
-    struct rtm_registry *registry; /* the device registry: devices writes, the pusher reads */
+    struct rtm_hash users;           /* users */
+    struct rtm_hash sessions;        /* users: sessions by client handle */
+    struct rtm_vec unconfirmed;      /* users: handles of sessions to confirm at the next tick */
+    struct rtm_heap timers;          /* timers */
+    struct rtm_late_hist late;       /* timers */
+    struct rtm_pool pool;            /* users, their extensions, sessions, calls */
+    struct rtm_registry *registry;   /* the device registry: devices writes, the pusher reads */
+    uint64_t refused[RTM_ERR_KINDS]; /* outbox: SPEC 8 refusals by error code */
     /* features */
-    struct rtm_hash calls; /* calls */
-    size_t calls_live;     /* calls */
-    struct rtm_vec dirty;  /* presence: users whose presence may have changed */
+    struct rtm_hash calls;         /* calls */
+    size_t calls_live;             /* calls */
+    struct rtm_vec dirty;          /* presence: users whose presence may have changed */
+    struct rtm_channels *channels; /* channels */
+    struct rtm_attrs *attrs;       /* attributes */
 };
 
 #endif

@@ -96,6 +96,10 @@ struct rtm_core_stats {
     size_t devices;          /* device registrations */
     size_t pool_bytes;       /* memory mapped for users, sessions and calls (rtm_pool.h) */
     size_t pool_records;     /* records allocated from it and not yet freed */
+    size_t channels;         /* channels with members */
+    size_t memberships;      /* (session, channel) pairs */
+    size_t attributes;       /* user and channel attributes held */
+    uint64_t refused[16];    /* SPEC 8 publishes refused, by enum rtm_err */
 };
 
 /* The push seam: what the core asks a push provider (JPush, later others)

@@ -14,6 +14,7 @@ enum rtm_timer_kind {
     RTM_TIMER_CALL,         /* calls: struct rtm_call.timer */
     RTM_TIMER_CALLER_GRACE, /* calls: struct rtm_user_ext.timer, caller_grace */
     RTM_TIMER_USER_LINGER,  /* users: struct rtm_user_ext.timer, until its rate buckets refill */
+    RTM_TIMER_CHANNEL,      /* channels: a channel's count, coalesced to once a second */
 };
 
 /* Arms (or re-arms) `t` for `due`; false, logged, when out of memory. */

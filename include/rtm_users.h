@@ -27,9 +27,16 @@ void rtm_user_release(struct rtm_core *core, struct rtm_user *user);
 void rtm_user_gc(struct rtm_core *core, struct rtm_user *user);
 /* True while the user has a confirmed or unconfirmed session. */
 bool rtm_user_live(const struct rtm_user *user);
-/* Draws one registration from the user's device_rate bucket; false when it
- * is empty. */
-bool rtm_user_take_registration(struct rtm_core *core, struct rtm_user *user, int64_t now);
+/* The per-uid rate limits kept in the user's extension. */
+enum rtm_user_limit {
+    RTM_LIMIT_REGISTRATIONS, /* device_rate per minute */
+    RTM_LIMIT_MESSAGES,      /* message_rate per second: peer and channel messages */
+    RTM_LIMIT_ATTRS,         /* attr_rate per 5 seconds: attribute writes */
+};
+/* Draws one action from the user's bucket for `limit`; false when it is
+ * empty. A bucket that cannot be allocated is not enforced (logged). */
+bool rtm_user_take(struct rtm_core *core, struct rtm_user *user, enum rtm_user_limit limit,
+                   int64_t now);
 /* The user's timer (struct rtm_user_ext): armed, arming it as `kind` for
  * `due` (false, and nothing armed, when out of memory), disarming it. */
 bool rtm_user_timer_armed(const struct rtm_user *user);

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rtm_attrs.h"
 #include "rtm_calls.h"
+#include "rtm_channels.h"
 #include "rtm_dispatch.h"
 #include "rtm_outbox.h"
 #include "rtm_presence.h"
@@ -28,7 +30,8 @@ struct rtm_core *rtm_core_new(const struct rtm_config *cfg, const struct rtm_sin
     core->registry = rtm_registry_new(cfg->max_devices, &core->hash_key);
     if (!core->registry || rtm_hash_init(&core->users, 1024, &core->hash_key) ||
         rtm_hash_init(&core->sessions, 1024, NULL) ||
-        rtm_hash_init(&core->calls, 1024, &core->hash_key)) {
+        rtm_hash_init(&core->calls, 1024, &core->hash_key) || rtm_channels_init(core) ||
+        rtm_attrs_init(core)) {
         rtm_core_free(core);
         return NULL;
     }
@@ -53,6 +56,8 @@ void rtm_core_free(struct rtm_core *core)
     rtm_heap_fini(&core->timers); /* first: it touches timers inside calls and users */
     rtm_calls_free_all(core);
     rtm_presence_free_all(core);
+    rtm_attrs_free_all(core);
+    rtm_channels_free_all(core); /* before the sessions that point at memberships */
     rtm_sessions_free_all(core);
     rtm_users_free_all(core);
     if (rtm_pool_live(&core->pool) != 0)
@@ -114,4 +119,8 @@ void rtm_core_stats(const struct rtm_core *core, struct rtm_core_stats *out)
     out->devices = rtm_registry_count(core->registry);
     out->pool_bytes = rtm_pool_bytes(&core->pool);
     out->pool_records = rtm_pool_live(&core->pool);
+    rtm_channels_stats(core, &out->channels, &out->memberships);
+    rtm_attrs_stats(core, &out->attributes);
+    for (size_t i = 0; i < RTM_ERR_KINDS; i++)
+        out->refused[i] = core->refused[i];
 }

@@ -8,9 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rtm_attrs.h"
 #include "rtm_calls.h"
+#include "rtm_channels.h"
 #include "rtm_devices.h"
 #include "rtm_dispatch.h"
+#include "rtm_messages.h"
 #include "rtm_outbox.h"
 #include "rtm_presence.h"
 #include "rtm_timers.h"
@@ -31,8 +34,11 @@ static void session_down(struct rtm_core *core, struct rtm_session *s, bool was_
 {
     if (was_confirmed)
         rtm_presence_changed(core, s->user, now);
-    if (last)
+    rtm_channels_session_down(core, s, now);
+    if (last) {
         rtm_calls_user_offline(core, s->user, now);
+        rtm_attrs_user_offline(core, s->user, now);
+    }
 }
 
 static void timer_fired(struct rtm_core *core, struct rtm_timer *t, int64_t now)
@@ -46,6 +52,9 @@ static void timer_fired(struct rtm_core *core, struct rtm_timer *t, int64_t now)
         break;
     case RTM_TIMER_USER_LINGER:
         rtm_user_linger_done(core, rtm_user_of_timer(t));
+        break;
+    case RTM_TIMER_CHANNEL:
+        rtm_channels_timer(core, t, now);
         break;
     }
 }
@@ -98,11 +107,25 @@ struct rtm_message_result rtm_core_message(struct rtm_core *core, const struct r
         return res;
     }
     rtm_session_confirm(core, client->handle, now_ms);
-    if (kind == RTM_TOPIC_CALL)
+    /* The ACL check has already enforced who may publish here (check_write). */
+    switch (kind) {
+    case RTM_TOPIC_CALL:
         return rtm_calls_message(core, client, &t, payload, payload_len, retain, now_ms);
-    if (kind == RTM_TOPIC_DEVICE) /* the ACL check has already enforced ownership */
+    case RTM_TOPIC_DEVICE:
         return rtm_devices_message(core, client, &t, payload, payload_len, retain, now_ms);
-    return res;
+    case RTM_TOPIC_MSG:
+    case RTM_TOPIC_CH_MSG:
+        return rtm_messages_message(core, client, topic, payload_len, retain, now_ms);
+    case RTM_TOPIC_CH_JOIN:
+    case RTM_TOPIC_CH_LEAVE:
+    case RTM_TOPIC_CH_MEMBERS:
+        return rtm_channels_request(core, client, topic, &t, retain, now_ms);
+    case RTM_TOPIC_USER_ATTR:
+    case RTM_TOPIC_CH_ATTR:
+        return rtm_attrs_message(core, client, topic, &t, payload, payload_len, retain, now_ms);
+    default:
+        return res;
+    }
 }
 
 static bool owns_uid(const struct rtm_core *core, const struct rtm_client *client,
@@ -139,9 +162,35 @@ static void device_for_error(const struct rtm_topic *t, char out[RTM_ID_MAX + 1]
  * sender learns why here: an error on its own inbox, to that session only.
  * A devices topic gets bad_request with `device`: another user's, or the
  * publisher's own (or, for an admin, anyone's) with a malformed device id. */
+/* Why a SPEC 8 topic refused a publish; NULL for the topics of SPEC 4-6,
+ * whose errors name no topic. */
+static const char *refusal_of(enum rtm_topic_kind kind)
+{
+    switch (kind) {
+    case RTM_TOPIC_MSG:
+        return "a peer message is sent as its sender: {prefix}/u/{peer}/msg/{your uid}";
+    case RTM_TOPIC_CH_MSG:
+        return "only a member session may send, as its own uid: {prefix}/c/{ch}/msg/{your uid}";
+    case RTM_TOPIC_USER_ATTR:
+        return "only the user (or an admin) writes its attributes";
+    case RTM_TOPIC_CH_ATTR:
+        return "only a member session (or an admin) writes a channel's attributes";
+    case RTM_TOPIC_CH_EVENTS:
+    case RTM_TOPIC_CH_COUNT:
+        return "only the plugin publishes member events and counts";
+    default:
+        return NULL;
+    }
+}
+
 static void refuse_write(struct rtm_core *core, const struct rtm_client *client, const char *topic,
                          const struct rtm_topic *t, int64_t now)
 {
+    const char *why = refusal_of(t->kind);
+    if (why) {
+        rtm_out_refuse_topic(core, client, topic, RTM_ERR_NOT_PARTY, why, now);
+        return;
+    }
     size_t len;
     char *json;
     char device[RTM_ID_MAX + 1];
@@ -207,7 +256,20 @@ static enum rtm_acl check_read(struct rtm_core *core, const struct rtm_client *c
         return rtm_presence_read_ok(core, uid, payload, len, retain, now) ? RTM_ACL_ALLOW
                                                                           : RTM_ACL_DENY;
     }
-    default:
+    case RTM_TOPIC_MSG:
+        return rtm_messages_read_ok(core, client, topic, t, len, retain) ? RTM_ACL_ALLOW
+                                                                         : RTM_ACL_DENY;
+    case RTM_TOPIC_CH_MSG:
+    case RTM_TOPIC_CH_EVENTS:
+    case RTM_TOPIC_CH_COUNT:
+        return rtm_channels_read_ok(core, client, topic, t, payload, len, retain, now)
+                   ? RTM_ACL_ALLOW
+                   : RTM_ACL_DENY;
+    case RTM_TOPIC_USER_ATTR:
+    case RTM_TOPIC_CH_ATTR:
+        return rtm_attrs_read_ok(core, client, topic, t, payload, len, retain, now) ? RTM_ACL_ALLOW
+                                                                                    : RTM_ACL_DENY;
+    default: /* the channel requests, and every topic the table does not name */
         return RTM_ACL_DENY;
     }
 }
@@ -219,8 +281,24 @@ static enum rtm_acl check_write(struct rtm_core *core, const struct rtm_client *
     case RTM_TOPIC_CALL: /* any valid user may ring anyone */
         return RTM_ACL_ALLOW;
     case RTM_TOPIC_DEVICE:
+    case RTM_TOPIC_USER_ATTR:
         return owns_uid(core, client, t) ? RTM_ACL_ALLOW : RTM_ACL_DENY;
-    default: /* presence, and every topic the table does not name */
+    case RTM_TOPIC_MSG: /* the topic proves the sender */
+        return rtm_messages_sender_ok(client, t) ? RTM_ACL_ALLOW : RTM_ACL_DENY;
+    case RTM_TOPIC_CH_MSG:
+        return rtm_messages_sender_ok(client, t) && rtm_channels_is_member(core, client->handle, t)
+                   ? RTM_ACL_ALLOW
+                   : RTM_ACL_DENY;
+    case RTM_TOPIC_CH_ATTR:
+        return rtm_config_is_admin(core->cfg, client->uid) ||
+                       rtm_channels_is_member(core, client->handle, t)
+                   ? RTM_ACL_ALLOW
+                   : RTM_ACL_DENY;
+    case RTM_TOPIC_CH_JOIN: /* any valid user may join, leave, or ask (as a member) */
+    case RTM_TOPIC_CH_LEAVE:
+    case RTM_TOPIC_CH_MEMBERS:
+        return RTM_ACL_ALLOW;
+    default: /* presence, member events, counts, and every topic the table does not name */
         return RTM_ACL_DENY;
     }
 }

@@ -50,7 +50,7 @@ static struct rtm_message_result refuse(struct rtm_core *core, const struct rtm_
 static bool within_rate(struct rtm_core *core, const struct rtm_client *client, int64_t now)
 {
     struct rtm_user *user = rtm_user_find(core, client->uid);
-    return !user || rtm_user_take_registration(core, user, now);
+    return !user || rtm_user_take(core, user, RTM_LIMIT_REGISTRATIONS, now);
 }
 
 static struct rtm_message_result rate_limited(struct rtm_core *core,

@@ -65,3 +65,16 @@ void rtm_out_push(struct rtm_core *core, const struct rtm_push *push)
     if (core->push)
         core->push(core->push_ud, push);
 }
+
+void rtm_out_refuse_topic(struct rtm_core *core, const struct rtm_client *client, const char *topic,
+                          enum rtm_err err, const char *why, int64_t now)
+{
+    core->refused[err < RTM_ERR_KINDS ? err : RTM_OK]++;
+    size_t len;
+    char *json = rtm_topic_error_json(err, why, topic, now, &len);
+    if (json)
+        rtm_out_inbox(core, client->uid, client->handle, json, len);
+    free(json);
+    rtm_out_log(core, RTM_LOG_NOTICE, "rtm: refused publish to %s by %s (%s): %s: %s", topic,
+                client->uid, client->client_id ? client->client_id : "", rtm_err_code(err), why);
+}

@@ -52,12 +52,24 @@ static struct rtm_user_ext *ext_get(struct rtm_core *core, struct rtm_user *user
     return user->ext;
 }
 
+/* When every bucket of the extension is full again (ms), or -1 when none
+ * was drawn from. */
+static int64_t buckets_full_at(const struct rtm_user_ext *ext)
+{
+    int64_t due = -1;
+    for (size_t i = 0; i < sizeof(ext->buckets) / sizeof(ext->buckets[0]); i++) {
+        int64_t at = rtm_bucket_full_at(&ext->buckets[i]);
+        due = at > due ? at : due;
+    }
+    return due;
+}
+
 /* Frees the extension once nothing in it is in use: no timer armed and a
  * registration bucket never drawn from (or known to be full again). */
 static void ext_trim(struct rtm_core *core, struct rtm_user *user)
 {
     struct rtm_user_ext *ext = user->ext;
-    if (ext && !rtm_timer_armed(&ext->timer) && ext->registrations.tat_us == 0) {
+    if (ext && !rtm_timer_armed(&ext->timer) && buckets_full_at(ext) < 0) {
         rtm_pool_free(&core->pool, ext);
         user->ext = NULL;
     }
@@ -129,7 +141,7 @@ void rtm_user_gc(struct rtm_core *core, struct rtm_user *user)
     if (user->refs != 0 || user->dirty)
         return;
     int64_t a = rtm_bucket_full_at(&user->invites);
-    int64_t b = user->ext ? rtm_bucket_full_at(&user->ext->registrations) : -1;
+    int64_t b = user->ext ? buckets_full_at(user->ext) : -1;
     int64_t due = a > b ? a : b;
     if (due < 0) {
         user_free(core, user);
@@ -145,7 +157,7 @@ void rtm_user_linger_done(struct rtm_core *core, struct rtm_user *user)
 {
     user->invites.tat_us = 0;
     if (user->ext)
-        user->ext->registrations.tat_us = 0;
+        memset(user->ext->buckets, 0, sizeof(user->ext->buckets));
     ext_trim(core, user);
     rtm_user_gc(core, user);
 }
@@ -155,17 +167,26 @@ bool rtm_user_live(const struct rtm_user *user)
     return user->confirmed + user->unconfirmed > 0;
 }
 
-bool rtm_user_take_registration(struct rtm_core *core, struct rtm_user *user, int64_t now)
+bool rtm_user_take(struct rtm_core *core, struct rtm_user *user, enum rtm_user_limit limit,
+                   int64_t now)
 {
     struct rtm_user_ext *ext = ext_get(core, user);
     if (!ext) {
         /* A limit that cannot be recorded is not enforced, as for a writer
          * the core holds no record of. */
-        rtm_out_log(core, RTM_LOG_ERR, "rtm: out of memory counting registrations of %s",
-                    user->uid);
+        rtm_out_log(core, RTM_LOG_ERR, "rtm: out of memory counting the rate of %s", user->uid);
         return true;
     }
-    return rtm_bucket_take(&ext->registrations, core->cfg->device_rate, 60000, now);
+    const struct rtm_config *cfg = core->cfg;
+    switch (limit) {
+    case RTM_LIMIT_REGISTRATIONS:
+        return rtm_bucket_take(&ext->buckets[limit], cfg->device_rate, 60000, now);
+    case RTM_LIMIT_MESSAGES:
+        return rtm_bucket_take(&ext->buckets[limit], cfg->message_rate, 1000, now);
+    case RTM_LIMIT_ATTRS:
+        return rtm_bucket_take(&ext->buckets[limit], cfg->attr_rate, 5000, now);
+    }
+    return true;
 }
 
 void rtm_users_free_all(struct rtm_core *core)

@@ -394,6 +394,11 @@ void rt_expect_nothing_else_at(const char *file, int line, struct client *c, con
     rt_check_stamp(__FILE__, __LINE__, (ev), (type), (id), (caller), (callee), (by))
 #define EXPECT_ERROR(c, uid, code, id, request)                                                    \
     rt_expect_error_at(__FILE__, __LINE__, (c), (uid), (code), (id), (request))
+/* The error of a refused SPEC 8 publish: it names the refused topic. */
+cJSON *rt_expect_topic_error_at(const char *file, int line, struct client *c, const char *uid,
+                                const char *code, const char *topic);
+#define EXPECT_TOPIC_ERROR(c, uid, code, topic)                                                    \
+    rt_expect_topic_error_at(__FILE__, __LINE__, (c), (uid), (code), (topic))
 #define EXPECT_NOTHING_ELSE(c, topic) rt_expect_nothing_else_at(__FILE__, __LINE__, (c), (topic))
 
 /* Default wait for things that should happen "at once". */

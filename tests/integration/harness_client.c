@@ -634,3 +634,25 @@ void rt_expect_nothing_else_at(const char *file, int line, struct client *c, con
                 topic ? " on " : "", topic ? topic : "");
     }
 }
+
+cJSON *rt_expect_topic_error_at(const char *file, int line, struct client *c, const char *uid,
+                                const char *code, const char *topic)
+{
+    cJSON *ev =
+        client_wait_json(c, inbox(uid), WAIT_MS, "type", "error", "topic", topic, (char *)NULL);
+    if (!ev) {
+        client_dump(c);
+        rt_fail(file, line, "%s: no error (expected code %s for topic %s) on %s within %d ms",
+                c->id, code, topic, inbox(uid), WAIT_MS);
+    }
+    rt_expect_str(file, line, ev, "code", code);
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(ev, "message");
+    if (!cJSON_IsString(m) || m->valuestring[0] == '\0')
+        fail_json(file, line, ev, "field \"message\": expected a non-empty string");
+    long long ts = rt_get_int(file, line, ev, "ts");
+    long long now = now_wall_ms();
+    if (ts < now - 10000 || ts > now + 10000)
+        fail_json(file, line, ev, "ts %lld is not near the current time %lld", ts, now);
+    rt_expect_keys(file, line, ev, "type", "code", "message", "topic", "ts", (char *)NULL);
+    return ev;
+}

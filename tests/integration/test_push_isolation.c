@@ -30,6 +30,11 @@ static void setup(struct env *e, const char *const *plugin_opts)
 {
     struct broker_opts o = {.plugin_opts = plugin_opts};
     e->b = broker_start(&o);
+    /* Pushes decided before the registry is read back wait for it, and
+     * then go out all at once: the cases here count on the order in which
+     * they are decided. */
+    CHECKF(broker_wait_log(e->b, 0, "device registry read back", WAIT_MS),
+           "the registry loader did not finish");
     e->alice = open5(e->b, "alice", NULL);
     CHECK_EQ_INT(client_subscribe(e->alice, inbox("alice"), 1), 1);
     CHECK_EQ_INT(client_subscribe(e->alice, "rtm/presence/+", 1), 1);

@@ -98,7 +98,7 @@ static void test_registration_bucket_lingers(void **state)
     register_device(&alice);
     struct rtm_user *a = user("alice");
     assert_non_null(a->ext);
-    assert_int_not_equal(a->ext->registrations.tat_us, 0);
+    assert_int_not_equal(a->ext->buckets[RTM_LIMIT_REGISTRATIONS].tat_us, 0);
     assert_false(rtm_timer_armed(&a->ext->timer));
     offline(&alice);
     a = user("alice");

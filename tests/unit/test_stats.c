@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rtm_message.h"
 #include "rtm_stats.h"
 
 static const struct rtm_stats sample = {
@@ -22,7 +23,11 @@ static const struct rtm_stats sample = {
              .timers = 5,
              .devices = 6,
              .pool_bytes = 16,
-             .pool_records = 17},
+             .pool_records = 17,
+             .channels = 19,
+             .memberships = 20,
+             .attributes = 21,
+             .refused = {[RTM_ERR_BAD_REQUEST] = 22, [RTM_ERR_LIMIT_EXCEEDED] = 23}},
     .push_jobs = 7,
     .push_calls = 8,
     .rss_bytes = 15,
@@ -62,8 +67,11 @@ static void test_json(void **state)
                                         "rss_bytes",
                                         "pool_bytes",
                                         "pool_records",
-                                        "registry_failures"};
-    for (int i = 0; i < 18; i++) {
+                                        "registry_failures",
+                                        "channels",
+                                        "memberships",
+                                        "attributes"};
+    for (int i = 0; i < 21; i++) {
         const cJSON *item = cJSON_GetObjectItem(o, names[i]);
         if (!item)
             fail_msg("no %s in %s", names[i], json);
@@ -72,7 +80,14 @@ static void test_json(void **state)
     assert_true(cJSON_GetObjectItem(o, "heap_bytes")->valuedouble == 1099511627776.0);
     assert_true(cJSON_GetObjectItem(o, "ts")->valuedouble == 1764100000123.0);
     assert_string_equal(cJSON_GetObjectItem(o, "registry")->valuestring, "failed");
-    assert_int_equal(cJSON_GetArraySize(o), 21);
+    /* SPEC 8.5: refusals by reason, every code named, zero included. */
+    const cJSON *refused = cJSON_GetObjectItem(o, "refused");
+    assert_true(cJSON_IsObject(refused));
+    assert_int_equal(cJSON_GetArraySize(refused), RTM_ERR_LIMIT_EXCEEDED);
+    assert_true(cJSON_GetObjectItem(refused, "bad_request")->valuedouble == 22.0);
+    assert_true(cJSON_GetObjectItem(refused, "limit_exceeded")->valuedouble == 23.0);
+    assert_true(cJSON_GetObjectItem(refused, "rate_limited")->valuedouble == 0.0);
+    assert_int_equal(cJSON_GetArraySize(o), 25);
     cJSON_Delete(o);
     free(json);
 }
@@ -106,6 +121,7 @@ static void test_line(void **state)
     assert_string_equal(line,
                         "rtm: stats: 1 users, 2 sessions, 3 live calls, 4 remembered, "
                         "5 timers, 6 devices, 7 push jobs, 8 pushed calls, "
+                        "19 channels, 20 memberships, 21 attributes, "
                         "pool 16 bytes in 17 records, rss 15 bytes, heap 1099511627776 bytes; "
                         "9 ticks, avg 10 us, "
                         "max 11 us; "

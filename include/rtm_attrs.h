@@ -1,0 +1,42 @@
+/*
+ * Attributes (a feature, SPEC 8.3 and 8.4): user attributes
+ * ({prefix}/u/{uid}/attr/{key}) and channel attributes
+ * ({prefix}/c/{ch}/attr/{key}), retained and stamped. The broker's retained
+ * store holds the values; this feature holds, per user and per channel,
+ * which keys exist and how many bytes they use, to enforce the limits, and
+ * deletes a user's attributes when the user goes offline (user_attr_lifetime
+ * session). Who may write a channel's attributes (its members) is the
+ * channels feature's rule; the dispatcher asks it first.
+ */
+#ifndef RTM_ATTRS_H
+#define RTM_ATTRS_H
+
+#include "rtm_context.h"
+
+struct rtm_attrs;
+
+/* 0, or -1 when out of memory. */
+int rtm_attrs_init(struct rtm_core *core);
+void rtm_attrs_free_all(struct rtm_core *core);
+
+/* A write (retained value) or delete (empty retained payload) of an
+ * attribute: RTM_REPLACE with the stamped value, RTM_PASS for a delete, or
+ * RTM_DENY with an error to the session. */
+struct rtm_message_result rtm_attrs_message(struct rtm_core *core, const struct rtm_client *client,
+                                            const char *topic, const struct rtm_topic *t,
+                                            const void *payload, size_t len, bool retain,
+                                            int64_t now);
+
+/* May this attribute message be delivered? Only what the plugin stamped
+ * and still holds (or the empty message of a delete); anything else
+ * retained is erased. */
+bool rtm_attrs_read_ok(struct rtm_core *core, const struct rtm_client *client, const char *topic,
+                       const struct rtm_topic *t, const void *payload, size_t len, bool retain,
+                       int64_t now);
+
+/* Session event: the user's last session ended. */
+void rtm_attrs_user_offline(struct rtm_core *core, struct rtm_user *user, int64_t now);
+
+void rtm_attrs_stats(const struct rtm_core *core, size_t *attributes);
+
+#endif
