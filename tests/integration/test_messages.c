@@ -100,8 +100,8 @@ static void test_refusals(void)
     int passed = 0, refused = 0;
     for (int i = 0; i < 8; i++) {
         int rc = client_publish_str(carol, msg_topic("alice", "carol"), rt_fmt("n%d", i), 1);
-        CHECKF(rc == 0 || (i >= 5 && rc == RC_NOT_AUTHORIZED), "message %d: reason code 0x%02x",
-               i, (unsigned)rc);
+        CHECKF(rc == 0 || (i >= 5 && rc == RC_NOT_AUTHORIZED), "message %d: reason code 0x%02x", i,
+               (unsigned)rc);
         rc == 0 ? passed++ : refused++;
     }
     CHECKF(refused >= 1, "8 messages at message_rate 5: none refused");
