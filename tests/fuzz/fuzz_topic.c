@@ -4,12 +4,16 @@
  * the default prefix and a multi-level one, for a few uids.
  *
  * Invariants checked:
- * - rtm_uid_valid and rtm_id_valid agree with the documented character sets;
- * - rtm_topic_parse points inside the topic, and the topic is exactly the
- *   canonical spelling of what it parsed to;
- * - a non-admin uid U may subscribe only to filters whose every match is a
- *   presence topic or U's own inbox or devices (checked on the filter itself
- *   when it has no wildcard, and on instances of it when it has some);
+ * - rtm_uid_valid, rtm_id_valid, rtm_channel_valid and rtm_attr_key_valid
+ *   agree with the documented character sets;
+ * - rtm_topic_parse points inside the topic, every part it names is valid,
+ *   and the topic is exactly the canonical spelling of what it parsed to;
+ * - a non-admin uid U may subscribe only to filters whose every match U may
+ *   read (presence, anyone's attributes, one channel's topics, U's own
+ *   inbox, devices and messages: checked on the filter itself when it has no
+ *   wildcard, and on instances of it when it has some), and never to a
+ *   filter that lists users or channels (a wildcard in the uid or channel
+ *   level, or above it), except presence;
  * - rtm_topic_filter_covers_inbox agrees with a plain MQTT matcher.
  */
 #include <stdbool.h>
@@ -54,6 +58,18 @@ static bool ref_valid(const char *s, size_t len, bool id)
     return true;
 }
 
+/* An attribute key: 1-32 of A-Z a-z 0-9 _ . - */
+static bool ref_key_valid(const char *s, size_t len)
+{
+    if (len == 0 || len > 32)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (!ref_uid_char(s[i]) || s[i] == '@')
+            return false;
+    }
+    return true;
+}
+
 static void check_syntax(const uint8_t *data, size_t size)
 {
     char *buf = fuzz_bytes(data, size);
@@ -61,6 +77,8 @@ static void check_syntax(const uint8_t *data, size_t size)
     FUZZ_CHECK(uid == ref_valid(buf, size, false));
     FUZZ_CHECK(id == ref_valid(buf, size, true));
     FUZZ_CHECK(!id || uid);
+    FUZZ_CHECK(rtm_channel_valid(buf, size) == uid); /* a channel id is spelled like a uid */
+    FUZZ_CHECK(rtm_attr_key_valid(buf, size) == ref_key_valid(buf, size));
     free(buf);
 }
 
@@ -78,16 +96,88 @@ static void canonical_devices(const struct prefix *px, const struct rtm_topic *t
              (int)t->device_len, t->device);
 }
 
+/* The last level of a channel request topic. */
+static const char *channel_word(enum rtm_topic_kind kind)
+{
+    switch (kind) {
+    case RTM_TOPIC_CH_JOIN:
+        return "join";
+    case RTM_TOPIC_CH_LEAVE:
+        return "leave";
+    case RTM_TOPIC_CH_MEMBERS:
+        return "members";
+    case RTM_TOPIC_CH_EVENTS:
+        return "events";
+    default:
+        return "count";
+    }
+}
+
 /* The one spelling of what `t` says the topic is. */
 static void canonical(const struct prefix *px, const struct rtm_topic *t, char *buf, size_t size)
 {
-    int uid_len = (int)t->uid_len;
-    if (t->kind == RTM_TOPIC_CALL)
+    int uid_len = (int)t->uid_len, ch_len = (int)t->channel_len;
+    switch (t->kind) {
+    case RTM_TOPIC_CALL:
         snprintf(buf, size, "%s/u/%.*s/call", px->s, uid_len, t->uid);
-    else if (t->kind == RTM_TOPIC_PRESENCE)
+        break;
+    case RTM_TOPIC_PRESENCE:
         snprintf(buf, size, "%s/presence/%.*s", px->s, uid_len, t->uid);
-    else
+        break;
+    case RTM_TOPIC_DEVICE:
         canonical_devices(px, t, buf, size);
+        break;
+    case RTM_TOPIC_MSG:
+        snprintf(buf, size, "%s/u/%.*s/msg/%.*s", px->s, uid_len, t->uid, (int)t->sender_len,
+                 t->sender);
+        break;
+    case RTM_TOPIC_USER_ATTR:
+        snprintf(buf, size, "%s/u/%.*s/attr/%.*s", px->s, uid_len, t->uid, (int)t->key_len, t->key);
+        break;
+    case RTM_TOPIC_CH_MSG:
+        snprintf(buf, size, "%s/c/%.*s/msg/%.*s", px->s, ch_len, t->channel, (int)t->sender_len,
+                 t->sender);
+        break;
+    case RTM_TOPIC_CH_ATTR:
+        snprintf(buf, size, "%s/c/%.*s/attr/%.*s", px->s, ch_len, t->channel, (int)t->key_len,
+                 t->key);
+        break;
+    default:
+        snprintf(buf, size, "%s/c/%.*s/%s", px->s, ch_len, t->channel, channel_word(t->kind));
+        break;
+    }
+}
+
+static bool is_user_kind(enum rtm_topic_kind kind)
+{
+    return kind == RTM_TOPIC_CALL || kind == RTM_TOPIC_PRESENCE || kind == RTM_TOPIC_DEVICE ||
+           kind == RTM_TOPIC_MSG || kind == RTM_TOPIC_USER_ATTR;
+}
+
+/* Every part the parse names lies inside the topic and is valid. */
+static void check_parts(const struct rtm_topic *t, const char *topic, size_t len)
+{
+    bool user = is_user_kind(t->kind);
+    FUZZ_CHECK(user == (t->uid != NULL) && user == (t->channel == NULL));
+    if (user)
+        FUZZ_CHECK(inside(t->uid, t->uid_len, topic, len) && rtm_uid_valid(t->uid, t->uid_len));
+    else
+        FUZZ_CHECK(inside(t->channel, t->channel_len, topic, len) &&
+                   rtm_channel_valid(t->channel, t->channel_len));
+    bool msg = t->kind == RTM_TOPIC_MSG || t->kind == RTM_TOPIC_CH_MSG;
+    FUZZ_CHECK(msg == (t->sender != NULL));
+    if (msg)
+        FUZZ_CHECK(inside(t->sender, t->sender_len, topic, len) &&
+                   rtm_uid_valid(t->sender, t->sender_len));
+    bool attr = t->kind == RTM_TOPIC_USER_ATTR || t->kind == RTM_TOPIC_CH_ATTR;
+    FUZZ_CHECK(attr == (t->key != NULL));
+    if (attr)
+        FUZZ_CHECK(inside(t->key, t->key_len, topic, len) &&
+                   rtm_attr_key_valid(t->key, t->key_len));
+    FUZZ_CHECK((t->kind == RTM_TOPIC_DEVICE) == (t->device != NULL));
+    if (t->device)
+        FUZZ_CHECK(inside(t->device, t->device_len, topic, len) &&
+                   rtm_id_valid(t->device, t->device_len));
 }
 
 static enum rtm_topic_kind check_parse(const struct prefix *px, const char *topic)
@@ -111,14 +201,11 @@ static enum rtm_topic_kind check_parse(const struct prefix *px, const char *topi
         return kind;
     }
     if (kind == RTM_TOPIC_OUTSIDE || kind == RTM_TOPIC_INVALID) {
-        FUZZ_CHECK(t.uid == NULL && t.device == NULL);
+        FUZZ_CHECK(t.uid == NULL && t.device == NULL && t.channel == NULL && t.sender == NULL &&
+                   t.key == NULL);
         return kind;
     }
-    FUZZ_CHECK(inside(t.uid, t.uid_len, topic, len) && rtm_uid_valid(t.uid, t.uid_len));
-    FUZZ_CHECK((kind == RTM_TOPIC_DEVICE) == (t.device != NULL));
-    if (t.device)
-        FUZZ_CHECK(inside(t.device, t.device_len, topic, len) &&
-                   rtm_id_valid(t.device, t.device_len));
+    check_parts(&t, topic, len);
     char buf[TOPIC_MAX + 256];
     canonical(px, &t, buf, sizeof(buf));
     FUZZ_CHECK(strcmp(buf, topic) == 0);
@@ -127,25 +214,54 @@ static enum rtm_topic_kind check_parse(const struct prefix *px, const char *topi
 
 /* --- filters ---------------------------------------------------------------- */
 
-/* May `uid` read concrete topic `topic`? The topic table: presence is
- * everybody's, an inbox or a device only its owner's. */
+/* May `uid` subscribe to concrete topic `topic`? The topic table:
+ * presence, attributes and one channel's messages, events and count are
+ * everybody's (channel deliveries then go to members only); an inbox, a
+ * device or a peer message only its owner's; channel requests nobody's. */
 static bool readable_by(const struct prefix *px, const char *topic, const char *uid)
 {
     struct rtm_topic t;
     enum rtm_topic_kind kind = rtm_topic_parse(px->s, px->len, topic, &t);
-    if (kind == RTM_TOPIC_PRESENCE)
+    switch (kind) {
+    case RTM_TOPIC_PRESENCE:
+    case RTM_TOPIC_USER_ATTR:
+    case RTM_TOPIC_CH_MSG:
+    case RTM_TOPIC_CH_EVENTS:
+    case RTM_TOPIC_CH_COUNT:
+    case RTM_TOPIC_CH_ATTR:
         return true;
-    if (kind != RTM_TOPIC_CALL && kind != RTM_TOPIC_DEVICE)
+    case RTM_TOPIC_CALL:
+    case RTM_TOPIC_DEVICE:
+    case RTM_TOPIC_MSG:
+        return strlen(uid) == t.uid_len && memcmp(uid, t.uid, t.uid_len) == 0;
+    default:
         return false;
-    return strlen(uid) == t.uid_len && memcmp(uid, t.uid, t.uid_len) == 0;
+    }
+}
+
+/* A filter that lists users or channels: a wildcard at or above the uid or
+ * channel level, outside presence. */
+static bool lists(const struct prefix *px, const char *filter)
+{
+    const char *rest = filter + px->len + 1;
+    if (strncmp(rest, "presence/", 9) == 0)
+        return false;
+    size_t first = strcspn(rest, "/");
+    if (memchr(rest, '+', first) || memchr(rest, '#', first) || rest[first] != '/')
+        return true;
+    const char *second = rest + first + 1;
+    size_t len = strcspn(second, "/");
+    return memchr(second, '+', len) || memchr(second, '#', len);
 }
 
 /* What each instance puts for '+' and for '#' ("" drops "/#": '#' also
  * matches the parent level). Other users, the own uid and the words of the
  * topic table, so that an instance lands on a topic someone else owns. */
-static const char *const plus_words[] = {"bob", "alice", "u", "call", "devices", "presence", "d1"};
-static const char *const hash_tails[] = {"",       "call", "devices/d1", "bob/call",
-                                         "x/call", "u",    "alice/call"};
+static const char *const plus_words[] = {"bob",  "alice", "u", "call",     "devices", "msg",
+                                         "attr", "join",  "c", "presence", "d1"};
+static const char *const hash_tails[] = {"",       "call",     "devices/d1", "bob/call",
+                                         "x/call", "u",        "alice/call", "msg/bob",
+                                         "join",   "attr/k.1", "u/bob/msg/x"};
 #define INSTANCES (sizeof(plus_words) / sizeof(plus_words[0]))
 
 /* One concrete topic the filter matches; false when it has no wildcard. */
@@ -184,6 +300,7 @@ static void check_filter(const struct prefix *px, const char *filter, const char
         return;
     FUZZ_CHECK(rtm_uid_valid(uid, strlen(uid)));
     FUZZ_CHECK(rtm_topic_under_prefix(px->s, px->len, filter));
+    FUZZ_CHECK(!lists(px, filter));
     if (!strpbrk(filter, "+#")) {
         FUZZ_CHECK(readable_by(px, filter, uid));
         return;
@@ -194,7 +311,7 @@ static void check_filter(const struct prefix *px, const char *filter, const char
             continue;
         struct rtm_topic t;
         enum rtm_topic_kind kind = rtm_topic_parse(px->s, px->len, buf, &t);
-        if (kind == RTM_TOPIC_CALL || kind == RTM_TOPIC_DEVICE)
+        if (kind == RTM_TOPIC_CALL || kind == RTM_TOPIC_DEVICE || kind == RTM_TOPIC_MSG)
             FUZZ_CHECK(readable_by(px, buf, uid));
     }
 }

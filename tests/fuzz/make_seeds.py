@@ -34,6 +34,17 @@ TOPICS = {
     "dotted-uid": "rtm/u/a.b@c-d_e/+",
     "bad-device": "rtm/u/bob/devices/bad.id",
     "deep": "rtm/u/alice/call/extra",
+    "peer-message": "rtm/u/alice/msg/bob",
+    "own-messages": "rtm/u/alice/msg/+",
+    "user-attr": "rtm/u/alice/attr/status",
+    "others-attrs": "rtm/u/bob/attr/+",
+    "all-attrs": "rtm/u/+/attr/+",
+    "join": "rtm/c/room1/join",
+    "channel-message": "rtm/c/room1/msg/bob",
+    "channel-all": "rtm/c/room1/#",
+    "all-counts": "rtm/c/+/count",
+    "channel-attr": "rtm/c/room1/attr/notice",
+    "own-plus-level": "rtm/u/alice/+/x.y",
 }
 
 # --- fuzz_payload: a feed letter, then that parser's input ------------------------
