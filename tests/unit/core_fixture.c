@@ -402,3 +402,39 @@ void expect_presence(const struct pub *p, const char *uid, bool online, int sess
         assert_keys(p->json, "uid", "online", "ts", NULL);
     }
 }
+
+void expect_topic_error(const struct rtm_client *c, const char *topic, const char *code)
+{
+    if (T.rec.npubs != 1)
+        print_error("expected one error publish, got %zu\n", T.rec.npubs);
+    assert_int_equal(T.rec.npubs, 1);
+    const struct pub *p = &T.rec.pubs[0];
+    assert_string_equal(p->topic, inbox(c->uid));
+    assert_non_null(p->client_id);
+    assert_string_equal(p->client_id, c->client_id);
+    assert_false(p->retain);
+    const cJSON *j = p->json;
+    assert_non_null(j);
+    assert_string_equal(jstr(j, "type"), "error");
+    if (strcmp(jstr(j, "code"), code) != 0)
+        print_error("error: %s\n", p->payload);
+    assert_string_equal(jstr(j, "code"), code);
+    assert_true(jstr(j, "message")[0] != '\0');
+    assert_string_equal(jstr(j, "topic"), topic);
+    assert_int_equal(jnum(j, "ts"), T.now);
+    assert_keys(j, "type", "code", "message", "topic", "ts", NULL);
+}
+
+enum rtm_acl write_check(const struct rtm_client *c, const char *topic, const char *payload,
+                         bool retain)
+{
+    return rtm_core_acl(T.core, c, RTM_ACCESS_WRITE, topic, payload, payload ? strlen(payload) : 0,
+                        retain, T.now);
+}
+
+enum rtm_acl read_check(const struct rtm_client *c, const char *topic, const char *payload,
+                        bool retain)
+{
+    return rtm_core_acl(T.core, c, RTM_ACCESS_READ, topic, payload, payload ? strlen(payload) : 0,
+                        retain, T.now);
+}

@@ -124,6 +124,15 @@ void expect_error_raw(const struct rtm_client *c, const char *topic, const char 
                       const char *request);
 void expect_error(const struct rtm_client *c, const char *peer, const char *json, const char *code,
                   const char *id, const char *request);
+/* The only publish recorded is the error of a refused SPEC 8 publish to
+ * `topic`: to c's own inbox, for its session only, naming the topic. */
+void expect_topic_error(const struct rtm_client *c, const char *topic, const char *code);
+/* A WRITE check of `topic` by `c` (the broker's ACL check before MESSAGE). */
+enum rtm_acl write_check(const struct rtm_client *c, const char *topic, const char *payload,
+                         bool retain);
+/* A READ check: may `c` get this message on `topic`? */
+enum rtm_acl read_check(const struct rtm_client *c, const char *topic, const char *payload,
+                        bool retain);
 /* A failure was published in this tick: once to each inbox, to every
  * subscriber, by the server, at T.now. */
 void expect_failure(const char *id, const char *caller, const char *callee, const char *reason);
