@@ -18,7 +18,7 @@ bash tools/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 # Only the plugin: the broker needs nothing else, and it is quicker.
 # tools/test.sh builds the tests.
-cmake --build build -j --target mosquitto_rtm
+cmake --build build -j --target mosquitto_rtm rtm-session
 
 # Debian keeps mosquitto in /usr/sbin, which is not on an ordinary user's PATH.
 mosquitto=$(command -v mosquitto || true)
