@@ -173,6 +173,21 @@ static void check_presence_publish(const struct rtm_publish *msg, const struct r
     cJSON_Delete(root);
 }
 
+/* A channel's count: retained, for everyone, the plugin's own format for
+ * that channel; or empty, when the channel emptied. */
+static void check_count_publish(const struct rtm_publish *msg, const struct rtm_topic *t)
+{
+    FUZZ_CHECK(msg->retain && !msg->handle);
+    if (msg->payload_len == 0)
+        return;
+    char channel[RTM_CHANNEL_ID_MAX + 1];
+    memcpy(channel, t->channel, t->channel_len);
+    channel[t->channel_len] = '\0';
+    uint64_t count;
+    FUZZ_CHECK(rtm_count_payload_parse(msg->payload, msg->payload_len, channel, &count));
+    FUZZ_CHECK(count > 0);
+}
+
 /* An inbox publish aimed at one session goes to that session's own inbox:
  * the inbox of the uid its handle speaks as in the event being handled, or
  * of the session the core tracks for it (confirmed at a tick). */
@@ -205,7 +220,17 @@ static void on_publish(void *ud, const struct rtm_publish *msg)
             check_inbox_publish(msg, &t);
         break;
     case RTM_TOPIC_DEVICE: /* only ever to clear a moved registration or erase junk */
+    case RTM_TOPIC_MSG:    /* only ever to erase a retained message */
+    case RTM_TOPIC_CH_MSG:
+    case RTM_TOPIC_USER_ATTR: /* to delete an attribute (stamps replace the writer's) */
+    case RTM_TOPIC_CH_ATTR:
         FUZZ_CHECK(msg->retain && msg->payload_len == 0 && !msg->handle);
+        break;
+    case RTM_TOPIC_CH_EVENTS: /* member events, or erasing a retained one */
+        FUZZ_CHECK(!msg->handle && (msg->retain ? msg->payload_len == 0 : msg->payload_len > 0));
+        break;
+    case RTM_TOPIC_CH_COUNT: /* the count, or erasing it */
+        check_count_publish(msg, &t);
         break;
     default:
         fuzz_fail(__FILE__, __LINE__, "a publish outside the topic table");
@@ -278,9 +303,12 @@ static bool call_pending(void *ud, const char *caller, const char *call_id)
 static const char *const topic_uids[] = {"alice", "bob",     "carol",  "root",
                                          "c0x5",  "a.b@c-d", "bad uid"};
 static const char *const device_ids[] = {"d1", "d2", "d3", "phone-1", "bad.id"};
+static const char *const channel_ids[] = {"room1", "room2", "a.b@c", "bad ch"};
+static const char *const attr_keys[] = {"status", "k.1", "x", "bad key"};
 
 /* Topics and filters; {p} is the prefix, {me} the client's uid, {u} a uid,
- * {d} a device id and {x} raw input text. */
+ * {d} a device id, {c} a channel id, {k} an attribute key and {x} raw input
+ * text. */
 static const char *const topic_templates[] = {
     "{p}/u/{u}/call",
     "{p}/u/{me}/call",
@@ -306,6 +334,23 @@ static const char *const topic_templates[] = {
     "{p}/+/{u}/call",
     "{p}/u/{u}/devices/{x}",
     "$SYS/broker/rtm/stats",
+    "{p}/u/{u}/msg/{me}",
+    "{p}/u/{me}/msg/{u}",
+    "{p}/u/{me}/msg/+",
+    "{p}/u/{u}/attr/{k}",
+    "{p}/u/{me}/attr/{k}",
+    "{p}/u/{u}/attr/+",
+    "{p}/u/+/attr/+",
+    "{p}/c/{c}/join",
+    "{p}/c/{c}/leave",
+    "{p}/c/{c}/members",
+    "{p}/c/{c}/msg/{me}",
+    "{p}/c/{c}/msg/{u}",
+    "{p}/c/{c}/events",
+    "{p}/c/{c}/count",
+    "{p}/c/{c}/attr/{k}",
+    "{p}/c/{c}/#",
+    "{p}/c/+/count",
 };
 
 static const char *placeholder(const char *name, size_t len, const struct rtm_client *c,
@@ -319,6 +364,10 @@ static const char *placeholder(const char *name, size_t len, const struct rtm_cl
         return topic_uids[fuzz_byte(r) % COUNT(topic_uids)];
     if (len == 1 && *name == 'd')
         return device_ids[fuzz_byte(r) % COUNT(device_ids)];
+    if (len == 1 && *name == 'c')
+        return channel_ids[fuzz_byte(r) % COUNT(channel_ids)];
+    if (len == 1 && *name == 'k')
+        return attr_keys[fuzz_byte(r) % COUNT(attr_keys)];
     size_t n;
     const uint8_t *at = fuzz_take(r, fuzz_byte(r) % 64, &n);
     const char *nul = memchr(at, '\0', n);
@@ -438,6 +487,39 @@ static bool owner_or_admin(const struct rtm_client *c, const struct rtm_topic *t
     return rtm_config_is_admin(&W.cfg, c->uid) || eq_n(c->uid, t->uid, t->uid_len);
 }
 
+/* SPEC 8's rows of the topic table; -1 where the answer depends on the
+ * core's state (membership, attributes held). Messages and member events
+ * are never delivered retained. */
+static int expected_rtm_access(const struct rtm_client *c, bool reading, enum rtm_topic_kind kind,
+                               const struct rtm_topic *t, bool retain)
+{
+    bool admin = rtm_config_is_admin(&W.cfg, c->uid);
+    switch (kind) {
+    case RTM_TOPIC_MSG:
+        if (reading)
+            return !retain && owner_or_admin(c, t) ? RTM_ACL_ALLOW : RTM_ACL_DENY;
+        return eq_n(c->uid, t->sender, t->sender_len) ? RTM_ACL_ALLOW : RTM_ACL_DENY;
+    case RTM_TOPIC_USER_ATTR:
+        return reading ? -1 : owner_or_admin(c, t) ? RTM_ACL_ALLOW : RTM_ACL_DENY;
+    case RTM_TOPIC_CH_JOIN:
+    case RTM_TOPIC_CH_LEAVE:
+    case RTM_TOPIC_CH_MEMBERS:
+        return reading ? RTM_ACL_DENY : RTM_ACL_ALLOW;
+    case RTM_TOPIC_CH_MSG:
+        if (reading)
+            return retain ? RTM_ACL_DENY : -1;
+        return eq_n(c->uid, t->sender, t->sender_len) ? -1 : RTM_ACL_DENY;
+    case RTM_TOPIC_CH_EVENTS:
+        return reading && !retain ? -1 : RTM_ACL_DENY;
+    case RTM_TOPIC_CH_COUNT:
+        return reading ? -1 : RTM_ACL_DENY;
+    case RTM_TOPIC_CH_ATTR:
+        return reading || !admin ? -1 : RTM_ACL_ALLOW;
+    default:
+        return RTM_ACL_DENY;
+    }
+}
+
 /* The topic table (PROTOCOL.md section 2) for a read or a write of a
  * concrete topic; -1 where the verdict depends on the core's state. A read
  * delivers only what the plugin writes there: never a retained or an empty
@@ -465,7 +547,7 @@ static int expected_access(const struct rtm_client *c, enum rtm_access access,
     case RTM_TOPIC_PRESENCE: /* a stale "online" is refused */
         return reading ? -1 : RTM_ACL_DENY;
     default:
-        return RTM_ACL_DENY;
+        return expected_rtm_access(c, reading, kind, t, retain);
     }
 }
 
@@ -507,14 +589,27 @@ static void check_result(const struct rtm_client *c, const char *topic, size_t l
 {
     struct rtm_topic t;
     enum rtm_topic_kind kind = parse_topic(topic, &t);
+    bool attr = kind == RTM_TOPIC_USER_ATTR || kind == RTM_TOPIC_CH_ATTR;
     if (res->verdict != RTM_REPLACE) {
         FUZZ_CHECK(!res->payload && res->payload_len == 0);
-        /* Passed unchanged: only the removal of a registration. */
-        FUZZ_CHECK(res->verdict != RTM_PASS || (kind == RTM_TOPIC_DEVICE && len == 0));
+        /* Passed unchanged: the removal of a registration or an attribute,
+         * a message, a channel request. */
+        FUZZ_CHECK(res->verdict != RTM_PASS || ((kind == RTM_TOPIC_DEVICE || attr) && len == 0) ||
+                   kind == RTM_TOPIC_MSG || kind == RTM_TOPIC_CH_MSG || kind == RTM_TOPIC_CH_JOIN ||
+                   kind == RTM_TOPIC_CH_LEAVE || kind == RTM_TOPIC_CH_MEMBERS);
         return;
     }
     FUZZ_CHECK(res->payload && res->payload_len > 0);
-    FUZZ_CHECK(kind == RTM_TOPIC_CALL || kind == RTM_TOPIC_DEVICE);
+    FUZZ_CHECK(kind == RTM_TOPIC_CALL || kind == RTM_TOPIC_DEVICE || attr);
+    if (attr) { /* stamped: this key, by the writer */
+        char key[RTM_ATTR_KEY_MAX + 1];
+        memcpy(key, t.key, t.key_len);
+        key[t.key_len] = '\0';
+        struct rtm_attr_claim claim;
+        FUZZ_CHECK(rtm_attr_payload_parse(res->payload, res->payload_len, key, &claim));
+        FUZZ_CHECK(strcmp(claim.by, c->uid) == 0 && claim.ts == W.now);
+        return;
+    }
     if (kind == RTM_TOPIC_DEVICE) {
         struct rtm_registration reg;
         const char *why;
