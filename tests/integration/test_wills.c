@@ -160,6 +160,52 @@ static void test_device_will_v5_delay(void)
     device_will(5, 1);
 }
 
+/* SPEC 8's topics: mallory's Will sends bob a peer message as mallory and
+ * sets an attribute of hers, both of which a PUBLISH of hers may do, but a
+ * Will under the prefix may not. Neither is delivered or stored, and
+ * neither comes back after a restart. (A Will to a channel needs a member
+ * session, which mosquitto_sub cannot make: the core refuses it as any
+ * non-member's publish.) */
+static void rtm_wills(int protocol, int delay_s)
+{
+    struct broker *b = start_broker();
+    struct client_opts bo = {.client_id = "bob-sub", .username = "bob", .protocol = protocol};
+    struct client *bob = client_open_v(b, &bo);
+    CHECK_EQ_INT(client_subscribe(bob, inbox("bob"), 1), 1);
+    CHECK_EQ_INT(client_subscribe(bob, "rtm/u/bob/msg/+", 1), 1);
+    CHECK_EQ_INT(client_subscribe(bob, "rtm/u/mallory/attr/+", 1), 1);
+    static const char *const topics[] = {"rtm/u/bob/msg/mallory", "rtm/u/mallory/attr/status"};
+    for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {
+        struct rt_will w = {"mal", "mallory", protocol, topics[i], "from a will", true, delay_s};
+        pid_t pid = rt_will_client_start(b, &w);
+        rt_will_client_kill(b, pid, &w);
+    }
+    sentinel_call(b, bob);
+    EXPECT_NOTHING_ELSE(bob, NULL);
+    client_free(bob);
+
+    broker_stop(b);
+    broker_restart(b);
+    struct client_opts lo = {.client_id = "bob-late", .username = "bob", .protocol = protocol};
+    struct client *late = client_open_v(b, &lo);
+    CHECK_EQ_INT(client_subscribe(late, inbox("bob"), 1), 1);
+    CHECK_EQ_INT(client_subscribe(late, "rtm/u/mallory/attr/+", 1), 1);
+    sentinel_call(b, late);
+    EXPECT_NOTHING_ELSE(late, NULL);
+    client_free(late);
+    broker_free(b);
+}
+
+static void test_rtm_wills_v311(void)
+{
+    rtm_wills(4, 0);
+}
+
+static void test_rtm_wills_v5_delay(void)
+{
+    rtm_wills(5, 1);
+}
+
 /* A second connection with mallory's client id takes the first one over:
  * Mosquitto sends the first one's Will before it reports its disconnect. */
 static void test_will_on_takeover(void)
@@ -255,6 +301,10 @@ static void store_without_plugin(const struct broker *b, void *ud)
         {"rtm/u/bob/devices/d9", "not a registration"},
         {"rtm/presence/bob", "{\"uid\":\"bob\",\"online\":true,\"sessions\":1,\"ts\":1}"},
         {"rtm/presence/carol", "junk"},
+        {"rtm/u/bob/msg/alice", "a retained message"},
+        {"rtm/u/alice/attr/status", "not stamped"},
+        {"rtm/c/room1/count", "{\"channel\":\"room1\",\"count\":5,\"ts\":1}"},
+        {"rtm/c/room1/attr/notice", "not stamped"},
     };
     for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++) {
         int rc = client_publish(c, junk[i][0], junk[i][1], (int)strlen(junk[i][1]), 1, true);
@@ -264,6 +314,12 @@ static void store_without_plugin(const struct broker *b, void *ud)
     client_free(c);
     kill(pb.pid, SIGTERM);
     CHECK(waitpid(pb.pid, NULL, 0) == pb.pid);
+}
+
+static void expect_empty(const struct msg *m, void *ud)
+{
+    (void)ud;
+    CHECKF(m->len == 0, "a stored message was delivered on %s: %s", m->topic, m->payload);
 }
 
 static void test_retained_from_before(void)
@@ -294,6 +350,25 @@ static void test_retained_from_before(void)
     CHECK(broker_log_contains(b, 0, "rtm: erased the retained message on rtm/presence/carol"));
     CHECK(broker_log_contains(b, 0, "rtm: erased the retained message on rtm/u/bob/call"));
     CHECK(broker_log_contains(b, 0, "rtm: erased the retained message on rtm/u/bob/devices/d9"));
+    /* SPEC 8: none of what a broker without the plugin stored is shown:
+     * not a retained peer message, not an attribute the plugin did not
+     * stamp, not a member count of a channel nobody has joined. */
+    CHECK(broker_log_contains(b, 0, "rtm: erased the retained message on rtm/u/bob/msg/alice"));
+    struct client *eve = client_open_v(
+        b, &(struct client_opts){.client_id = "eve", .username = "eve", .protocol = 5});
+    CHECK_EQ_INT(client_subscribe(eve, "rtm/u/alice/attr/+", 1), 1);
+    CHECK_EQ_INT(client_subscribe(eve, "rtm/c/room1/count", 1), 1);
+    CHECK_EQ_INT(client_subscribe(eve, "rtm/c/room1/attr/+", 1), 1);
+    CHECK(broker_wait_log(b, 0, "rtm: erased the retained message on rtm/c/room1/count", WAIT_MS));
+    CHECK(broker_wait_log(b, 0, "rtm: erased the retained message on rtm/u/alice/attr/status",
+                          WAIT_MS));
+    CHECK(broker_wait_log(b, 0, "rtm: erased the retained message on rtm/c/room1/attr/notice",
+                          WAIT_MS));
+    sentinel_call(b, bob);
+    /* What eve may see are the erasures' own empty messages, nothing else. */
+    client_flush(eve);
+    client_foreach(eve, NULL, expect_empty, NULL);
+    client_free(eve);
     client_free(watch);
     client_free(bob);
     broker_free(b);
@@ -311,6 +386,8 @@ int main(int argc, char **argv)
         {"device_will_v311", test_device_will_v311},
         {"device_will_v5_delay", test_device_will_v5_delay},
         {"will_on_takeover", test_will_on_takeover},
+        {"rtm_wills_v311", test_rtm_wills_v311},
+        {"rtm_wills_v5_delay", test_rtm_wills_v5_delay},
         {"shared_subscription", test_shared_subscription},
         {"retained_from_before", test_retained_from_before},
     };
