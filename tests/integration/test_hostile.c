@@ -5,12 +5,17 @@
  * speak as someone else. Afterwards:
  * - every refused publish of an attacker with a valid uid got exactly one
  *   `error` event, and no attacker received anything of another user's;
+ * - SPEC 8 abuse (forged peer and channel messages, retained and oversized
+ *   messages, channel messages from non-members, joins over max_channels,
+ *   other users' attributes, attributes over the limits, unwritable and
+ *   malformed channel and attribute topics) got one error each too;
  * - Wills under the prefix (forged calls, presence, registrations; retained
  *   or not, MQTT 3.1.1 and 5) from attackers killed with SIGKILL were all
  *   refused: no victim saw one, and none was stored;
  * - the victims saw nothing but their own traffic, and a normal call works;
- * - the plugin's state (users, sessions, calls, timers, devices, push jobs
- *   and the records in its pool, from $SYS/broker/rtm/stats) is back to its
+ * - the plugin's state (users, sessions, calls, timers, devices, push jobs,
+ *   channels, memberships, attributes and the records in its pool, from
+ *   $SYS/broker/rtm/stats) is back to its
  *   baseline, and a second, identical attack leaves the process heap where
  *   the first one left it;
  * - the sanitizer build reports nothing (broker_stop checks the log).
@@ -107,8 +112,10 @@ static const char *const forbidden_topics[] = {
 
 /* Filters that would reach other users' inboxes or devices: refused. */
 static const char *const refused_filters[] = {
-    "rtm/#",     "rtm/u/+/call", "rtm/u/+/devices/#",   "rtm/u/bob/#",
-    "rtm/u/+/+", "rtm/+/+/+",    "rtm/u/bob/devices/+", "rtm/u/bob/call",
+    "rtm/#",           "rtm/u/+/call",     "rtm/u/+/devices/#",   "rtm/u/bob/#",
+    "rtm/u/+/+",       "rtm/+/+/+",        "rtm/u/bob/devices/+", "rtm/u/bob/call",
+    "rtm/u/bob/msg/+", "rtm/u/+/attr/+",   "rtm/c/+/count",       "rtm/c/#",
+    "rtm/c/+/msg/+",   "rtm/c/lobby/join", "rtm/u/+/msg/#",
 };
 
 /* Filters outside the prefix that still match it: allowed (other_topics
@@ -160,6 +167,46 @@ static void send_spoofs(struct attacker *a, int n)
     }
 }
 
+/* SPEC 8 requests an attacker may not make; each refused with an error
+ * naming the topic (the malformed topics: not_party, naming none). The
+ * broker runs with max_message 1024, max_attr_keys 3 and max_channels 4. */
+static void send_rtm_abuse(struct attacker *a, int n)
+{
+    static char big[1025];
+    memset(big, 'm', sizeof(big));
+    const char *me = a->uid ? a->uid : rt_fmt("bad id/%d", n);
+    send_counted(a, "rtm/u/bob/msg/alice", "forged", 6, false);
+    send_counted(a, rt_fmt("rtm/u/bob/msg/%s", me), "kept", 4, true);
+    send_counted(a, rt_fmt("rtm/u/bob/msg/%s", me), big, sizeof(big), false);
+    send_counted(a, rt_fmt("rtm/c/room%d/msg/%s", n, me), "not a member", 12, false);
+    send_counted(a, "rtm/c/lobby/msg/alice", "forged", 6, false);
+    send_counted(a, "rtm/c/lobby/join", "", 0, true);
+    send_counted(a, "rtm/c/lobby/members", "", 0, false);
+    send_counted(a, "rtm/c/lobby/count", "{\"channel\":\"lobby\",\"count\":99}", 30, true);
+    send_counted(a, "rtm/c/lobby/events", "{\"type\":\"member_left\"}", 24, false);
+    send_counted(a, "rtm/c/bad room/join", "", 0, false);
+    send_counted(a, "rtm/u/bob/attr/status", "hacked", 6, true);
+    send_counted(a, rt_fmt("rtm/u/%s/attr/status", me), "not retained", 12, false);
+    send_counted(a, rt_fmt("rtm/u/%s/attr/status", me), "\xff\xfe", 2, true);
+    send_counted(a, rt_fmt("rtm/u/%s/attr/bad key", me), "x", 1, true);
+    /* Limits: the fourth key and the fifth channel are each refused once;
+     * the writes and joins below them are not refusals. */
+    for (int k = 0; k < 4; k++) {
+        const char *topic = rt_fmt("rtm/u/%s/attr/k%d", me, k);
+        if (k < 3 || !a->uid)
+            CHECK(client_publish(a->c, topic, "v", 1, 1, true) >= 0);
+        else
+            send_counted(a, topic, "v", 1, true);
+    }
+    for (int c = 0; c < 5; c++) {
+        const char *topic = rt_fmt("rtm/c/h%d-%d/join", n, c);
+        if (c < 4 || !a->uid)
+            CHECK(client_publish(a->c, topic, "", 0, 1, false) >= 0);
+        else
+            send_counted(a, topic, "", 0, false);
+    }
+}
+
 static void try_filters(struct attacker *a)
 {
     for (size_t i = 0; i < sizeof(refused_filters) / sizeof(refused_filters[0]); i++)
@@ -180,16 +227,24 @@ static void attack(const struct broker *b, struct attacker *a, int n)
     try_filters(a);
     send_malformed(a);
     send_spoofs(a, n);
+    send_rtm_abuse(a, n);
     client_flush(a->c);
 }
 
+/* What anyone may read: presence, member counts, users' attributes (SPEC
+ * 3). An attacker with a uid also gets its own inbox and the member events
+ * of the channels it joined. */
 static void leak_check(const struct msg *m, void *ud)
 {
     const struct attacker *a = ud;
     const char *own = a->uid ? inbox(a->uid) : "";
     bool rtm = strncmp(m->topic, "rtm/", 4) == 0;
-    CHECKF(!rtm || strncmp(m->topic, "rtm/presence/", 13) == 0 || strcmp(m->topic, own) == 0,
-           "%s received %s: %s", client_id(a->c), m->topic, m->payload);
+    bool public = strncmp(m->topic, "rtm/presence/", 13) == 0 ||
+                  (strncmp(m->topic, "rtm/c/", 6) == 0 && strstr(m->topic, "/count")) ||
+                  (strncmp(m->topic, "rtm/u/", 6) == 0 && strstr(m->topic, "/attr/"));
+    bool joined = a->uid && strncmp(m->topic, "rtm/c/h", 7) == 0 && strstr(m->topic, "/events");
+    CHECKF(!rtm || public || joined || strcmp(m->topic, own) == 0, "%s received %s: %s",
+           client_id(a->c), m->topic, m->payload);
 }
 
 /* Every refused publish of an attacker with a valid uid: one error event. */
@@ -210,10 +265,11 @@ static void check_attacker(struct attacker *a)
 static struct msg *wait_baseline(struct client *observer, int sessions)
 {
     client_consume_all(observer, "$SYS/broker/rtm/stats", NULL);
-    struct msg *m = client_wait_fields(observer, "$SYS/broker/rtm/stats", 15000, "users",
-                                       rt_fmt("%d", sessions), "sessions", rt_fmt("%d", sessions),
-                                       "calls_live", "0", "calls_remembered", "0", "timers", "0",
-                                       "devices", "1", "push_jobs", "0", NULL);
+    struct msg *m =
+        client_wait_fields(observer, "$SYS/broker/rtm/stats", 15000, "users",
+                           rt_fmt("%d", sessions), "sessions", rt_fmt("%d", sessions), "calls_live",
+                           "0", "calls_remembered", "0", "timers", "0", "devices", "1", "push_jobs",
+                           "0", "channels", "0", "memberships", "0", "attributes", "0", NULL);
     if (!m)
         client_dump(observer);
     CHECKF(m, "the plugin's state did not return to its baseline within 15 s");
@@ -275,10 +331,24 @@ static void run_round(const struct broker *b, int round)
     }
 }
 
+static void no_attacker_state(const struct msg *m, void *ud)
+{
+    (void)ud;
+    bool state = strstr(m->topic, "/attr/") || strncmp(m->topic, "rtm/c/", 6) == 0;
+    CHECKF(!state || m->len == 0, "an attacker's %s is still stored: %s", m->topic, m->payload);
+}
+
 static void test_hostile_clients(void)
 {
     /* The admin reads every retained message under the prefix at the end. */
-    const char *opts[] = {"stats_interval 1", "stats_heap true", "admin_users late-observer", NULL};
+    const char *opts[] = {"stats_interval 1",
+                          "stats_heap true",
+                          "admin_users late-observer",
+                          "max_message 1024",
+                          "max_attr_keys 3",
+                          "max_channels 4",
+                          "attr_rate 1000",
+                          NULL};
     struct broker_opts o = {.plugin_opts = opts};
     struct broker *b = broker_start(&o);
     struct client *observer = client_open(b, "observer", NULL);
@@ -325,6 +395,9 @@ static void test_hostile_clients(void)
     CHECK_EQ_INT(client_count(root, NULL, "token", "will-forged", NULL), 0);
     CHECK_EQ_INT(client_count(root, NULL, "id", "will-forged", NULL), 0);
     CHECK_EQ_INT(client_count(root, "rtm/presence/alice", "online", "false", NULL), 0);
+    /* The attackers' attributes went with their sessions, and their
+     * channels' counts with their channels. */
+    client_foreach(root, NULL, no_attacker_state, NULL);
     client_free(root);
     client_free(alice);
     client_free(bob);
