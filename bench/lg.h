@@ -218,6 +218,8 @@ struct lg_stat {
     int64_t at_ns; /* when received */
     long long ts;  /* the report's ts (ms since the epoch) */
     long long users, sessions, calls_live, timers, devices, heap_bytes;
+    /* -1 when the plugin does not report them (SPEC 8.5 fields came later). */
+    long long pool_bytes, rss_bytes, channels, memberships, attributes;
     /* TICK and timer fields; has_tick is false when the plugin has none. */
     bool has_tick;
     long long ticks, tick_avg_us, tick_max_us;
@@ -245,6 +247,11 @@ struct lg_flow;
 
 /* `streams` publisher/subscriber pairs on <tag>/t/<i>, QoS 0, 64-byte payloads. */
 struct lg_flow *lg_flow_new(int port, int streams, const char *tag);
+/* The same as peer messages (SPEC 8.1): publisher <tag>p<i> sends to
+ * <prefix>/u/<tag>s<i>/msg/<tag>p<i>, subscriber <tag>s<i> listens on
+ * <prefix>/u/<tag>s<i>/msg/+, both at `qos`. */
+struct lg_flow *lg_flow_new_peer(int port, int streams, const char *tag, const char *prefix,
+                                 int qos);
 /* Closed loop: each stream keeps `window` messages in flight. */
 void lg_flow_closed(struct lg_flow *f, int window);
 /* Open loop at `rate` messages per second in all. */

@@ -1,13 +1,15 @@
 /*
- * rtm-loadgen: plain pub/sub streams on topics outside the plugin's prefix.
- * Stream i is one publisher and one subscriber on <tag>/t/<i>, QoS 0, with
- * 64-byte payloads carrying a monotonic send time, so a delivery's latency
- * is its receive time minus that. Closed loop (capacity): each stream keeps
- * `window` messages in flight, sending the next one when one arrives. Open
- * loop (latency): a fixed rate over all streams, paced every 100 us; each
- * message carries the time it was due, not the time it went out, so a load
- * generator held up (by a backlog of deliveries after a broker stall, say)
- * still counts the wait, as independent clients would see it.
+ * rtm-loadgen: pub/sub streams. Stream i is one publisher <tag>p<i> and one
+ * subscriber <tag>s<i>, on <tag>/t/<i> at QoS 0 (lg_flow_new) or, as a peer
+ * message (SPEC 8.1), on <prefix>/u/<tag>s<i>/msg/<tag>p<i> at any QoS
+ * (lg_flow_new_peer). Payloads are 64 bytes carrying a monotonic send time,
+ * so a delivery's latency is its receive time minus that. Closed loop
+ * (capacity): each stream keeps `window` messages in flight, sending the
+ * next one when one arrives. Open loop (latency): a fixed rate over all
+ * streams, paced every 100 us; each message carries the time it was due,
+ * not the time it went out, so a load generator held up (by a backlog of
+ * deliveries after a broker stall, say) still counts the wait, as
+ * independent clients would see it.
  */
 #include "lg.h"
 
@@ -22,12 +24,13 @@
 enum mode { IDLE, CLOSED, OPEN };
 
 struct stream {
-    char topic[48];
+    char topic[80];
     uint64_t sent, recvd;
 };
 
 struct lg_flow {
     int n;
+    int qos;
     struct lg_conn *pubs, *subs;
     struct stream *st;
     enum mode mode;
@@ -46,7 +49,7 @@ struct lg_flow {
 static void send_one(struct lg_flow *f, int i, int64_t stamp)
 {
     lg_put19(f->payload + 5, stamp);
-    if (lg_publish(&f->pubs[i], f->st[i].topic, f->payload, PAYLOAD_LEN, 0, false))
+    if (lg_publish(&f->pubs[i], f->st[i].topic, f->payload, PAYLOAD_LEN, f->qos, false))
         f->st[i].sent++;
 }
 
@@ -74,10 +77,14 @@ static void on_delivery(struct lg_conn *c, const struct mosquitto_message *m, in
         refill(f, c->idx, now);
 }
 
-struct lg_flow *lg_flow_new(int port, int streams, const char *tag)
+/* Without `prefix`: <tag>/t/<i>; with it, the peer topics (see above). */
+static struct lg_flow *flow_new(int port, int streams, const char *tag, const char *prefix, int qos)
 {
     struct lg_flow *f = calloc(1, sizeof(*f));
+    if (!f)
+        lg_die("out of memory");
     f->n = streams;
+    f->qos = qos;
     f->pubs = calloc((size_t)streams, sizeof(*f->pubs));
     f->subs = calloc((size_t)streams, sizeof(*f->subs));
     f->st = calloc((size_t)streams, sizeof(*f->st));
@@ -85,21 +92,40 @@ struct lg_flow *lg_flow_new(int port, int streams, const char *tag)
         lg_die("out of memory");
     f->lat_from = f->lat_until = INT64_MAX;
     snprintf(f->payload, sizeof(f->payload), "{\"t\":%019d,\"p\":\"%032d\"}", 0, 0);
-    char prefix[40];
-    snprintf(prefix, sizeof(prefix), "%sp", tag);
-    size_t up = lg_open_many(f->pubs, (size_t)streams, port, prefix, NULL, f, 64, 10000);
-    snprintf(prefix, sizeof(prefix), "%ss", tag);
-    up += lg_open_many(f->subs, (size_t)streams, port, prefix, on_delivery, f, 64, 10000);
+    char ids[40];
+    snprintf(ids, sizeof(ids), "%sp", tag);
+    size_t up = lg_open_many(f->pubs, (size_t)streams, port, ids, NULL, f, 64, 10000);
+    snprintf(ids, sizeof(ids), "%ss", tag);
+    up += lg_open_many(f->subs, (size_t)streams, port, ids, on_delivery, f, 64, 10000);
     if (up != 2 * (size_t)streams)
         lg_die("flow %s: only %zu of %d connections up on port %d", tag, up, 2 * streams, port);
+    char filter[80];
     for (int i = 0; i < streams; i++) {
-        snprintf(f->st[i].topic, sizeof(f->st[i].topic), "%s/t/%d", tag, i);
-        if (!lg_subscribe(&f->subs[i], f->st[i].topic, 0))
+        char *topic = f->st[i].topic;
+        if (prefix) {
+            snprintf(topic, sizeof(f->st[i].topic), "%s/u/%ss%d/msg/%sp%d", prefix, tag, i, tag, i);
+            snprintf(filter, sizeof(filter), "%s/u/%ss%d/msg/+", prefix, tag, i);
+        } else {
+            snprintf(topic, sizeof(f->st[i].topic), "%s/t/%d", tag, i);
+            snprintf(filter, sizeof(filter), "%s", topic);
+        }
+        if (!lg_subscribe(&f->subs[i], filter, qos))
             lg_die("flow %s: subscribe failed", tag);
     }
     if (!lg_wait_subs(f->subs, (size_t)streams, 10000))
         lg_die("flow %s: no SUBACK", tag);
     return f;
+}
+
+struct lg_flow *lg_flow_new(int port, int streams, const char *tag)
+{
+    return flow_new(port, streams, tag, NULL, 0);
+}
+
+struct lg_flow *lg_flow_new_peer(int port, int streams, const char *tag, const char *prefix,
+                                 int qos)
+{
+    return flow_new(port, streams, tag, prefix, qos);
 }
 
 void lg_flow_closed(struct lg_flow *f, int window)

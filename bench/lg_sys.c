@@ -33,6 +33,11 @@ static void parse_stat(struct lg_stat *s, const cJSON *o)
     s->timers = num(o, "timers", NULL);
     s->devices = num(o, "devices", NULL);
     s->heap_bytes = num(o, "heap_bytes", NULL);
+    s->pool_bytes = num(o, "pool_bytes", NULL);
+    s->rss_bytes = num(o, "rss_bytes", NULL);
+    s->channels = num(o, "channels", NULL);
+    s->memberships = num(o, "memberships", NULL);
+    s->attributes = num(o, "attributes", NULL);
     bool has = true;
     s->ticks = num(o, "ticks", &has);
     s->tick_avg_us = num(o, "tick_avg_us", &has);
