@@ -118,6 +118,7 @@ struct lg_opts {
     double idle;    /* scale: seconds of nothing due before timers fire */
     int spread;     /* scale: timeout groups, so timers fire at rate / spread */
     int delay_ms;   /* push: the mock's answer delay */
+    double drive;   /* rtm: seconds of joins and leaves for the count coalescing rows */
 };
 
 int lg_lifecycle(const struct lg_opts *o);
@@ -126,6 +127,8 @@ int lg_scale(const struct lg_opts *o);
 int lg_presence(const struct lg_opts *o);
 int lg_push(const struct lg_opts *o);
 int lg_stalls(const struct lg_opts *o);
+int lg_rtm(const struct lg_opts *o);
+int lg_rtm_memory(const struct lg_opts *o);
 
 /* --- connections and the loop (lg_net.c) --------------------------------------------- */
 
@@ -288,5 +291,40 @@ void lg_flow_capacity(struct lg_flow *f, const struct lg_broker *b, double warmu
                       int window, struct lg_flow_rep *out);
 void lg_flow_latency_rep(struct lg_flow *f, const struct lg_broker *b, double warmup, double secs,
                          double rate, struct lg_flow_rep *out);
+
+/* --- RTM sessions: inboxes, joins and leaves (lg_crowd.c) ----------------------------
+ * n sessions with uids <tag><i>, each subscribed at QoS 1 to its inbox
+ * <prefix>/u/<uid>/call (SPEC 3), where the plugin answers joins. Messages on
+ * the inboxes are counted by type; every other message is a delivery. */
+
+struct lg_crowd;
+typedef void (*lg_crowd_fn)(struct lg_crowd *k, int i, const struct mosquitto_message *m,
+                            int64_t now);
+
+struct lg_crowd {
+    struct lg_conn *c;
+    size_t n;
+    char prefix[16];
+    char tag[16];
+    uint64_t joined;                    /* {"type":"joined"} answers */
+    uint64_t errors;                    /* {"type":"error"} answers */
+    uint64_t delivered;                 /* messages on any other topic */
+    lg_crowd_fn on_joined, on_delivery; /* NULL: only counted */
+    void *ud;
+    char last_error[200];
+};
+
+/* Opens the sessions and subscribes their inboxes; dies when it cannot. */
+void lg_crowd_open(struct lg_crowd *k, int port, const char *prefix, const char *tag, size_t n);
+/* Subscribes every session to the same filter (QoS `qos`) and waits. */
+bool lg_crowd_subscribe(struct lg_crowd *k, const char *filter, int qos);
+/* Session i publishes a request, QoS 1, not retained, to
+ * <prefix>/c/<ch>/<verb> ("join", "leave"). */
+bool lg_crowd_request(struct lg_crowd *k, size_t i, const char *ch, const char *verb);
+/* Polls until `joined` reaches `want`; false on timeout. */
+bool lg_crowd_wait_joined(struct lg_crowd *k, uint64_t want, int timeout_ms);
+/* A note with the error answers received, if any. */
+void lg_crowd_report_errors(const struct lg_crowd *k, const char *what);
+void lg_crowd_free(struct lg_crowd *k);
 
 #endif

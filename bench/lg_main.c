@@ -27,6 +27,12 @@ static const char usage[] =
     "  presence   --plain PORT:PID --rtm PORT:PID [--count 10000 --reps 3]\n"
     "  push       --rtm PORT:PID --mock PORT[:PID] [--count 1000 --reps 3 --seconds 3 --pairs 10\n"
     "             --delay-ms 50 --load 0.5 | --rate MSG_S]\n"
+    "  rtm        --plain PORT:PID [--rtm PORT:PID] [--pairs 50 --window 4 --count 1000\n"
+    "             --users 50 --rate 10000 --drive 5 --reps 5 --seconds 3 --warmup 0.5\n"
+    "             --load 0.5]: SPEC 8 peer and channel messages, joins and member counts\n"
+    "             (without --rtm, the baseline alone)\n"
+    "  rtm-memory --plain PORT:PID --rtm PORT:PID [--count 10000]: memory per channel\n"
+    "             membership and per user attribute\n"
     "  stalls     [--seconds 3]: how often, and how long, each CPU is taken from a spinning\n"
     "             thread\n"
     "  free-port  prints a free TCP port on 127.0.0.1\n"
@@ -57,6 +63,13 @@ static void defaults(struct lg_opts *o, const char *mode)
     } else if (strcmp(mode, "presence") == 0) {
         o->count = 10000;
         o->reps = 3;
+    } else if (strcmp(mode, "rtm") == 0) {
+        o->count = 1000;
+        o->users = 50;
+        o->rate = 10000;
+        o->drive = 5;
+    } else if (strcmp(mode, "rtm-memory") == 0) {
+        o->count = 10000;
     } else if (strcmp(mode, "push") == 0) {
         o->count = 1000;
         o->reps = 3;
@@ -127,6 +140,8 @@ static void parse_opt(struct lg_opts *o, const char *name, const char *v)
         o->spread = (int)num(name, v);
     else if (strcmp(name, "--delay-ms") == 0)
         o->delay_ms = (int)num(name, v);
+    else if (strcmp(name, "--drive") == 0)
+        o->drive = num(name, v);
     else
         lg_die("unknown option %s\n%s", name, usage);
 }
@@ -176,6 +191,12 @@ static int run(const char *mode, const struct lg_opts *o)
 {
     if (strcmp(mode, "stalls") == 0)
         return lg_stalls(o);
+    if (strcmp(mode, "rtm") == 0 || strcmp(mode, "rtm-memory") == 0) {
+        if (o->pairs < 1 || o->window < 1 || o->count < 1 || o->users < 1)
+            lg_die("--pairs, --window, --count and --users must be at least 1");
+        lg_net_init();
+        return strcmp(mode, "rtm") == 0 ? lg_rtm(o) : lg_rtm_memory(o);
+    }
     if (strcmp(mode, "lifecycle") != 0 && strcmp(mode, "unrelated") != 0 &&
         strcmp(mode, "scale") != 0 && strcmp(mode, "presence") != 0 && strcmp(mode, "push") != 0)
         lg_die("unknown mode %s\n%s", mode, usage);
