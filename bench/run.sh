@@ -22,17 +22,18 @@
 # configurations and logs. Full run: about 9 minutes on 2 cores; --quick
 # (smaller counts, one repetition): under a minute once built. --only runs
 # just the named groups: machine, core, lifecycle, unrelated, scale, presence,
-# push.
+# push, rtm (SPEC 8: peer and channel messages, joins, member counts, memory
+# per membership and attribute).
 #
 # Installs nothing itself except through tools/deps.sh. Traffic stays on
 # 127.0.0.1: proxies are unset for everything started here.
 set -euo pipefail
 
 usage() {
-    sed -n '2,27s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    sed -n '2,29s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
-groups_all="machine core lifecycle unrelated scale presence push"
+groups_all="machine core lifecycle unrelated scale presence push rtm"
 quick=0
 out=""
 only=""
@@ -109,6 +110,8 @@ if ((quick)); then
     push=(--count 200 --reps 1 --seconds 1 --warmup 0.5)
     stall_s=1
     core_n=100000
+    rtm=(--reps 1 --seconds 1 --warmup 0.3 --count 200 --drive 2)
+    rtm_mem=(--count 2000)
 else
     mode="full"
     life=(--reps 5 --seconds 3 --warmup 0.5)
@@ -119,6 +122,8 @@ else
     push=(--count 1000 --reps 5 --seconds 3)
     stall_s=5
     core_n=1000000
+    rtm=(--reps 5 --seconds 3 --warmup 0.5 --count 1000 --drive 5)
+    rtm_mem=(--count 10000)
 fi
 if [[ -n "${RTM_BENCH_PUSH_LOAD:-}" ]]; then
     push+=(--load "$RTM_BENCH_PUSH_LOAD")
@@ -199,8 +204,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# conf NAME PORT [plugin|heap|push MOCK_PORT]: writes $out/NAME.conf (heap: plugin with
-# plugin_opt_stats_heap).
+# conf NAME PORT [plugin|heap|rtm|push MOCK_PORT]: writes $out/NAME.conf (heap: plugin with
+# plugin_opt_stats_heap; rtm: plugin with a peer and channel message rate the
+# bench does not reach, so that it measures the cost and not the limit).
 conf() {
     local name=$1 port=$2 kind=${3:-plain} f="$out/$1.conf"
     {
@@ -227,6 +233,9 @@ conf() {
         if [[ "$kind" == heap ]]; then
             echo "plugin_opt_stats_heap true"
         fi
+        if [[ "$kind" == rtm ]]; then
+            echo "plugin_opt_message_rate 100000"
+        fi
         if [[ "$kind" == push ]]; then
             echo "plugin_opt_jpush_app_key bench-app-key"
             echo "plugin_opt_jpush_master_secret bench-master-secret"
@@ -235,7 +244,8 @@ conf() {
     } >"$f"
 }
 
-# start NAME [plugin|heap|push MOCK_PORT]: a broker on a free port; sets $port, $pid.
+# start NAME [plugin|heap|rtm|push MOCK_PORT]: a broker on a free port; sets $port, $pid.
+# A broker that does not start ends the run, or with soft_start=1 returns 1.
 start() {
     local name=$1
     shift
@@ -247,6 +257,7 @@ start() {
     if ! "$lg" wait-port "$port" 10000 || ! kill -0 "$pid" 2>/dev/null; then
         echo "bench: broker $name did not start; its log:" >&2
         cat "$out/$name.log" >&2
+        if [[ -n "${soft_start:-}" ]]; then return 1; fi
         exit 1
     fi
 }
@@ -415,6 +426,33 @@ run_push() {
     stop "$pid" "$mock_pid"
 }
 
+# SPEC 8 (R rows): messages, joins and member counts on one pair of
+# brokers; memory per membership and attribute on a fresh broker with the
+# heap walked (plugin_opt_stats_heap), where nothing is timed. A plugin
+# without SPEC 8 refuses plugin_opt_message_rate: then the baseline alone.
+rtm_note=""
+run_rtm() {
+    start rtm-plain
+    local p1=$port b1=$pid side=() b2=()
+    if soft_start=1 start rtm-rtm rtm; then
+        side=(--rtm "$port:$pid")
+        b2=("$pid")
+    else
+        rtm_note="rtm: the plugin refused its configuration (no SPEC 8 in this build?):"
+        rtm_note+=" the baseline alone, the plugin's columns read n/a"
+        echo "bench: $rtm_note" >&2
+    fi
+    loadgen rtm rtm --plain "$p1:$b1" "${side[@]}" "${rtm[@]}"
+    stop "${b2[@]}"
+    if ((${#side[@]} > 0)); then
+        start rtm-memory heap
+        side=(--rtm "$port:$pid")
+        b2=("$pid")
+    fi
+    loadgen "rtm memory" rtm-memory --plain "$p1:$b1" "${side[@]}" "${rtm_mem[@]}"
+    stop "$b1" "${b2[@]}"
+}
+
 echo "bench: $mode run; machine: $cpus x $cpu_model; $broker_version; load average $load_before"
 phase machine "the machine's stalls" run_machine
 phase core "core alone (bench/core_scale)" run_core
@@ -423,6 +461,7 @@ phase unrelated "unrelated traffic" run_unrelated
 phase scale "scale: pending invitations" run_scale
 phase presence "presence" run_presence
 phase push "push" run_push
+phase rtm "messages, channels and attributes (SPEC 8)" run_rtm
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 total=$((SECONDS - started))
 
@@ -455,6 +494,7 @@ summary() {
     echo "- Load average before / after: $load_before / $load_after; run took $total s" \
         "($(printf '%s; ' "${timings[@]}" | sed 's/; $//'))"
     if [[ -n "$fd_note" ]]; then echo "- Note: $fd_note"; fi
+    if [[ -n "$rtm_note" ]]; then echo "- Note: $rtm_note"; fi
     if [[ -n "$busy_note" ]]; then echo "- Warning: $busy_note"; fi
     echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
