@@ -19,8 +19,8 @@
 # Prints the table in markdown and writes, in DIR (default
 # build-bench/results): results.md (machine, commands, table: paste it into
 # BENCHMARKS.md), results.csv, run.log (every repetition), the broker
-# configurations and logs. Full run: about 9 minutes on 2 cores; --quick
-# (smaller counts, one repetition): under a minute once built. --only runs
+# configurations and logs. Full run: about 12 minutes on 2 cores; --quick
+# (smaller counts, one repetition): under two minutes once built. --only runs
 # just the named groups: machine, core, lifecycle, unrelated, scale, presence,
 # push, rtm (SPEC 8: peer and channel messages, joins, member counts, memory
 # per membership and attribute).
