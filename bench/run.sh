@@ -207,13 +207,14 @@ trap cleanup EXIT
 # conf NAME PORT [plugin|heap|rtm|push MOCK_PORT]: writes $out/NAME.conf (heap: plugin with
 # plugin_opt_stats_heap; rtm: plugin with a peer and channel message rate the
 # bench does not reach, so that it measures the cost and not the limit).
+# queued=N sets max_queued_messages (default 0, no limit).
 conf() {
     local name=$1 port=$2 kind=${3:-plain} f="$out/$1.conf"
     {
         echo "listener $port 127.0.0.1"
         echo "allow_anonymous true"
         echo "set_tcp_nodelay true"
-        echo "max_queued_messages 0"
+        echo "max_queued_messages ${queued:-0}"
         echo "log_dest stderr"
         echo "log_type error"
         echo "log_type warning"
@@ -430,11 +431,14 @@ run_push() {
 # brokers; memory per membership and attribute on a fresh broker with the
 # heap walked (plugin_opt_stats_heap), where nothing is timed. A plugin
 # without SPEC 8 refuses plugin_opt_message_rate: then the baseline alone.
+# Mosquitto 2.0.11 with max_queued_messages 0 never delivers what a plugin
+# publishes to one client (the plugin's joined answers and errors), so these
+# brokers have a limit instead, one the bench never reaches.
 rtm_note=""
 run_rtm() {
-    start rtm-plain
+    queued=1000000 start rtm-plain
     local p1=$port b1=$pid side=() b2=()
-    if soft_start=1 start rtm-rtm rtm; then
+    if queued=1000000 soft_start=1 start rtm-rtm rtm; then
         side=(--rtm "$port:$pid")
         b2=("$pid")
     else
@@ -445,7 +449,7 @@ run_rtm() {
     loadgen rtm rtm --plain "$p1:$b1" "${side[@]}" "${rtm[@]}"
     stop "${b2[@]}"
     if ((${#side[@]} > 0)); then
-        start rtm-memory heap
+        queued=1000000 start rtm-memory heap
         side=(--rtm "$port:$pid")
         b2=("$pid")
     fi
