@@ -321,7 +321,8 @@ bool lg_crowd_subscribe(struct lg_crowd *k, const char *filter, int qos);
 /* Session i publishes a request, QoS 1, not retained, to
  * <prefix>/c/<ch>/<verb> ("join", "leave"). */
 bool lg_crowd_request(struct lg_crowd *k, size_t i, const char *ch, const char *verb);
-/* Polls until `joined` reaches `want`; false on timeout. */
+/* Polls until `joined` reaches `want`, or with the errors does (requests
+ * refused); true when every one was joined. */
 bool lg_crowd_wait_joined(struct lg_crowd *k, uint64_t want, int timeout_ms);
 /* A note with the error answers received, if any. */
 void lg_crowd_report_errors(const struct lg_crowd *k, const char *what);

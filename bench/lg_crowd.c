@@ -79,7 +79,7 @@ bool lg_crowd_request(struct lg_crowd *k, size_t i, const char *ch, const char *
 bool lg_crowd_wait_joined(struct lg_crowd *k, uint64_t want, int timeout_ms)
 {
     int64_t deadline = lg_now_ns() + (int64_t)timeout_ms * LG_MS;
-    while (k->joined < want && lg_now_ns() < deadline)
+    while (k->joined < want && k->joined + k->errors < want && lg_now_ns() < deadline)
         lg_poll(1);
     return k->joined >= want;
 }

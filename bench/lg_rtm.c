@@ -470,17 +470,21 @@ static void coal_rows(const struct run *u)
         coal_drive(&c, o->rate, secs);
         joins_s = (double)(c.drive.joined - j0) / secs;
         lg_pump(1500); /* the last change's count */
-        busiest = silent = 0;
+        double most = 0, none = 0;
         for (int k = 0; k < COAL_CHS; k++) {
             long total = 0;
             for (int s = 0; s < secs; s++) {
                 total += c.in_second[k][s];
-                silent += c.in_second[k][s] == 0;
+                none += c.in_second[k][s] == 0;
             }
-            busiest = fmax(busiest, (double)total / secs);
+            most = fmax(most, (double)total / secs);
             lg_note("coalescing: coal%d got %ld count messages in %d s, the last %.0f ms after "
                     "the drive",
-                    k, total, secs, (double)(c.last[k] - c.t1) / LG_MS);
+                    k, total, secs, c.last[k] ? (double)(c.last[k] - c.t1) / LG_MS : NAN);
+        }
+        if (joins_s > 0) { /* else nothing changed: no verdict */
+            busiest = most;
+            silent = none;
         }
         lg_note("coalescing: the shortest gap between two count messages of a channel: %.0f ms",
                 c.min_gap == INT64_MAX ? NAN : (double)c.min_gap / LG_MS);
