@@ -3,7 +3,18 @@
  * members answers, member events, the coalesced retained member count, and
  * who may send to and read a channel. It owns the channel records, each
  * session's memberships (struct rtm_session.channels) and the channels'
- * count timers.
+ * count timers (plugin/features/channel_members.h says how they are laid
+ * out; channels.c states the guarantees).
+ *
+ * Where SPEC 8.2 is silent:
+ *   - a leave is not answered (there is no `left` answer), whether or not
+ *     the session was a member; joining again is answered `joined` again;
+ *   - a member event is published for a change between k-1 and k member
+ *     uids (a member_joined that makes k, a member_left from k) only when
+ *     k <= member_events_max: a member_left is decided by the count before
+ *     the leave, so that both halves of a join and a leave are shown or
+ *     neither;
+ *   - a join the broker has no memory for is refused with limit_exceeded.
  */
 #ifndef RTM_CHANNELS_H
 #define RTM_CHANNELS_H
@@ -16,14 +27,20 @@ struct rtm_channels;
 int rtm_channels_init(struct rtm_core *core);
 void rtm_channels_free_all(struct rtm_core *core);
 
-/* A publish to {prefix}/c/{ch}/join, /leave or /members: applied and
- * answered on the session's inbox (RTM_PASS: nobody may read the request
- * topics), or refused with an error (RTM_DENY). */
+/* A publish to {prefix}/c/{ch}/join, /leave or /members by a confirmed
+ * session: applied (and for a join or a members request answered on that
+ * session's inbox) with RTM_PASS, since nobody may read the request
+ * topics; or refused with an error naming the topic and RTM_DENY: retained
+ * (bad_request), no tracked session (bad_request), more than max_channels
+ * (limit_exceeded), members asked by a non-member (not_party). */
 struct rtm_message_result rtm_channels_request(struct rtm_core *core,
                                                const struct rtm_client *client, const char *topic,
                                                const struct rtm_topic *t, bool retain, int64_t now);
 
-/* Is the session of client `handle` a member of channel t->channel? */
+/* Is the session of client `handle` a member of channel t->channel? Runs
+ * once per subscriber of a delivered channel message: no allocation, one
+ * hash lookup (cached for repeated names) and a scan of that session's at
+ * most max_channels memberships. */
 bool rtm_channels_is_member(struct rtm_core *core, const void *handle, const struct rtm_topic *t);
 
 /* May `client` read this channel message, member event or count? Messages
