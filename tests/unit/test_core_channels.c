@@ -756,7 +756,7 @@ static void test_many_memberships(void **state)
             bool member = (ch + i) % 3 != 0;
             memberships += member;
             enum rtm_acl want = member ? RTM_ACL_ALLOW : RTM_ACL_DENY;
-            char topic[64];
+            char topic[512];
             snprintf(topic, sizeof(topic), "rtm/c/%s/events", name[ch]);
             assert_int_equal(acl_read(cs[i], topic, "{}", false), want);
         }
@@ -768,7 +768,7 @@ static void test_many_memberships(void **state)
             leave(cs[i], name[ch]);
     }
     for (int ch = 0; ch < 40; ch++) {
-        char topic[64];
+        char topic[512];
         snprintf(topic, sizeof(topic), "rtm/c/%s/msg/x", name[ch]);
         bool member = ch % 2 == 0 && (ch + 0) % 3 != 0;
         assert_int_equal(acl_read(&alice, topic, "m", false),
