@@ -245,4 +245,12 @@ bool rtm_core_call_pending(const struct rtm_core *core, const char *caller, cons
 bool rtm_core_load_device(struct rtm_core *core, const char *topic, const void *payload,
                           size_t payload_len);
 
+/* A retained user or channel attribute read back at start-up (the broker's
+ * persistence is the attributes' store), so that the limits count it. True
+ * when it is recorded. Anything else is not: a session-lifetime user
+ * attribute (it never outlives a restart) or a payload the plugin did not
+ * stamp is erased; a topic that is not an attribute's is logged. */
+bool rtm_core_load_attr(struct rtm_core *core, const char *topic, const void *payload,
+                        size_t payload_len);
+
 #endif
