@@ -33,7 +33,8 @@ void rtm_background_tick(struct rtm_background *s, int64_t now_ms);
 bool rtm_background_is_loader(const struct rtm_background *s, const char *client_id,
                               const char *password);
 
-/* The one subscription the loader makes. */
+/* The one subscription the loader makes: {prefix}/+/+/+/+, every device
+ * and attribute topic (and nothing else the plugin stores). */
 const char *rtm_background_loader_filter(const struct rtm_background *s);
 
 /* Adds the push dispatcher's numbers and the registry's state to `out`

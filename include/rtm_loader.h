@@ -1,12 +1,14 @@
 /*
- * Reading the device registry back at start-up. Mosquitto 2.0 gives plugins
- * no way to list retained messages, but it runs the ACL check (access READ,
- * with topic and payload) for every retained message it hands a new
- * subscription, before it sends the SUBACK. So a thread connects to one of
- * the broker's own plain MQTT listeners as an MQTT 3.1.1 client, subscribes
- * to every device topic, waits for the SUBACK and leaves; the plugin's ACL
- * callback, on the broker thread, records each registration and refuses its
- * delivery. This depends on no file format.
+ * Reading the device registry (and the attributes) back at start-up.
+ * Mosquitto 2.0 gives plugins no way to list retained messages, but it runs
+ * the ACL check (access READ, with topic and payload) for every retained
+ * message it hands a new subscription, before it sends the SUBACK. So a
+ * thread connects to one of the broker's own plain MQTT listeners as an
+ * MQTT 3.1.1 client, subscribes to one filter that covers every device and
+ * attribute topic, waits for the SUBACK and leaves; the plugin's ACL
+ * callback, on the broker thread, hands each retained message to the core
+ * (a registration or an attribute, by its topic) and refuses its delivery.
+ * This depends on no file format.
  *
  * Where: with "auto" the thread finds the broker's own listening TCP
  * sockets (its fds in /proc/self/fd matched against /proc/self/net/tcp and

@@ -240,7 +240,11 @@ static int start_loader(struct rtm_background *s, char *err, size_t err_len)
         s->registry = REGISTRY_READY;
         return 0;
     }
-    snprintf(s->loader_filter, sizeof(s->loader_filter), "%s/u/+/devices/+", s->cfg->topic_prefix);
+    /* Four levels under the prefix: {prefix}/u/{uid}/devices/{device},
+     * {prefix}/u/{uid}/attr/{key} and {prefix}/c/{ch}/attr/{key} are what
+     * the plugin stores there (messages, also four levels deep, are never
+     * retained). */
+    snprintf(s->loader_filter, sizeof(s->loader_filter), "%s/+/+/+/+", s->cfg->topic_prefix);
     s->loader = rtm_loader_start(s->cfg->registry_listener, s->loader_filter, err, err_len);
     s->registry = REGISTRY_LOADING;
     return s->loader ? 0 : -1;
@@ -283,11 +287,13 @@ static void poll_loader(struct rtm_background *s, int64_t now_ms)
     }
     if (st.state != RTM_LOADER_DONE)
         return;
-    snprintf(
-        line, sizeof(line),
-        "rtm: device registry read back from the retained store: %zu device(s), through %s%s%s%s",
-        rtm_registry_count(rtm_core_registry(s->core)), st.via,
-        st.skipped[0] ? " (tried first: " : "", st.skipped, st.skipped[0] ? ")" : "");
+    struct rtm_core_stats cs;
+    rtm_core_stats(s->core, &cs);
+    snprintf(line, sizeof(line),
+             "rtm: device registry read back from the retained store: %zu device(s), %zu "
+             "attribute(s), through %s%s%s%s",
+             rtm_registry_count(rtm_core_registry(s->core)), cs.attributes, st.via,
+             st.skipped[0] ? " (tried first: " : "", st.skipped, st.skipped[0] ? ")" : "");
     slog(s, RTM_LOG_INFO, line);
     rtm_loader_stop(s->loader);
     s->loader = NULL;

@@ -22,6 +22,7 @@
 #include "rtm_core.h"
 #include "rtm_guard.h"
 #include "rtm_background.h"
+#include "rtm_topic.h"
 #include "rtm_waker.h"
 
 #define RTM_EXPORT __attribute__((visibility("default")))
@@ -355,15 +356,35 @@ static enum rtm_access access_of(int access)
     }
 }
 
-/* The registry loader may make one subscription; every retained
- * registration the broker would deliver to it is recorded instead. */
+/* A retained message the broker would deliver to the registry loader goes
+ * to the core instead, by its topic's kind: a registration (or what sits on
+ * a malformed device topic, which is logged) or an attribute. Nothing else
+ * its filter matches is ever stored by the plugin, and the READ checks of
+ * ordinary subscribers deal with it. */
+static void load_retained(struct rtm_plugin *p, const struct mosquitto_evt_acl_check *ed)
+{
+    struct rtm_topic t;
+    switch (rtm_topic_parse(p->cfg.topic_prefix, p->cfg.prefix_len, ed->topic, &t)) {
+    case RTM_TOPIC_USER_ATTR:
+    case RTM_TOPIC_CH_ATTR:
+        rtm_core_load_attr(p->core, ed->topic, ed->payload, ed->payloadlen);
+        break;
+    default:
+        if (t.device)
+            rtm_core_load_device(p->core, ed->topic, ed->payload, ed->payloadlen);
+        break;
+    }
+}
+
+/* The registry loader may make one subscription; every retained message
+ * the broker would deliver to it is read back instead. */
 static int loader_acl(struct rtm_plugin *p, const struct mosquitto_evt_acl_check *ed)
 {
     if (ed->access == MOSQ_ACL_SUBSCRIBE &&
         strcmp(ed->topic, rtm_background_loader_filter(p->background)) == 0)
         return MOSQ_ERR_SUCCESS;
     if (ed->access == MOSQ_ACL_READ && rtm_core_owns_topic(p->core, ed->topic))
-        rtm_core_load_device(p->core, ed->topic, ed->payload, ed->payloadlen);
+        load_retained(p, ed);
     return MOSQ_ERR_ACL_DENIED;
 }
 
