@@ -27,7 +27,6 @@
  *   loader read back (rtm_core_load_attr): until the read-back is done, a
  *   write is admitted against what is known so far.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
