@@ -100,19 +100,7 @@ static void expect_refused_n(const struct rtm_client *c, const char *topic, cons
     rec_clear();
     uint64_t before = refused_total();
     assert_int_equal(send_raw(c, topic, value, len, retain), RTM_DENY);
-    assert_int_equal(T.rec.npubs, 1);
-    const struct pub *p = &T.rec.pubs[0];
-    assert_string_equal(p->topic, inbox(c->uid));
-    assert_non_null(p->client_id);
-    assert_string_equal(p->client_id, c->client_id);
-    assert_false(p->retain);
-    assert_keys(p->json, "type", "code", "message", "topic", "ts", NULL);
-    assert_string_equal(jstr(p->json, "type"), "error");
-    if (strcmp(jstr(p->json, "code"), code) != 0)
-        print_error("error: %s\n", p->payload);
-    assert_string_equal(jstr(p->json, "code"), code);
-    assert_string_equal(jstr(p->json, "topic"), topic);
-    assert_int_equal(jnum(p->json, "ts"), T.now);
+    expect_topic_error(c, topic, code);
     assert_int_equal(refused_total(), before + 1);
     rec_clear();
 }
@@ -132,7 +120,7 @@ static enum rtm_acl read_msg(const struct rtm_client *c, const char *topic, cons
                              bool retain)
 {
     rec_clear();
-    return rtm_core_acl(T.core, c, RTM_ACCESS_READ, topic, payload, strlen(payload), retain, T.now);
+    return read_check(c, topic, payload, retain);
 }
 
 /* Only `topic`'s retained message was erased since the last rec_clear(). */
@@ -411,9 +399,7 @@ static void test_session_admin_writes(void **state)
     /* An admin may write an online user's attributes; they go with the user. */
     online(&alice);
     expect_set(&root, ALICE_STATUS, "status", "set by the server", "root");
-    assert_int_equal(
-        rtm_core_acl(T.core, &root, RTM_ACCESS_WRITE, ALICE_STATUS, "x", 1, true, T.now),
-        RTM_ACL_ALLOW);
+    assert_int_equal(write_check(&root, ALICE_STATUS, "x", true), RTM_ACL_ALLOW);
     /* With the session lifetime, an offline user has no attributes. */
     expect_refused(&root, user_topic("bob", "status"), "away", "invalid_state");
     assert_int_equal(put(&root, user_topic("bob", "status"), ""), RTM_PASS);
@@ -452,7 +438,7 @@ static void test_persistent_lifetime(void **state)
 static enum rtm_acl may_write(const struct rtm_client *c, const char *topic)
 {
     rec_clear();
-    return rtm_core_acl(T.core, c, RTM_ACCESS_WRITE, topic, "x", 1, true, T.now);
+    return write_check(c, topic, "x", true);
 }
 
 static void test_channel_by_admins(void **state)
@@ -550,9 +536,7 @@ static void test_read(void **state)
     assert_int_equal(read_msg(&bob, ALICE_STATUS, current, false), RTM_ACL_ALLOW);
     assert_int_equal(read_msg(&alice, ALICE_STATUS, current, true), RTM_ACL_ALLOW);
     expect_quiet();
-    assert_int_equal(rtm_core_acl(T.core, &anon, RTM_ACCESS_READ, ALICE_STATUS, current,
-                                  strlen(current), true, T.now),
-                     RTM_ACL_DENY);
+    assert_int_equal(read_check(&anon, ALICE_STATUS, current, true), RTM_ACL_DENY);
     /* A delete's fan-out. */
     assert_int_equal(read_msg(&bob, ALICE_STATUS, "", false), RTM_ACL_ALLOW);
     assert_int_equal(read_msg(&bob, ALICE_STATUS, "", true), RTM_ACL_ALLOW);
