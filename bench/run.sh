@@ -236,6 +236,7 @@ conf() {
         fi
         if [[ "$kind" == rtm ]]; then
             echo "plugin_opt_message_rate 100000"
+            echo "plugin_opt_join_rate 100000"
         fi
         if [[ "$kind" == push ]]; then
             echo "plugin_opt_jpush_app_key bench-app-key"

@@ -64,12 +64,16 @@ struct rtm_config {
     /* Peer and channel messages, channels, attributes (SPEC 8). */
     uint32_t max_message;       /* bytes of one peer or channel message */
     uint32_t message_rate;      /* peer and channel messages per second per uid (= burst) */
+    uint32_t join_rate;         /* channel joins per second per uid (= burst) */
     uint32_t max_channels;      /* channels one session may be in */
     uint32_t member_events_max; /* member events while a channel has at most this many; 0: none */
     enum rtm_attr_lifetime user_attr_lifetime;
     uint32_t max_attr_keys;  /* per user and per channel */
     uint32_t max_attr_bytes; /* bytes of all values, per user and per channel */
-    uint32_t attr_rate;      /* attribute writes per 5 seconds per uid */
+    /* Attributes held in all: channel attributes outlive their members, so
+     * without a global bound new channel names could grow them for ever. */
+    uint32_t max_attributes;
+    uint32_t attr_rate; /* attribute writes per 5 seconds per uid */
 
     /* Device registry and offline push. */
     uint32_t max_devices;

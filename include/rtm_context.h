@@ -51,7 +51,7 @@ struct rtm_user;
 struct rtm_user_ext {
     struct rtm_timer timer;
     struct rtm_user *user;        /* the owner: a fired timer knows only itself */
-    struct rtm_bucket buckets[3]; /* by enum rtm_user_limit */
+    struct rtm_bucket buckets[4]; /* by enum rtm_user_limit */
 };
 
 /* Every online user, every callee and every caller has one: keep it small

@@ -32,6 +32,7 @@ enum rtm_user_limit {
     RTM_LIMIT_REGISTRATIONS, /* device_rate per minute */
     RTM_LIMIT_MESSAGES,      /* message_rate per second: peer and channel messages */
     RTM_LIMIT_ATTRS,         /* attr_rate per 5 seconds: attribute writes */
+    RTM_LIMIT_JOINS,         /* join_rate per second: channel joins */
 };
 /* Draws one action from the user's bucket for `limit`; false when it is
  * empty. A bucket that cannot be allocated is not enforced (logged). */

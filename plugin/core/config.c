@@ -65,11 +65,13 @@ static const struct opt_def opt_defs[] = {
     {"admin_users", OPT_UID_LIST, FIELD(admin_users), 0, 0, NULL},
     {"max_message", OPT_UINT, FIELD(max_message), 1, 16777216, NULL},
     {"message_rate", OPT_UINT, FIELD(message_rate), 1, 100000, NULL},
+    {"join_rate", OPT_UINT, FIELD(join_rate), 1, 100000, NULL},
     {"max_channels", OPT_UINT, FIELD(max_channels), 1, 1000, NULL},
     {"member_events_max", OPT_UINT, FIELD(member_events_max), 0, 1000000, NULL},
     {"user_attr_lifetime", OPT_ENUM, FIELD(user_attr_lifetime), 0, 0, lifetime_choices},
     {"max_attr_keys", OPT_UINT, FIELD(max_attr_keys), 1, 1000, NULL},
     {"max_attr_bytes", OPT_UINT, FIELD(max_attr_bytes), 1, 1048576, NULL},
+    {"max_attributes", OPT_UINT, FIELD(max_attributes), 1, 100000000, NULL},
     {"attr_rate", OPT_UINT, FIELD(attr_rate), 1, 10000, NULL},
     {"device_rate", OPT_UINT, FIELD(device_rate), 1, 1000000, NULL},
     {"max_devices", OPT_UINT, FIELD(max_devices), 1, 1000, NULL},
@@ -111,11 +113,13 @@ void rtm_config_defaults(struct rtm_config *cfg)
     cfg->max_payload = 8192;
     cfg->max_message = 32768;
     cfg->message_rate = 60;
+    cfg->join_rate = 10;
     cfg->max_channels = 20;
     cfg->member_events_max = 512;
     cfg->user_attr_lifetime = RTM_ATTR_SESSION;
     cfg->max_attr_keys = 32;
     cfg->max_attr_bytes = 8192;
+    cfg->max_attributes = 1000000;
     cfg->attr_rate = 10;
     cfg->max_devices = 10;
     cfg->device_rate = 30;

@@ -291,9 +291,11 @@ static bool within_limits(const struct rtm_core *core, const struct ref *r, size
     if (len > cfg->max_attr_bytes)
         return false;
     struct owner *o = owner_find(core, r->kind, r->name, r->name_len);
-    if (!o)
-        return true; /* max_attr_keys is at least 1 */
+    if (!o) /* max_attr_keys is at least 1 */
+        return core->attrs->count < cfg->max_attributes;
     struct attr **p = key_link(o, r->key, r->key_len);
+    if (!p && core->attrs->count >= cfg->max_attributes)
+        return false;
     uint64_t keys = o->nkeys + (p ? 0u : 1u);
     uint64_t bytes = (uint64_t)o->bytes - (p ? (*p)->len : 0u) + len;
     return keys <= cfg->max_attr_keys && bytes <= cfg->max_attr_bytes;
@@ -334,7 +336,9 @@ struct rtm_message_result rtm_attrs_message(struct rtm_core *core, const struct 
                       now);
     if (!within_limits(core, &r, len))
         return refuse(core, client, topic, RTM_ERR_LIMIT_EXCEEDED,
-                      "more than max_attr_keys keys or max_attr_bytes bytes of values", now);
+                      "more than max_attr_keys keys or max_attr_bytes bytes of values, or the "
+                      "broker holds max_attributes attributes",
+                      now);
     struct rtm_message_result res = {RTM_REPLACE, NULL, 0};
     res.payload = rtm_attr_json(r.key, payload, len, client->uid, now, &res.payload_len);
     if (!res.payload || !record(core, &r, (uint32_t)len, now)) {

@@ -171,6 +171,12 @@ static struct rtm_message_result join(struct rtm_core *core, const struct rtm_cl
         answer(core, client, ch, true, now);
         return applied;
     }
+    /* Each new channel name leaves Mosquitto 2.0 a retained-store node for
+     * its count that outlives the channel: joins are rate limited per uid
+     * so that no client can grow the broker's memory fast. */
+    if (!rtm_user_take(core, s->user, RTM_LIMIT_JOINS, now))
+        return refuse(core, client, topic, RTM_ERR_RATE_LIMITED,
+                      "more than join_rate joins in a second", now);
     uint32_t max = core->cfg->max_channels;
     if (rtm_chan_joined(s) >= max) {
         char why[96];

@@ -185,6 +185,8 @@ bool rtm_user_take(struct rtm_core *core, struct rtm_user *user, enum rtm_user_l
         return rtm_bucket_take(&ext->buckets[limit], cfg->message_rate, 1000, now);
     case RTM_LIMIT_ATTRS:
         return rtm_bucket_take(&ext->buckets[limit], cfg->attr_rate, 5000, now);
+    case RTM_LIMIT_JOINS:
+        return rtm_bucket_take(&ext->buckets[limit], cfg->join_rate, 1000, now);
     }
     return true;
 }

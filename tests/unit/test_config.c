@@ -74,12 +74,14 @@ static void test_defaults(void **state)
     assert_false(cfg.debug_log);
     assert_int_equal(cfg.max_message, 32768);
     assert_int_equal(cfg.message_rate, 60);
+    assert_int_equal(cfg.join_rate, 10);
     assert_int_equal(cfg.max_channels, 20);
     assert_int_equal(cfg.member_events_max, 512);
     assert_int_equal(cfg.user_attr_lifetime, RTM_ATTR_SESSION);
     assert_int_equal(cfg.max_attr_keys, 32);
     assert_int_equal(cfg.max_attr_bytes, 8192);
     assert_int_equal(cfg.attr_rate, 10);
+    assert_int_equal(cfg.max_attributes, 1000000);
     assert_false(rtm_config_is_admin(&cfg, "admin"));
     assert_false(rtm_config_is_admin(&cfg, ""));
     rtm_config_free(&cfg);
@@ -178,11 +180,13 @@ static const struct {
 } limits[] = {
     {"max_message", offsetof(struct rtm_config, max_message), 1, 16777216},
     {"message_rate", offsetof(struct rtm_config, message_rate), 1, 100000},
+    {"join_rate", offsetof(struct rtm_config, join_rate), 1, 100000},
     {"max_channels", offsetof(struct rtm_config, max_channels), 1, 1000},
     {"member_events_max", offsetof(struct rtm_config, member_events_max), 0, 1000000},
     {"max_attr_keys", offsetof(struct rtm_config, max_attr_keys), 1, 1000},
     {"max_attr_bytes", offsetof(struct rtm_config, max_attr_bytes), 1, 1048576},
     {"attr_rate", offsetof(struct rtm_config, attr_rate), 1, 10000},
+    {"max_attributes", offsetof(struct rtm_config, max_attributes), 1, 100000000},
 };
 
 static uint32_t limit_value(const struct rtm_config *cfg, size_t i)
@@ -478,9 +482,9 @@ static void test_unknown_option(void **state)
 }
 
 static const char *const numeric_opts[] = {
-    "invite_timeout",    "ring_timeout",  "caller_grace",   "max_invite_timeout", "busy_limit",
-    "invite_rate",       "max_payload",   "max_message",    "message_rate",       "max_channels",
-    "member_events_max", "max_attr_keys", "max_attr_bytes", "attr_rate",
+    "invite_timeout", "ring_timeout",      "caller_grace",  "max_invite_timeout", "busy_limit",
+    "invite_rate",    "max_payload",       "max_message",   "message_rate",       "join_rate",
+    "max_channels",   "member_events_max", "max_attr_keys", "max_attr_bytes",     "attr_rate",
 };
 
 static void test_bad_numbers(void **state)
