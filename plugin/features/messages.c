@@ -37,8 +37,10 @@ struct rtm_message_result rtm_messages_message(struct rtm_core *core,
                  core->cfg->max_message);
         return refuse(core, client, topic, RTM_ERR_BAD_REQUEST, why, now);
     }
-    struct rtm_user *user = rtm_user_find(core, client->uid);
-    if (user && !rtm_user_take(core, user, RTM_LIMIT_MESSAGES, now))
+    /* The session's user is the sender's (found by handle, not by hashing
+     * the uid: this runs for every message). */
+    struct rtm_session *s = rtm_session_find(core, client->handle);
+    if (s && !rtm_user_take(core, s->user, RTM_LIMIT_MESSAGES, now))
         return refuse(core, client, topic, RTM_ERR_RATE_LIMITED,
                       "more than message_rate messages in a second", now);
     return (struct rtm_message_result){RTM_PASS, NULL, 0};

@@ -10,19 +10,42 @@
 #include "rtm_config.h"
 #include "rtm_topic.h"
 
-static bool uid_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-' || c == '.' || c == '@';
-}
+/* The sets a character belongs to: every uid character is one of a
+ * channel id too; ids and keys are subsets. */
+enum {
+    IN_UID = 1, /* A-Z a-z 0-9 _ - . @ (and channel ids) */
+    IN_ID = 2,  /* A-Z a-z 0-9 _ - (invitation and device ids) */
+    IN_KEY = 4, /* A-Z a-z 0-9 _ - . (attribute keys) */
+};
 
-/* s[0..len) is 1 to `max` characters, each one `ok` accepts. */
-static bool all_chars(const char *s, size_t len, size_t max, bool (*ok)(char))
+#define ALL(c) [c] = IN_UID | IN_ID | IN_KEY
+/* The sets of every byte; a byte in none (0x80 and up included) is 0. */
+static const unsigned char char_sets[256] = {
+    ALL('0'),       ALL('1'), ALL('2'), ALL('3'), ALL('4'),
+    ALL('5'),       ALL('6'), ALL('7'), ALL('8'), ALL('9'),
+    ALL('A'),       ALL('B'), ALL('C'), ALL('D'), ALL('E'),
+    ALL('F'),       ALL('G'), ALL('H'), ALL('I'), ALL('J'),
+    ALL('K'),       ALL('L'), ALL('M'), ALL('N'), ALL('O'),
+    ALL('P'),       ALL('Q'), ALL('R'), ALL('S'), ALL('T'),
+    ALL('U'),       ALL('V'), ALL('W'), ALL('X'), ALL('Y'),
+    ALL('Z'),       ALL('a'), ALL('b'), ALL('c'), ALL('d'),
+    ALL('e'),       ALL('f'), ALL('g'), ALL('h'), ALL('i'),
+    ALL('j'),       ALL('k'), ALL('l'), ALL('m'), ALL('n'),
+    ALL('o'),       ALL('p'), ALL('q'), ALL('r'), ALL('s'),
+    ALL('t'),       ALL('u'), ALL('v'), ALL('w'), ALL('x'),
+    ALL('y'),       ALL('z'), ALL('_'), ALL('-'), ['.'] = IN_UID | IN_KEY,
+    ['@'] = IN_UID,
+};
+#undef ALL
+
+/* s[0..len) is 1 to `max` characters, each one of `set`. On the hot path
+ * (every topic under the prefix): one table lookup per character. */
+static bool all_chars(const char *s, size_t len, size_t max, unsigned set)
 {
     if (!s || len == 0 || len > max)
         return false;
     for (size_t i = 0; i < len; i++) {
-        if (!ok(s[i]))
+        if (!(char_sets[(unsigned char)s[i]] & set))
             return false;
     }
     return true;
@@ -30,32 +53,22 @@ static bool all_chars(const char *s, size_t len, size_t max, bool (*ok)(char))
 
 bool rtm_uid_valid(const char *s, size_t len)
 {
-    return all_chars(s, len, RTM_UID_MAX, uid_char);
-}
-
-static bool id_char(char c)
-{
-    return uid_char(c) && c != '.' && c != '@';
+    return all_chars(s, len, RTM_UID_MAX, IN_UID);
 }
 
 bool rtm_id_valid(const char *s, size_t len)
 {
-    return all_chars(s, len, RTM_ID_MAX, id_char);
+    return all_chars(s, len, RTM_ID_MAX, IN_ID);
 }
 
 bool rtm_channel_valid(const char *s, size_t len)
 {
-    return all_chars(s, len, RTM_CHANNEL_ID_MAX, uid_char);
-}
-
-static bool key_char(char c)
-{
-    return uid_char(c) && c != '@';
+    return all_chars(s, len, RTM_CHANNEL_ID_MAX, IN_UID);
 }
 
 bool rtm_attr_key_valid(const char *s, size_t len)
 {
-    return all_chars(s, len, RTM_ATTR_KEY_MAX, key_char);
+    return all_chars(s, len, RTM_ATTR_KEY_MAX, IN_KEY);
 }
 
 bool rtm_topic_under_prefix(const char *prefix, size_t prefix_len, const char *topic)
