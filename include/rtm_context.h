@@ -123,6 +123,18 @@ struct rtm_session_hooks {
     void (*timer)(struct rtm_core *core, struct rtm_timer *timer, int64_t now);
 };
 
+/* The last topic the dispatcher parsed, and what it parsed to (offsets into
+ * the copy, so that a hit can point into the caller's own string). One
+ * publish is parsed for its WRITE check, its MESSAGE and every READ of its
+ * fan-out, all the same string: a channel message to 1,000 members is
+ * parsed once, not 1,001 times. */
+#define RTM_TOPIC_CACHE_MAX 256
+struct rtm_topic_cache {
+    size_t len; /* 0: empty */
+    char topic[RTM_TOPIC_CACHE_MAX];
+    struct rtm_topic parsed; /* its pointers point into `topic` */
+};
+
 struct rtm_core {
     const struct rtm_config *cfg;
     const struct rtm_session_hooks *hooks;
@@ -139,6 +151,7 @@ struct rtm_core {
     struct rtm_pool pool;            /* users, their extensions, sessions, calls */
     struct rtm_registry *registry;   /* the device registry: devices writes, the pusher reads */
     uint64_t refused[RTM_ERR_KINDS]; /* outbox: SPEC 8 refusals by error code */
+    struct rtm_topic_cache parsed;   /* dispatch: the last topic parsed */
     /* features */
     struct rtm_hash calls;         /* calls */
     size_t calls_live;             /* calls */

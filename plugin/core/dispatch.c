@@ -61,6 +61,37 @@ static void timer_fired(struct rtm_core *core, struct rtm_timer *t, int64_t now)
 
 const struct rtm_session_hooks rtm_dispatch_hooks = {session_up, session_down, timer_fired};
 
+/* --- parsing, once per topic ------------------------------------------------- */
+
+/* The same pointer at the same offset into `base`. */
+static const char *rebase(const char *p, const char *from, const char *base)
+{
+    return p ? base + (p - from) : NULL;
+}
+
+/* rtm_topic_parse, remembering the last topic: a hit (the same text) copies
+ * the remembered parse and points it into `topic`. A topic too long to
+ * remember is parsed in place. */
+static enum rtm_topic_kind parse(struct rtm_core *core, const char *topic, struct rtm_topic *t)
+{
+    struct rtm_topic_cache *c = &core->parsed;
+    size_t len = strlen(topic);
+    if (len == 0 || len >= sizeof(c->topic))
+        return rtm_topic_parse(core->cfg->topic_prefix, core->cfg->prefix_len, topic, t);
+    if (len != c->len || memcmp(topic, c->topic, len) != 0) {
+        memcpy(c->topic, topic, len + 1);
+        rtm_topic_parse(core->cfg->topic_prefix, core->cfg->prefix_len, c->topic, &c->parsed);
+        c->len = len;
+    }
+    *t = c->parsed;
+    t->uid = rebase(t->uid, c->topic, topic);
+    t->device = rebase(t->device, c->topic, topic);
+    t->channel = rebase(t->channel, c->topic, topic);
+    t->sender = rebase(t->sender, c->topic, topic);
+    t->key = rebase(t->key, c->topic, topic);
+    return t->kind;
+}
+
 /* --- broker events ---------------------------------------------------------- */
 
 void rtm_core_connect(struct rtm_core *core, const struct rtm_client *client, int64_t now_ms)
@@ -95,8 +126,7 @@ struct rtm_message_result rtm_core_message(struct rtm_core *core, const struct r
 {
     struct rtm_message_result res = {RTM_DENY, NULL, 0};
     struct rtm_topic t;
-    enum rtm_topic_kind kind =
-        rtm_topic_parse(core->cfg->topic_prefix, core->cfg->prefix_len, topic, &t);
+    enum rtm_topic_kind kind = parse(core, topic, &t);
     if (kind == RTM_TOPIC_OUTSIDE) {
         res.verdict = RTM_PASS;
         return res;
@@ -312,8 +342,7 @@ enum rtm_acl rtm_core_acl(struct rtm_core *core, const struct rtm_client *client
     if (access == RTM_ACCESS_SUBSCRIBE)
         return check_subscribe(core, client, topic, now_ms);
     struct rtm_topic t;
-    if (rtm_topic_parse(core->cfg->topic_prefix, core->cfg->prefix_len, topic, &t) ==
-        RTM_TOPIC_OUTSIDE)
+    if (parse(core, topic, &t) == RTM_TOPIC_OUTSIDE)
         return core->cfg->other_topics == RTM_OTHER_ALLOW ? RTM_ACL_ALLOW : RTM_ACL_DEFER;
     if (access == RTM_ACCESS_READ)
         return client->uid
