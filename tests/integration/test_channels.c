@@ -468,12 +468,19 @@ static void check_after_restart(struct broker *b, long mark)
     client_free(obs2);
 }
 
-static void test_clean_restart(void)
+/* The members' sessions end with the broker (stopped cleanly, or killed
+ * after an autosave), then it starts again from its store. */
+static void restart(bool kill9)
 {
     struct broker *b = start_persistent();
     struct client *alice, *bob;
     populate(b, &alice, &bob);
-    broker_stop(b);
+    if (kill9) {
+        wait_autosave(b);
+        broker_kill9(b);
+    } else {
+        broker_stop(b);
+    }
     CHECK(client_wait_disconnected(alice, WAIT_MS));
     client_free(alice);
     client_free(bob);
@@ -483,20 +490,14 @@ static void test_clean_restart(void)
     broker_free(b);
 }
 
+static void test_clean_restart(void)
+{
+    restart(false);
+}
+
 static void test_kill9_restart(void)
 {
-    struct broker *b = start_persistent();
-    struct client *alice, *bob;
-    populate(b, &alice, &bob);
-    wait_autosave(b);
-    broker_kill9(b);
-    CHECK(client_wait_disconnected(alice, WAIT_MS));
-    client_free(alice);
-    client_free(bob);
-    long mark = broker_log_mark(b);
-    broker_restart(b);
-    check_after_restart(b, mark);
-    broker_free(b);
+    restart(true);
 }
 
 int main(int argc, char **argv)
