@@ -52,6 +52,9 @@ void rt_expect_int(const char *file, int line, const cJSON *obj, const char *key
                    long long expected);
 void rt_expect_absent(const char *file, int line, const cJSON *obj, const char *key);
 long long rt_get_int(const char *file, int line, const cJSON *obj, const char *key);
+/* Checks that obj's "ts" is the server's time now (within 10 s of this
+ * machine's clock, in ms since the epoch). */
+void rt_expect_ts_now(const char *file, int line, const cJSON *obj);
 /* Checks that `obj` has exactly the listed keys (NULL-terminated), no more. */
 void rt_expect_keys(const char *file, int line, const cJSON *obj, ...) __attribute__((sentinel));
 

@@ -581,11 +581,7 @@ void rt_check_stamp(const char *file, int line, const cJSON *ev, const char *typ
     rt_expect_str(file, line, ev, "caller", caller);
     rt_expect_str(file, line, ev, "callee", callee);
     rt_expect_str(file, line, ev, "by", by);
-    long long ts = rt_get_int(file, line, ev, "ts");
-    long long now = now_wall_ms();
-    if (ts < now - 10000 || ts > now + 10000)
-        fail_json(file, line, ev, "ts %lld is not near the current time %lld (ms since epoch)", ts,
-                  now);
+    rt_expect_ts_now(file, line, ev);
 }
 
 cJSON *rt_expect_error_at(const char *file, int line, struct client *c, const char *uid,
@@ -609,10 +605,7 @@ cJSON *rt_expect_error_at(const char *file, int line, struct client *c, const ch
         rt_expect_absent(file, line, ev, "request");
     else if (strcmp(request, "*") != 0)
         rt_expect_str(file, line, ev, "request", request);
-    long long ts = rt_get_int(file, line, ev, "ts");
-    long long now = now_wall_ms();
-    if (ts < now - 10000 || ts > now + 10000)
-        fail_json(file, line, ev, "ts %lld is not near the current time %lld", ts, now);
+    rt_expect_ts_now(file, line, ev);
     static const char *const keys[] = {"type", "code", "message", "id", "request", "ts"};
     for (const cJSON *it = ev->child; it; it = it->next) {
         bool known = false;
@@ -649,10 +642,7 @@ cJSON *rt_expect_topic_error_at(const char *file, int line, struct client *c, co
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(ev, "message");
     if (!cJSON_IsString(m) || m->valuestring[0] == '\0')
         fail_json(file, line, ev, "field \"message\": expected a non-empty string");
-    long long ts = rt_get_int(file, line, ev, "ts");
-    long long now = now_wall_ms();
-    if (ts < now - 10000 || ts > now + 10000)
-        fail_json(file, line, ev, "ts %lld is not near the current time %lld", ts, now);
+    rt_expect_ts_now(file, line, ev);
     rt_expect_keys(file, line, ev, "type", "code", "message", "topic", "ts", (char *)NULL);
     return ev;
 }

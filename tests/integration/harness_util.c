@@ -169,6 +169,15 @@ long long rt_get_int(const char *file, int line, const cJSON *obj, const char *k
     return i;
 }
 
+void rt_expect_ts_now(const char *file, int line, const cJSON *obj)
+{
+    long long ts = rt_get_int(file, line, obj, "ts");
+    long long now = now_wall_ms();
+    if (ts < now - 10000 || ts > now + 10000)
+        fail_json(file, line, obj, "ts %lld is not near the current time %lld (ms since epoch)", ts,
+                  now);
+}
+
 void rt_expect_int(const char *file, int line, const cJSON *obj, const char *key,
                    long long expected)
 {

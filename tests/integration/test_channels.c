@@ -83,10 +83,7 @@ static void expect_answer_at(const char *file, int line, const cJSON *j, const c
     rt_expect_str(file, line, j, "channel", ch);
     rt_expect_int(file, line, j, "count", count);
     rt_expect_bool(file, line, j, "truncated", false);
-    long long ts = rt_get_int(file, line, j, "ts");
-    long long now = now_wall_ms();
-    if (ts < now - 10000 || ts > now + 10000)
-        rt_fail(file, line, "ts %lld is not near the current time %lld", ts, now);
+    rt_expect_ts_now(file, line, j);
 }
 
 /* Asks `what` (join or members) and returns the answer, checked. */

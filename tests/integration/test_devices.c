@@ -80,10 +80,7 @@ static void expect_device_error_at(const char *file, int line, struct client *c,
     rt_expect_keys(file, line, ev, "type", "code", "message", "device", "ts", (char *)NULL);
     rt_expect_str(file, line, ev, "code", "bad_request");
     rt_expect_str(file, line, ev, "device", device);
-    long long ts = rt_get_int(file, line, ev, "ts");
-    long long now = now_wall_ms();
-    if (ts < now - 10000 || ts > now + 10000)
-        rt_fail(file, line, "error ts %lld is not near the current time %lld", ts, now);
+    rt_expect_ts_now(file, line, ev);
 }
 #define EXPECT_DEVICE_ERROR(c, uid, dev)                                                           \
     expect_device_error_at(__FILE__, __LINE__, (c), (uid), (dev))

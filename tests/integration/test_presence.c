@@ -37,10 +37,7 @@ static cJSON *expect_presence_at(const char *file, int line, struct client *c, c
     } else {
         rt_expect_keys(file, line, j, "uid", "online", "ts", (char *)NULL);
     }
-    long long ts = rt_get_int(file, line, j, "ts");
-    long long now = now_wall_ms();
-    if (ts < now - 10000 || ts > now + 10000)
-        rt_fail(file, line, "presence ts %lld is not near now (%lld)", ts, now);
+    rt_expect_ts_now(file, line, j);
     if (m->qos != 1)
         rt_fail(file, line, "presence delivered at QoS %d, expected 1 (published at QoS 1)",
                 m->qos);

@@ -431,3 +431,13 @@ enum rtm_acl read_check(const struct rtm_client *c, const char *topic, const cha
     return rtm_core_acl(T.core, c, RTM_ACCESS_READ, topic, payload, payload ? strlen(payload) : 0,
                         retain, T.now);
 }
+
+void expect_erased(const char *topic)
+{
+    assert_int_equal(T.rec.npubs, 1);
+    assert_string_equal(T.rec.pubs[0].topic, topic);
+    assert_true(T.rec.pubs[0].retain);
+    assert_int_equal(T.rec.pubs[0].payload_len, 0);
+    assert_null(T.rec.pubs[0].client_id);
+    rec_clear();
+}

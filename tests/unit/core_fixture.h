@@ -124,6 +124,9 @@ void expect_error_raw(const struct rtm_client *c, const char *topic, const char 
                       const char *request);
 void expect_error(const struct rtm_client *c, const char *peer, const char *json, const char *code,
                   const char *id, const char *request);
+/* The only publish since the last rec_clear() erased `topic`: empty,
+ * retained, to every subscriber. Clears the record. */
+void expect_erased(const char *topic);
 /* The only publish recorded is the error of a refused SPEC 8 publish to
  * `topic`: to c's own inbox, for its session only, naming the topic. */
 void expect_topic_error(const struct rtm_client *c, const char *topic, const char *code);

@@ -26,17 +26,6 @@ static enum rtm_acl read_retained(const struct rtm_client *c, const char *topic,
 
 #define REG "{\"provider\":\"jpush\",\"platform\":\"ios\",\"token\":\"tok-1\"}"
 
-/* Asserts that the only publish since the last check erased `topic`. */
-static void expect_erased(const char *topic)
-{
-    assert_int_equal(T.rec.npubs, 1);
-    assert_string_equal(T.rec.pubs[0].topic, topic);
-    assert_true(T.rec.pubs[0].retain);
-    assert_int_equal(T.rec.pubs[0].payload_len, 0);
-    assert_null(T.rec.pubs[0].client_id);
-    rec_clear();
-}
-
 /* A publish the topic table forbids is refused, and only the publishing
  * session is told why: one error on its own inbox, naming the device for a
  * device topic. */

@@ -123,17 +123,6 @@ static enum rtm_acl read_msg(const struct rtm_client *c, const char *topic, cons
     return read_check(c, topic, payload, retain);
 }
 
-/* Only `topic`'s retained message was erased since the last rec_clear(). */
-static void expect_erased(const char *topic)
-{
-    assert_int_equal(T.rec.npubs, 1);
-    assert_string_equal(T.rec.pubs[0].topic, topic);
-    assert_true(T.rec.pubs[0].retain);
-    assert_int_equal(T.rec.pubs[0].payload_len, 0);
-    assert_null(T.rec.pubs[0].client_id);
-    rec_clear();
-}
-
 /* A payload as the plugin stamps it. */
 static const char *stamp(const char *key, const char *value, const char *by, int64_t ts)
 {
