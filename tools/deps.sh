@@ -32,6 +32,14 @@ packages=(
     "$@"
 )
 
+# Node.js and npm run the JavaScript client's tests and build the browser
+# demo (tools/js-deps.sh). Many machines have NodeSource's nodejs, which ships
+# its own npm and conflicts with Debian's npm package: Debian's are installed
+# only when there is no npm at all.
+if ! command -v npm >/dev/null 2>&1; then
+    packages+=(nodejs npm)
+fi
+
 if [[ "${RTM_SKIP_DEPS:-0}" == 1 ]]; then
     echo "deps: RTM_SKIP_DEPS=1, not checking packages"
     exit 0
