@@ -4,21 +4,25 @@
 #
 #   bash tools/run-broker.sh
 #
-# Installs missing packages (tools/deps.sh), builds into build/, then runs
-# `mosquitto -c mosquitto.conf.example` from the repository root: a broker on
-# 127.0.0.1:1883 with the plugin loaded and no accounts. Works from any
-# directory.
+# Installs missing packages (tools/deps.sh) and mqtt.js (tools/js-deps.sh),
+# builds into build/, then runs `mosquitto -c mosquitto.conf.example` from the
+# repository root: a broker on 127.0.0.1:1883 with the plugin loaded and no
+# accounts, and on 127.0.0.1:9001 MQTT over WebSockets and the browser demo.
+# Works from any directory.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 bash tools/deps.sh
+# mqtt.js for the browser demo (npm ci from clients/js/package-lock.json).
+bash tools/js-deps.sh
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
-# Only the plugin: the broker needs nothing else, and it is quicker.
-# tools/test.sh builds the tests.
-cmake --build build -j --target mosquitto_rtm rtm-session
+# The tests are not built here (tools/test.sh builds them), so their
+# prerequisites (chromium) are not needed either.
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRTM_JS_TESTS=OFF
+# Only what the broker serves: the plugin and the demo page (build/web).
+cmake --build build -j --target mosquitto_rtm rtm-session web
 
 # Debian keeps mosquitto in /usr/sbin, which is not on an ordinary user's PATH.
 mosquitto=$(command -v mosquitto || true)
@@ -33,16 +37,18 @@ fi
 # On a machine with systemd, installing the mosquitto package also starts
 # Debian's own broker, which listens on port 1883 of the loopback too.
 # Say so plainly instead of letting mosquitto fail with "Address in use".
-if (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then
-    echo "run-broker: something already listens on 127.0.0.1:1883." >&2
-    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
-        echo "run-broker: it is Debian's mosquitto service; stop it with:" >&2
-        echo "    sudo systemctl stop mosquitto      # and 'sudo systemctl disable mosquitto' to keep it off" >&2
-    else
-        echo "run-broker: stop that program (see: ss -ltnp 'sport = :1883') and run this again." >&2
+for port in 1883 9001; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "run-broker: something already listens on 127.0.0.1:$port." >&2
+        if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
+            echo "run-broker: it is Debian's mosquitto service; stop it with:" >&2
+            echo "    sudo systemctl stop mosquitto      # and 'sudo systemctl disable mosquitto' to keep it off" >&2
+        else
+            echo "run-broker: stop that program (see: ss -ltnp 'sport = :$port') and run this again." >&2
+        fi
+        exit 1
     fi
-    exit 1
-fi
+done
 
 conf=mosquitto.conf.example
 if ((EUID == 0)); then
@@ -62,4 +68,5 @@ if ((EUID == 0)); then
 fi
 
 echo "run-broker: starting $mosquitto -c $conf (Ctrl-C to stop)"
+echo "run-broker: MQTT on 127.0.0.1:1883; the browser demo: open http://127.0.0.1:9001/"
 exec "$mosquitto" -c "$conf"
