@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds mosquitto-rtm and runs every test (unit and integration) with ctest.
+# Builds mosquitto-rtm and runs every test with ctest: unit, integration, the
+# JavaScript client's (node --test) and the browser demo's (chromium).
 #
 #   bash tools/test.sh              # build/, RelWithDebInfo
 #   bash tools/test.sh --sanitize   # build-asan/, AddressSanitizer + UBSan
@@ -64,7 +65,9 @@ fi
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
-bash tools/deps.sh
+# chromium for the browser demo's test; npm packages for it and the JS client.
+bash tools/deps.sh chromium
+bash tools/js-deps.sh
 
 # Only --broker picks another broker, whatever the caller's environment says.
 unset RTM_BROKER
