@@ -170,6 +170,7 @@ done
 # package owns. The directories that do not exist yet must be gone again
 # after the purge.
 mapfile -t deb_entries < <(dpkg-deb --fsys-tarfile "$deb" | tar -t)
+((${#deb_entries[@]} > 0)) || fail "cannot list the files in $deb"
 new_dirs=()
 for entry in "${deb_entries[@]}"; do
     path=${entry#.}
@@ -238,9 +239,9 @@ log_start=$(stat -c %s "$broker_log" 2>/dev/null || echo 0)
 note "starting /usr/sbin/mosquitto -c /etc/mosquitto/mosquitto.conf (listener 127.0.0.1:$port)"
 /usr/sbin/mosquitto -c /etc/mosquitto/mosquitto.conf >"$tmp/broker.out" 2>&1 &
 broker_pid=$!
-wait_until "mosquitto-rtm loaded in $broker_log" log_has "mosquitto-rtm loaded"
-wait_until "the broker running in $broker_log" log_has "mosquitto version [0-9.]* running"
-new_log | grep -- "mosquitto-rtm loaded"
+# Plugins are loaded before the broker opens its listeners and says it runs.
+wait_until "the broker to run (in $broker_log)" log_has "mosquitto version [0-9.]* running"
+new_log | grep -- "mosquitto-rtm loaded" || fail "the broker runs without mosquitto-rtm:$(printf '\n%s' "$(new_log)")"
 
 client=(-h 127.0.0.1 -p "$port")
 # bob listens to his inbox for one message; -d shows when the SUBACK came,
