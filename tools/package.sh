@@ -35,6 +35,8 @@ done
 
 started=$SECONDS
 bash tools/deps.sh lintian dpkg-dev file
+# mqtt.js's browser bundle for the demo the package ships.
+bash tools/js-deps.sh
 
 # The flags a Debian package build uses (hardening=+all adds -z now). CMake
 # reads CFLAGS and LDFLAGS from the environment but not CPPFLAGS, which
@@ -48,6 +50,10 @@ rm -rf "$build"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" \
     -DRTM_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/usr
 cmake --build "$build" -j2
+if [[ ! -f "$build/web/index.html" ]]; then
+    echo "package: the build assembled no browser demo ($build/web); see the configure output" >&2
+    exit 1
+fi
 (cd "$build" && cpack -G DEB)
 
 debs=("$build"/mosquitto-rtm_*.deb)

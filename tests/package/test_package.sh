@@ -200,12 +200,10 @@ for file in README.md docs/PROTOCOL.md docs/TOKENS.md copyright changelog.Debian
     examples/mosquitto-rtm.conf; do
     expect_file "$doc/$file" 644
 done
-if printf '%s\n' "${pkg_paths[@]}" | grep -x /usr/share/mosquitto-rtm/web >/dev/null; then
-    expect_file /usr/share/mosquitto-rtm/web/index.html 644
-    expect_file /usr/share/mosquitto-rtm/web/vendor/mqtt.esm.js 644
-else
-    note "this package has no web demo (RTM_WEB_DIR was not set when it was built)"
-fi
+# The browser demo, served by a websockets listener's http_dir.
+for file in index.html boot.js rtm.js vendor/mqtt.esm.js; do
+    expect_file "/usr/share/mosquitto-rtm/web/$file" 644
+done
 for path in "${pkg_paths[@]}"; do
     [[ -e "$path" ]] || fail "dpkg lists $path, which does not exist"
 done
