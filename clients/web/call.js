@@ -114,8 +114,9 @@ export class CallScreen {
 
   accept() {
     const { invitation } = this.call;
+    // The broker took our accept: connected, whether or not our copy of it came back yet.
     invitation.accept().then(
-      () => this.isCurrent(invitation) && this.onAnswered(invitation),
+      () => this.isCurrent(invitation) && this.connect('Connected'),
       (error) => this.deps.log.error(error));
   }
 

@@ -1,6 +1,6 @@
 // The channel panel: join one channel (default "lobby"), watch its members and count, and chat
 // with everyone in it.
-import { el, avatar, clock, describeError } from 'demo/dom';
+import { el, avatar, clock, describeError, messageText } from 'demo/dom';
 
 export class ChannelPanel {
   /**
@@ -77,6 +77,8 @@ export class ChannelPanel {
     this.messageForm.reset();
     try {
       await this.channel.sendMessage({ text });
+      // The client subscribes with "no local" (as in RTM): our own message does not come back.
+      this.appendMessage(this.deps.me(), text);
     } catch (error) {
       this.deps.log.error(error);
       this.appendNote(`Not sent: ${describeError(error)}`);
@@ -96,7 +98,11 @@ export class ChannelPanel {
   }
 
   onMessage(message, memberId) {
-    const text = message.text !== undefined ? message.text : `(${message.rawMessage.length} bytes of binary)`;
+    this.appendMessage(memberId, messageText(message));
+  }
+
+  /** A message bubble; ours (sent here, or by another device of our uid) on the right. */
+  appendMessage(memberId, text) {
     const direction = memberId === this.deps.me() ? 'out' : 'in';
     this.thread.append(el('li', { class: `bubble bubble-${direction}`, 'data-testid': 'channel-message', dataset: { dir: direction, from: memberId } },
       el('span', { class: 'bubble-from' }, memberId),

@@ -1,5 +1,5 @@
 // Peer chat: one conversation per peer, all kept in one list and filtered by the chosen peer.
-import { el, clock, describeError } from 'demo/dom';
+import { el, clock, describeError, messageText } from 'demo/dom';
 
 export class PeerChat {
   /**
@@ -39,9 +39,9 @@ export class PeerChat {
   /** From the client's MessageFromPeer. */
   receive(message, peerId) {
     this.addPeer(peerId);
-    const text = message.text !== undefined ? message.text : `(${message.rawMessage.length} bytes of binary)`;
+    const text = messageText(message);
     this.append('in', peerId, text, clock(Date.now()));
-    this.deps.log.add('message', `from ${peerId}`, [['bytes', message.rawMessage ? message.rawMessage.length : text.length]]);
+    this.deps.log.add('message', `from ${peerId}`, [['bytes', message.rawMessage.length]]);
     if (peerId !== this.peer) this.peerSelect.value = peerId;
     this.filter();
     this.deps.onUnread();

@@ -56,6 +56,11 @@ export function avatar(uid, extraClass = '') {
   return node;
 }
 
+/** The text of a peer or channel message, or what it is when it is not UTF-8. */
+export function messageText(message) {
+  return message.text !== undefined ? message.text : `(${message.rawMessage.length} bytes, not text)`;
+}
+
 /** Text of an RtmError for people: "self_call: you cannot call yourself". */
 export function describeError(error) {
   if (!error) return 'unknown error';

@@ -25,6 +25,28 @@ let broker;
 let browser;
 let staticServer;
 const problems = [];   // page errors and unexpected console errors, checked after every step
+const openPages = new Set();
+
+/** A test whose failure also prints what the pages' event logs and the broker's log said. */
+function step(name, body) {
+  test(name, async () => {
+    try {
+      await body();
+    } catch (error) {
+      console.error(await diagnostics());
+      throw error;
+    }
+  });
+}
+
+async function diagnostics() {
+  const logs = await Promise.all([...openPages].map((page) => page.$$eval('[data-testid="phone"]', (phones) =>
+    phones.map((phone) => `event log of ${phone.dataset.uid} (newest first):\n${
+      [...phone.querySelectorAll('[data-testid="log-entry"]')].map((entry) => `  ${entry.innerText.replace(/\s+/g, ' ')}`).join('\n')}`)
+      .join('\n')).catch(() => '')));
+  const brokerLog = (await broker.log()).split('\n').slice(-60).join('\n');
+  return `${logs.join('\n')}\nlast lines of the broker's log:\n${brokerLog}`;
+}
 
 /** A locator for [data-testid=id] with the given data-* attribute values, inside `scope`. */
 function byTestId(scope, id, data = {}) {
@@ -37,6 +59,8 @@ async function newPage(name, { viewport = { width: 560, height: 860 }, allow = [
   const context = await browser.newContext({ viewport });
   context.setDefaultTimeout(STEP_TIMEOUT_MS);
   const page = await context.newPage();
+  openPages.add(page);
+  page.on('close', () => openPages.delete(page));
   page.on('pageerror', (error) => problems.push(`${name}: page error: ${error.message}`));
   page.on('console', (message) => {
     if (message.type() === 'error' && !allow.some((pattern) => pattern.test(message.text()))) {
@@ -122,10 +146,8 @@ after(async () => {
   if (workDir) await rm(workDir, { recursive: true, force: true });
 });
 
-afterEach(async (t) => {
-  const found = problems.splice(0);
-  if (found.length && broker) console.error(`broker log:\n${await broker.log()}`);
-  assert.deepEqual(found, [], `${t.name}: errors on the page`);
+afterEach((t) => {
+  assert.deepEqual(problems.splice(0), [], `${t.name}: errors on the page`);
 });
 
 describe('two pages: alice and bob, one phone each', () => {
@@ -133,13 +155,13 @@ describe('two pages: alice and bob, one phone each', () => {
   let bob;
   const both = () => ({ alice, bob });
 
-  test('01 both log in', async () => {
+  step('01 both log in', async () => {
     [alice, bob] = await Promise.all([openPhone('alice'), openPhone('bob')]);
     await Promise.all([logIn(alice), logIn(bob)]);
     await screenshots('01-login', both());
   });
 
-  test('02 presence and status: each sees the other online, and bob busy', async () => {
+  step('02 presence and status: each sees the other online, and bob busy', async () => {
     await addContact(alice, 'bob');
     await addContact(bob, 'alice');
     await contact(alice, 'bob', { presence: 'online' }).waitFor();
@@ -149,7 +171,7 @@ describe('two pages: alice and bob, one phone each', () => {
     await screenshots('02-presence', both());
   });
 
-  test('03 alice calls, bob refuses: alice sees the refusal and its response', async () => {
+  step('03 alice calls, bob refuses: alice sees the refusal and its response', async () => {
     await call(alice, 'bob');
     const incoming = callScreen(bob, { state: 'incoming' });
     await incoming.waitFor();
@@ -164,7 +186,7 @@ describe('two pages: alice and bob, one phone each', () => {
     await Promise.all([closeCall(alice), closeCall(bob)]);
   });
 
-  test('04 alice calls, bob accepts: both in call with a running timer', async () => {
+  step('04 alice calls, bob accepts: both in call with a running timer', async () => {
     await call(alice, 'bob');
     await byTestId(bob, 'call-accept').click();
     for (const phone of [alice, bob]) {
@@ -180,7 +202,7 @@ describe('two pages: alice and bob, one phone each', () => {
     }
   });
 
-  test('05 alice calls and cancels: bob sees a missed call', async () => {
+  step('05 alice calls and cancels: bob sees a missed call', async () => {
     await call(alice, 'bob');
     await callScreen(bob, { state: 'incoming' }).waitFor();
     await byTestId(alice, 'call-cancel').click();
@@ -192,7 +214,7 @@ describe('two pages: alice and bob, one phone each', () => {
     await screenshots('06-missed', both());
   });
 
-  test('06 a chat message from alice shows on bob\'s page', async () => {
+  step('06 a chat message from alice shows on bob\'s page', async () => {
     await byTestId(contact(alice, 'bob'), 'contact-chat').click();
     await byTestId(alice, 'chat-input').fill('Lunch at noon?');
     await byTestId(alice, 'chat-send').click();
@@ -203,7 +225,7 @@ describe('two pages: alice and bob, one phone each', () => {
     await screenshots('07-chat', both());
   });
 
-  test('07 both join the lobby: two members, and a channel message', async () => {
+  step('07 both join the lobby: two members, and a channel message', async () => {
     for (const phone of [alice, bob]) {
       await byTestId(phone, 'tab-channel').click();
       await byTestId(phone, 'channel-join').click();
@@ -219,7 +241,7 @@ describe('two pages: alice and bob, one phone each', () => {
     await screenshots('08-channel', both());
   });
 
-  test('08 alice calls herself: the broker refuses with self_call, shown on the call and in the log', async () => {
+  step('08 alice calls herself: the broker refuses with self_call, shown on the call and in the log', async () => {
     await byTestId(alice, 'tab-contacts').click();
     await byTestId(alice, 'contact-input').fill('alice');
     await byTestId(alice, 'dial-call').click();
@@ -232,7 +254,7 @@ describe('two pages: alice and bob, one phone each', () => {
     await screenshot(alice, '10-error-log-alice');
   });
 
-  test('09 bob logs out: alice sees him offline', async () => {
+  step('09 bob logs out: alice sees him offline', async () => {
     await byTestId(bob, 'login-switch').uncheck();
     await byTestId(bob, 'conn-state', { state: 'DISCONNECTED' }).waitFor();
     await byTestId(alice, 'tab-contacts').click();
@@ -245,7 +267,7 @@ describe('two pages: alice and bob, one phone each', () => {
   });
 });
 
-test('10 a broker nobody listens for: the page says it cannot reach it', async () => {
+step('10 a broker nobody listens for: the page says it cannot reach it', async () => {
   const deadPort = await freePort();
   const page = await newPage('unreachable', { allow: [WEBSOCKET_REFUSED] });
   await page.goto(`http://127.0.0.1:${broker.wsPort}/?uid=carol&broker=ws://127.0.0.1:${deadPort}`);
@@ -256,7 +278,7 @@ test('10 a broker nobody listens for: the page says it cannot reach it', async (
   await page.context().close();
 });
 
-test('11 behind a static server with MIME types the page loads and logs in too', async () => {
+step('11 behind a static server with MIME types the page loads and logs in too', async () => {
   const page = await newPage('static');
   await page.goto(`http://127.0.0.1:${staticServer.address().port}/?uid=carol&broker=ws://127.0.0.1:${broker.wsPort}`);
   await logIn(byTestId(page, 'phone', { uid: 'carol' }));
@@ -268,11 +290,13 @@ describe('side by side: the default page with both phones', () => {
   let alice;
   let bob;
 
-  test('12 both phones log in and ring', async () => {
+  step('12 both phones log in and ring', async () => {
     page = await newPage('side-by-side', { viewport: { width: 1280, height: 800 }, allow: [WEBSOCKET_REFUSED] });
     await page.goto(`http://127.0.0.1:${broker.wsPort}/`);
     [alice, bob] = [byTestId(page, 'phone', { uid: 'alice' }), byTestId(page, 'phone', { uid: 'bob' })];
-    await Promise.all([logIn(alice), logIn(bob)]);
+    // One after the other: one page has one mouse, and two clicks at once may both land on one switch.
+    await logIn(alice);
+    await logIn(bob);
     await contact(alice, 'bob', { presence: 'online' }).waitFor();
     await contact(bob, 'alice', { presence: 'online' }).waitFor();
     await byTestId(bob, 'status-select').selectOption('away');
@@ -283,14 +307,14 @@ describe('side by side: the default page with both phones', () => {
     await screenshot(page, '13-side-by-side-ringing');
   });
 
-  test('13 bob accepts: both in call', async () => {
+  step('13 bob accepts: both in call', async () => {
     await byTestId(bob, 'call-accept').click();
     await callScreen(alice, { state: 'in-call' }).waitFor();
     await callScreen(bob, { state: 'in-call' }).waitFor();
     await screenshot(page, '14-side-by-side-in-call');
   });
 
-  test('14 the broker restarts: the page says the connection dropped and came back', async () => {
+  step('14 the broker restarts: the page says the connection dropped and came back', async () => {
     await broker.stop();
     await byTestId(page, 'banner', { kind: 'lost' }).waitFor();
     await screenshot(page, '15-connection-lost');
