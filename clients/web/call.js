@@ -2,7 +2,7 @@
 // States (data-state on the screen): idle, calling (invite sent), ringing (the callee's app
 // rings), incoming, in-call, ended (with data-outcome and data-reason). Hanging up is local
 // only: the protocol signals the call's set-up, not its end.
-import { clock, duration, describeError, hueOf, initial, el } from 'demo/dom';
+import { byTestId, clock, describeError, duration, el, hueOf, initial, part } from 'demo/dom';
 
 // Response sent with a refusal, so that the caller reads why.
 const REFUSE_RESPONSE = "Can't talk now";
@@ -16,6 +16,11 @@ const FAILURE_TEXT = {
 };
 
 const LABELS = { calling: 'Calling', ringing: 'Ringing', incoming: 'Incoming call', 'in-call': 'In call', ended: 'Call ended' };
+
+/** How a failure reads: the broker's timers have their own words, a refusal its code. */
+function failureText(reason) {
+  return FAILURE_TEXT[reason] || `Call failed: ${reason}`;
+}
 
 function quoted(response) {
   return response ? ` — “${response}”` : '';
@@ -37,12 +42,12 @@ export class CallScreen {
     this.root = root;
     this.deps = deps;
     this.parts = {
-      label: root.querySelector('[data-part="call-label"]'),
-      avatar: root.querySelector('[data-part="call-avatar"]'),
-      peer: root.querySelector('[data-testid="call-peer"]'),
-      status: root.querySelector('[data-testid="call-status"]'),
-      timer: root.querySelector('[data-testid="call-timer"]'),
-      details: root.querySelector('[data-testid="call-details"]'),
+      label: part(root, 'call-label'),
+      avatar: part(root, 'call-avatar'),
+      peer: byTestId(root, 'call-peer'),
+      status: byTestId(root, 'call-status'),
+      timer: byTestId(root, 'call-timer'),
+      details: byTestId(root, 'call-details'),
     };
     this.call = null;   // { direction, peer, invitation, connectedAt, refusedHere }
     this.ticker = null;
@@ -76,7 +81,7 @@ export class CallScreen {
       LocalInvitationAccepted: (response) => this.connect(`${peer} answered${quoted(response)}`),
       LocalInvitationRefused: (response) => this.end('declined', `${peer} declined${quoted(response)}`, 'refused'),
       LocalInvitationCanceled: () => this.end('canceled', 'You canceled the call', 'canceled'),
-      LocalInvitationFailure: (reason) => this.end('failed', FAILURE_TEXT[reason] || reason, reason),
+      LocalInvitationFailure: (reason) => this.end('failed', failureText(reason), reason),
       error: (error) => this.onOutgoingError(error),
     });
     this.show('calling', `Calling ${peer}…`);
@@ -96,7 +101,7 @@ export class CallScreen {
       RemoteInvitationAccepted: () => this.onAnswered(invitation),
       RemoteInvitationRefused: () => this.onRefused(invitation),
       RemoteInvitationCanceled: () => this.end('missed', `${peer} canceled the call`, 'canceled'),
-      RemoteInvitationFailure: (reason) => this.end('missed', FAILURE_TEXT[reason] || reason, reason),
+      RemoteInvitationFailure: (reason) => this.end('missed', failureText(reason), reason),
       error: (error) => this.deps.log.error(error),
     });
     this.show('incoming', `${peer} is calling you`);
@@ -163,9 +168,13 @@ export class CallScreen {
   }
 
   onOutgoingError(error) {
-    // A refused cancel changes nothing (the call's ending arrives on its own); a refused or
-    // unanswered invite means there is no call.
-    if (error.request !== 'cancel') this.end('failed', `Call failed: ${describeError(error)}`, error.code);
+    // A refused cancel changes nothing: the call's ending arrives on its own. A refused invite
+    // means there is no call; the client also fails the invitation with the broker's code, before
+    // or after this event, and either way the screen shows the broker's explanation.
+    if (error.request === 'cancel') return;
+    const text = `Call failed: ${describeError(error)}`;
+    if (this.busy) this.end('failed', text, error.code);
+    else if (this.root.dataset.reason === error.code) this.parts.status.textContent = text;
   }
 
   onAnswered(invitation) {

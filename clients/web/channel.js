@@ -1,6 +1,6 @@
 // The channel panel: join one channel (default "lobby"), watch its members and count, and chat
 // with everyone in it.
-import { el, avatar, clock, describeError, messageText } from 'demo/dom';
+import { avatar, byTestId, clock, describeError, el, messageText, part } from 'demo/dom';
 
 export class ChannelPanel {
   /**
@@ -9,12 +9,12 @@ export class ChannelPanel {
    */
   constructor(panel, deps) {
     this.deps = deps;
-    this.joinForm = panel.querySelector('[data-part="channel-form"]');
-    this.joinButton = panel.querySelector('[data-testid="channel-join"]');
-    this.countLabel = panel.querySelector('[data-testid="channel-count"]');
-    this.memberList = panel.querySelector('[data-testid="channel-members"]');
-    this.thread = panel.querySelector('[data-testid="channel-thread"]');
-    this.messageForm = panel.querySelector('[data-part="channel-msg-form"]');
+    this.joinForm = part(panel, 'channel-form');
+    this.joinButton = byTestId(panel, 'channel-join');
+    this.countLabel = byTestId(panel, 'channel-count');
+    this.memberList = byTestId(panel, 'channel-members');
+    this.thread = byTestId(panel, 'channel-thread');
+    this.messageForm = part(panel, 'channel-msg-form');
     this.channel = null;
     this.members = new Set();
     this.handlers = {

@@ -1,5 +1,5 @@
 // Peer chat: one conversation per peer, all kept in one list and filtered by the chosen peer.
-import { el, clock, describeError, messageText } from 'demo/dom';
+import { byTestId, clock, describeError, el, messageText, part } from 'demo/dom';
 
 export class PeerChat {
   /**
@@ -8,9 +8,9 @@ export class PeerChat {
    */
   constructor(panel, deps) {
     this.deps = deps;
-    this.peerSelect = panel.querySelector('[data-testid="chat-peer"]');
-    this.thread = panel.querySelector('[data-testid="chat-thread"]');
-    this.form = panel.querySelector('[data-part="chat-form"]');
+    this.peerSelect = byTestId(panel, 'chat-peer');
+    this.thread = byTestId(panel, 'chat-thread');
+    this.form = part(panel, 'chat-form');
     this.peerSelect.addEventListener('change', () => this.filter());
     this.form.addEventListener('submit', (event) => {
       event.preventDefault();

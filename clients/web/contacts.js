@@ -4,7 +4,7 @@ import { el, avatar } from 'demo/dom';
 
 export const STATUS_KEY = 'status';
 
-const PRESENCE_TEXT = { online: 'Online', offline: 'Offline', unknown: 'Not watching' };
+const PRESENCE_TEXT = { online: 'Online', offline: 'Offline', unknown: 'Presence unknown' };
 
 export class Contacts {
   /**
@@ -21,10 +21,6 @@ export class Contacts {
 
   uids() {
     return [...this.rows.keys()];
-  }
-
-  has(uid) {
-    return this.rows.has(uid);
   }
 
   /** Adds a row for uid unless there is one; returns whether it was added. */

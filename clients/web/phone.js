@@ -45,7 +45,8 @@ export class Phone {
     this.statusSelect = byTestId(root, 'status-select');
     this.connState = byTestId(root, 'conn-state');
     this.tabs = new Tabs(root);
-    this.log = new EventLog(byTestId(root, 'event-log'), (kind) => this.tabs.notify('log', { alert: kind === 'error' }));
+    // The log's tab counts the errors it has not shown yet; other entries are routine.
+    this.log = new EventLog(byTestId(root, 'event-log'), (kind) => kind === 'error' && this.tabs.notify('log', { alert: true }));
     this.contacts = new Contacts(byTestId(root, 'contacts'), part(root, 'contacts-empty'), {
       onCall: (uid) => this.call.dial(this.client, uid),
       onChat: (uid) => this.openChat(uid),
@@ -165,7 +166,7 @@ export class Phone {
     this.lastState = state;
     this.connState.dataset.state = state;
     this.connState.textContent = STATE_TEXT[state] || state;
-    this.log.add('conn', `${state.toLowerCase()}`, [['reason', reason]]);
+    this.log.add('conn', state.toLowerCase(), [['reason', reason]]);
     if (state === 'RECONNECTING') this.options.onConnection('lost');
     if (state === 'CONNECTED' && previous === 'RECONNECTING') this.restored();
     if (state === 'ABORTED') {

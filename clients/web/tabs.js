@@ -37,13 +37,9 @@ export class Tabs {
     this.setBadge(name, 0);
   }
 
-  isShown(name) {
-    return this.current === name;
-  }
-
   /** Counts one more new thing on a hidden tab; `alert` colours the badge (errors, missed calls). */
   notify(name, { alert = false } = {}) {
-    if (this.isShown(name)) return;
+    if (this.current === name) return;
     const tab = this.tabs.get(name);
     if (alert) tab.badge.classList.add('badge-alert');
     this.setBadge(name, tab.count + 1);

@@ -8,7 +8,7 @@
 //
 //   cd tests/browser && npm ci && node --test
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -78,7 +78,8 @@ async function openPhone(uid) {
 }
 
 async function screenshot(page, name) {
-  await page.screenshot({ path: path.join(config.screenshotDir, `${name}.png`), fullPage: true });
+  // animations 'disabled': a screen that is still fading in is shown as it ends up.
+  await page.screenshot({ path: path.join(config.screenshotDir, `${name}.png`), fullPage: true, animations: 'disabled' });
 }
 
 /** Both pages' screenshots for one step: NN-step-alice.png and NN-step-bob.png. */
@@ -109,12 +110,10 @@ function callScreen(phone, data) {
   return byTestId(phone, 'call-screen', data);
 }
 
-/** Waits for an ended call with `outcome`, checks what it says, and closes the screen. */
+/** Waits for an ended call with this outcome and reason, saying `statusText` (a RegExp). */
 async function expectEnded(phone, outcome, reason, statusText) {
   const screen = callScreen(phone, { state: 'ended', outcome, reason });
-  await screen.waitFor();
-  if (statusText) assert.match(await byTestId(screen, 'call-status').innerText(), statusText);
-  return screen;
+  await byTestId(screen, 'call-status').filter({ hasText: statusText }).waitFor();
 }
 
 async function closeCall(phone) {
@@ -128,9 +127,18 @@ async function expectCount(locator, count) {
   assert.equal(await locator.count(), count);
 }
 
+/** Empties the screenshot directory of an earlier run's shots, so that none is taken for this run's. */
+async function clearScreenshots() {
+  await mkdir(config.screenshotDir, { recursive: true });
+  const earlier = (await readdir(config.screenshotDir)).filter((name) => /^\d\d-.*\.png$/.test(name));
+  await Promise.all(earlier.map((name) => rm(path.join(config.screenshotDir, name))));
+}
+
 before(async () => {
   workDir = await mkdtemp(path.join(os.tmpdir(), 'rtm-browser-'));
-  await mkdir(config.screenshotDir, { recursive: true });
+  // Should this process die without running `after` (an uncaught exception), the broker dies too.
+  process.once('exit', () => broker?.killNow());
+  await clearScreenshots();
   const webDir = config.webDir || (await assembleWebDir(path.join(workDir, 'web')));
   broker = new Broker({ settings: config, workDir, webDir });
   await broker.start();
@@ -155,13 +163,13 @@ describe('two pages: alice and bob, one phone each', () => {
   let bob;
   const both = () => ({ alice, bob });
 
-  step('01 both log in', async () => {
+  step('both log in', async () => {
     [alice, bob] = await Promise.all([openPhone('alice'), openPhone('bob')]);
     await Promise.all([logIn(alice), logIn(bob)]);
     await screenshots('01-login', both());
   });
 
-  step('02 presence and status: each sees the other online, and bob busy', async () => {
+  step('presence and status: each sees the other online, and bob busy', async () => {
     await addContact(alice, 'bob');
     await addContact(bob, 'alice');
     await contact(alice, 'bob', { presence: 'online' }).waitFor();
@@ -171,7 +179,7 @@ describe('two pages: alice and bob, one phone each', () => {
     await screenshots('02-presence', both());
   });
 
-  step('03 alice calls, bob refuses: alice sees the refusal and its response', async () => {
+  step('alice calls, bob refuses: alice sees the refusal and its response', async () => {
     await call(alice, 'bob');
     const incoming = callScreen(bob, { state: 'incoming' });
     await incoming.waitFor();
@@ -186,7 +194,7 @@ describe('two pages: alice and bob, one phone each', () => {
     await Promise.all([closeCall(alice), closeCall(bob)]);
   });
 
-  step('04 alice calls, bob accepts: both in call with a running timer', async () => {
+  step('alice calls, bob accepts: both in call with a running timer', async () => {
     await call(alice, 'bob');
     await byTestId(bob, 'call-accept').click();
     for (const phone of [alice, bob]) {
@@ -202,7 +210,7 @@ describe('two pages: alice and bob, one phone each', () => {
     }
   });
 
-  step('05 alice calls and cancels: bob sees a missed call', async () => {
+  step('alice calls and cancels: bob sees a missed call', async () => {
     await call(alice, 'bob');
     await callScreen(bob, { state: 'incoming' }).waitFor();
     await byTestId(alice, 'call-cancel').click();
@@ -214,7 +222,7 @@ describe('two pages: alice and bob, one phone each', () => {
     await screenshots('06-missed', both());
   });
 
-  step('06 a chat message from alice shows on bob\'s page', async () => {
+  step('a chat message from alice shows on bob\'s page', async () => {
     await byTestId(contact(alice, 'bob'), 'contact-chat').click();
     await byTestId(alice, 'chat-input').fill('Lunch at noon?');
     await byTestId(alice, 'chat-send').click();
@@ -225,7 +233,7 @@ describe('two pages: alice and bob, one phone each', () => {
     await screenshots('07-chat', both());
   });
 
-  step('07 both join the lobby: two members, and a channel message', async () => {
+  step('both join the lobby: two members, and a channel message', async () => {
     for (const phone of [alice, bob]) {
       await byTestId(phone, 'tab-channel').click();
       await byTestId(phone, 'channel-join').click();
@@ -241,11 +249,11 @@ describe('two pages: alice and bob, one phone each', () => {
     await screenshots('08-channel', both());
   });
 
-  step('08 alice calls herself: the broker refuses with self_call, shown on the call and in the log', async () => {
+  step('alice calls herself: the broker refuses with self_call, shown on the call and in the log', async () => {
     await byTestId(alice, 'tab-contacts').click();
     await byTestId(alice, 'contact-input').fill('alice');
     await byTestId(alice, 'dial-call').click();
-    await expectEnded(alice, 'failed', 'self_call', /self_call/);
+    await expectEnded(alice, 'failed', 'self_call', /^Call failed: self_call: .+/);
     await screenshot(alice, '09-error-call-alice');
     await closeCall(alice);
     await byTestId(alice, 'badge-log').waitFor();
@@ -254,7 +262,7 @@ describe('two pages: alice and bob, one phone each', () => {
     await screenshot(alice, '10-error-log-alice');
   });
 
-  step('09 bob logs out: alice sees him offline', async () => {
+  step('bob logs out: alice sees him offline', async () => {
     await byTestId(bob, 'login-switch').uncheck();
     await byTestId(bob, 'conn-state', { state: 'DISCONNECTED' }).waitFor();
     await byTestId(alice, 'tab-contacts').click();
@@ -267,7 +275,7 @@ describe('two pages: alice and bob, one phone each', () => {
   });
 });
 
-step('10 a broker nobody listens for: the page says it cannot reach it', async () => {
+step('a broker nobody listens for: the page says it cannot reach it', async () => {
   const deadPort = await freePort();
   const page = await newPage('unreachable', { allow: [WEBSOCKET_REFUSED] });
   await page.goto(`http://127.0.0.1:${broker.wsPort}/?uid=carol&broker=ws://127.0.0.1:${deadPort}`);
@@ -278,7 +286,17 @@ step('10 a broker nobody listens for: the page says it cannot reach it', async (
   await page.context().close();
 });
 
-step('11 behind a static server with MIME types the page loads and logs in too', async () => {
+step('a module that cannot be fetched: the page says the demo could not load', async () => {
+  const page = await newPage('boot-failure', { allow: [/status of 404/, /loading failed/] });
+  await page.route('**/rtm.js', (route) => route.fulfill({ status: 404, body: 'gone' }));
+  await page.goto(`http://127.0.0.1:${broker.wsPort}/`);
+  const banner = byTestId(page, 'boot-error');
+  await banner.filter({ hasText: 'The demo could not load: rtm.js: HTTP 404' }).waitFor();
+  await screenshot(page, '13-boot-failure');
+  await page.context().close();
+});
+
+step('behind a static server with MIME types the page loads and logs in too', async () => {
   const page = await newPage('static');
   await page.goto(`http://127.0.0.1:${staticServer.address().port}/?uid=carol&broker=ws://127.0.0.1:${broker.wsPort}`);
   await logIn(byTestId(page, 'phone', { uid: 'carol' }));
@@ -290,7 +308,7 @@ describe('side by side: the default page with both phones', () => {
   let alice;
   let bob;
 
-  step('12 both phones log in and ring', async () => {
+  step('both phones log in and ring', async () => {
     page = await newPage('side-by-side', { viewport: { width: 1280, height: 800 }, allow: [WEBSOCKET_REFUSED] });
     await page.goto(`http://127.0.0.1:${broker.wsPort}/`);
     [alice, bob] = [byTestId(page, 'phone', { uid: 'alice' }), byTestId(page, 'phone', { uid: 'bob' })];
@@ -304,24 +322,24 @@ describe('side by side: the default page with both phones', () => {
     await call(alice, 'bob');
     await callScreen(alice, { state: 'ringing' }).waitFor();
     await callScreen(bob, { state: 'incoming' }).waitFor();
-    await screenshot(page, '13-side-by-side-ringing');
+    await screenshot(page, '14-side-by-side-ringing');
   });
 
-  step('13 bob accepts: both in call', async () => {
+  step('bob accepts: both in call', async () => {
     await byTestId(bob, 'call-accept').click();
     await callScreen(alice, { state: 'in-call' }).waitFor();
     await callScreen(bob, { state: 'in-call' }).waitFor();
-    await screenshot(page, '14-side-by-side-in-call');
+    await screenshot(page, '15-side-by-side-in-call');
   });
 
-  step('14 the broker restarts: the page says the connection dropped and came back', async () => {
+  step('the broker restarts: the page says the connection dropped and came back', async () => {
     await broker.stop();
     await byTestId(page, 'banner', { kind: 'lost' }).waitFor();
-    await screenshot(page, '15-connection-lost');
+    await screenshot(page, '16-connection-lost');
     await broker.start();
     await byTestId(page, 'banner', { kind: 'restored' }).waitFor({ timeout: 15_000 });
     await byTestId(alice, 'conn-state', { state: 'CONNECTED' }).waitFor();
     await byTestId(bob, 'conn-state', { state: 'CONNECTED' }).waitFor();
-    await screenshot(page, '16-reconnected');
+    await screenshot(page, '17-reconnected');
   });
 });

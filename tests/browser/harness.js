@@ -77,15 +77,14 @@ export function freePort() {
 
 /**
  * A real mosquitto with the plugin: a plain listener (the plugin's registry loader uses it) and a
- * websockets listener serving `webDir`. `options` are extra plugin_opt_ lines.
+ * websockets listener serving `webDir`, logging everything to mosquitto.log in `workDir`.
  */
 export class Broker {
-  constructor({ settings: config, workDir, webDir, options = {} }) {
+  constructor({ settings: config, workDir, webDir }) {
     this.config = config;
     this.workDir = workDir;
     this.webDir = webDir;
-    this.options = options;
-    this.process = null;
+    this.child = null;
     this.logFile = path.join(workDir, 'mosquitto.log');
   }
 
@@ -97,11 +96,15 @@ export class Broker {
     }
     const env = { ...process.env };
     if (this.config.preload) env.LD_PRELOAD = this.config.preload;
-    this.process = spawn(this.config.broker, ['-c', this.confFile()], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const log = createWriteStream(this.logFile, { flags: 'a' });
-    this.process.stdout.pipe(log);
-    this.process.stderr.pipe(log);
-    await this.listening();
+    // What mosquitto says before its log file is open (a bad configuration) goes to stderr.
+    this.child = spawn(this.config.broker, ['-c', this.confFile()], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    this.child.stderr.pipe(createWriteStream(this.logFile, { flags: 'a' }));
+    try {
+      await this.listening();
+    } catch (error) {
+      error.message += `; its log:\n${await this.log()}`;
+      throw error;
+    }
   }
 
   confFile() {
@@ -117,12 +120,11 @@ export class Broker {
       'allow_anonymous true',
       'per_listener_settings false',
       'persistence false',
-      'log_dest stdout',
+      `log_dest file ${this.logFile}`,
       'log_type all',
       'connection_messages true',
       `plugin ${this.config.plugin}`,
       'plugin_opt_other_topics allow',
-      ...Object.entries(this.options).map(([name, value]) => `plugin_opt_${name} ${value}`),
     ];
     // As root with no `user` line, mosquitto would switch to the mosquitto user, who may not
     // be able to read a plugin built in someone's checkout.
@@ -130,32 +132,33 @@ export class Broker {
     return `${lines.join('\n')}\n`;
   }
 
-  /**
-   * Resolves once the websockets port accepts connections; rejects if mosquitto exits first.
-   * (Its log cannot tell: mosquitto buffers stdout when it is not a terminal.)
-   */
+  /** Resolves once the websockets port accepts connections; rejects if mosquitto exits first. */
   async listening() {
     const deadline = Date.now() + BROKER_START_MS;
-    const exited = new Promise((resolve) => this.process.once('exit', (code, signal) => resolve(code ?? signal)));
+    const exited = new Promise((_, reject) => this.child.once('exit', (code, signal) =>
+      reject(new Error(`mosquitto exited (${code ?? signal}) while starting`))));
     while (Date.now() < deadline) {
-      const outcome = await Promise.race([accepts(this.wsPort), exited.then((how) => ({ how }))]);
-      if (outcome === true) return;
-      if (outcome.how !== undefined) throw new Error(`mosquitto exited (${outcome.how}) while starting; see ${this.logFile}`);
+      if (await Promise.race([accepts(this.wsPort), exited])) return;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    throw new Error(`mosquitto did not open port ${this.wsPort} within ${BROKER_START_MS} ms; see ${this.logFile}`);
+    throw new Error(`mosquitto did not open port ${this.wsPort} within ${BROKER_START_MS} ms`);
   }
 
   /** Stops mosquitto (SIGTERM, then SIGKILL if it lingers). Safe to call when it is not running. */
   async stop() {
-    const child = this.process;
-    this.process = null;
+    const { child } = this;
+    this.child = null;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), BROKER_STOP_MS);
     await exited;
     clearTimeout(timer);
+  }
+
+  /** Kills mosquitto at once, synchronously: for a process that is exiting. */
+  killNow() {
+    this.child?.kill('SIGKILL');
   }
 
   async log() {
