@@ -66,13 +66,7 @@ export class CallScreen {
     if (this.busy) return;
     this.close();
     const channelId = newMediaChannel();
-    let invitation;
-    try {
-      invitation = client.invite(peer, { channelId });
-    } catch (error) {
-      this.deps.log.error(error);
-      return;
-    }
+    const invitation = client.invite(peer, { channelId });
     this.call = { direction: 'out', peer, invitation };
     this.deps.log.add('call', `invite sent to ${peer}`, [['id', invitation.id], ['channel', channelId]]);
     this.listen(invitation, {
@@ -102,7 +96,6 @@ export class CallScreen {
       RemoteInvitationRefused: () => this.onRefused(invitation),
       RemoteInvitationCanceled: () => this.end('missed', `${peer} canceled the call`, 'canceled'),
       RemoteInvitationFailure: (reason) => this.end('missed', failureText(reason), reason),
-      error: (error) => this.deps.log.error(error),
     });
     this.show('incoming', `${peer} is calling you`);
     this.setDetails([['Channel', invitation.channelId || '—'], ['Invitation', invitation.id], ...stampDetails(invitation)]);
@@ -153,11 +146,13 @@ export class CallScreen {
 
   // --- Transitions -------------------------------------------------------------------------
 
-  /** Subscribes to an invitation's events; an event about a call no longer on screen is ignored. */
+  /**
+   * Subscribes to an invitation's events; an event about a call no longer on screen is ignored.
+   * (Its errors reach the event log anyway, through the client's 'error' event.)
+   */
   listen(invitation, handlers) {
     for (const [event, handler] of Object.entries(handlers)) {
       invitation.on(event, (...args) => {
-        if (event === 'error') this.deps.log.error(args[0]);
         if (this.isCurrent(invitation)) handler(...args);
       });
     }

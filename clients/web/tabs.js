@@ -20,6 +20,7 @@ export class Tabs {
       const badge = el('span', { class: 'badge', 'data-testid': `badge-${name}`, hidden: true });
       button.append(badge);
       button.addEventListener('click', () => this.show(name));
+      button.addEventListener('keydown', (event) => this.onKey(event, name));
       this.tabs.set(name, { button, panel, badge, count: 0 });
     }
     this.current = null;
@@ -35,6 +36,18 @@ export class Tabs {
     }
     this.current = name;
     this.setBadge(name, 0);
+  }
+
+  /** Arrow keys, Home and End move between the tabs (only the selected tab is in the Tab order). */
+  onKey(event, name) {
+    const names = [...this.tabs.keys()];
+    const index = names.indexOf(name);
+    const next = { ArrowRight: index + 1, ArrowLeft: index - 1, Home: 0, End: names.length - 1 }[event.key];
+    if (next === undefined) return;
+    event.preventDefault();
+    const target = names[(next + names.length) % names.length];
+    this.show(target);
+    this.tabs.get(target).button.focus();
   }
 
   /** Counts one more new thing on a hidden tab; `alert` colours the badge (errors, missed calls). */
