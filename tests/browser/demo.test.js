@@ -6,7 +6,11 @@
 // state (Playwright's auto-waiting locators, with timeouts) and leaves a full-page screenshot in
 // RTM_SCREENSHOT_DIR. Any page error or unexpected console error fails the step.
 //
-//   cd tests/browser && npm ci && node --test
+//   (cd tests/browser && npm ci) && node --test tests/browser/
+//
+// Environment: RTM_WEB_DIR (the assembled page, e.g. build/web; unset: assembled here from
+// clients/web, clients/js/src/rtm.js and mqtt's bundle in clients/js/node_modules), RTM_BROKER,
+// RTM_PLUGIN, RTM_PRELOAD, RTM_CHROMIUM, RTM_SCREENSHOT_DIR (defaults in harness.js).
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -82,9 +86,9 @@ async function screenshot(page, name) {
   await page.screenshot({ path: path.join(config.screenshotDir, `${name}.png`), fullPage: true, animations: 'disabled' });
 }
 
-/** Both pages' screenshots for one step: NN-step-alice.png and NN-step-bob.png. */
-async function screenshots(step, pages) {
-  await Promise.all(Object.entries(pages).map(([uid, page]) => screenshot(page, `${step}-${uid}`)));
+/** Each page's screenshot for one step: NN-name-alice.png and NN-name-bob.png. */
+async function screenshots(name, pages) {
+  await Promise.all(Object.entries(pages).map(([uid, page]) => screenshot(page, `${name}-${uid}`)));
 }
 
 async function logIn(phone) {
@@ -300,6 +304,7 @@ step('behind a static server with MIME types the page loads and logs in too', as
   const page = await newPage('static');
   await page.goto(`http://127.0.0.1:${staticServer.address().port}/?uid=carol&broker=ws://127.0.0.1:${broker.wsPort}`);
   await logIn(byTestId(page, 'phone', { uid: 'carol' }));
+  await screenshot(page, '14-static-server');
   await page.context().close();
 });
 
@@ -322,24 +327,24 @@ describe('side by side: the default page with both phones', () => {
     await call(alice, 'bob');
     await callScreen(alice, { state: 'ringing' }).waitFor();
     await callScreen(bob, { state: 'incoming' }).waitFor();
-    await screenshot(page, '14-side-by-side-ringing');
+    await screenshot(page, '15-side-by-side-ringing');
   });
 
   step('bob accepts: both in call', async () => {
     await byTestId(bob, 'call-accept').click();
     await callScreen(alice, { state: 'in-call' }).waitFor();
     await callScreen(bob, { state: 'in-call' }).waitFor();
-    await screenshot(page, '15-side-by-side-in-call');
+    await screenshot(page, '16-side-by-side-in-call');
   });
 
   step('the broker restarts: the page says the connection dropped and came back', async () => {
     await broker.stop();
     await byTestId(page, 'banner', { kind: 'lost' }).waitFor();
-    await screenshot(page, '16-connection-lost');
+    await screenshot(page, '17-connection-lost');
     await broker.start();
     await byTestId(page, 'banner', { kind: 'restored' }).waitFor({ timeout: 15_000 });
     await byTestId(alice, 'conn-state', { state: 'CONNECTED' }).waitFor();
     await byTestId(bob, 'conn-state', { state: 'CONNECTED' }).waitFor();
-    await screenshot(page, '17-reconnected');
+    await screenshot(page, '18-reconnected');
   });
 });
