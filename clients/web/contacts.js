@@ -34,7 +34,7 @@ export class Contacts {
       face,
       el('span', { class: 'contact-main' }, el('span', { class: 'contact-name' }, uid), status),
       el('button', { type: 'button', class: 'btn btn-light', 'data-testid': 'contact-chat', 'aria-label': `Message ${uid}`, onclick: () => this.actions.onChat(uid) }, 'Message'),
-      el('button', { type: 'button', class: 'btn btn-ok', 'data-testid': 'contact-call', 'aria-label': `Call ${uid}`, onclick: () => this.actions.onCall(uid) }, 'Call'));
+      el('button', { type: 'button', class: 'btn btn-ok', 'data-testid': 'contact-call', 'data-needs-login': true, 'aria-label': `Call ${uid}`, onclick: () => this.actions.onCall(uid) }, 'Call'));
     this.rows.set(uid, { row, status });
     this.list.append(row);
     this.empty.hidden = true;

@@ -33,6 +33,7 @@ export class Phone {
     this.buildParts();
     this.uidInput.value = options.uid;
     this.showIdentity();
+    this.setLoggedIn(false);
     for (const uid of options.contacts) this.addContact(uid);
     this.listenToUi();
     this.listenToClient();
@@ -189,6 +190,12 @@ export class Phone {
     this.root.dataset.loggedIn = String(loggedIn);
     this.uidInput.readOnly = loggedIn;
     this.loginSwitch.checked = loggedIn;
+    this.enableBrokerControls();
+  }
+
+  /** Buttons that ask the broker for something (marked data-needs-login) work only when logged in. */
+  enableBrokerControls() {
+    for (const control of this.root.querySelectorAll('[data-needs-login]')) control.disabled = !this.loggedIn;
   }
 
   setAccountBusy(busy) {
@@ -208,6 +215,7 @@ export class Phone {
   /** Adds a contact (and a chat peer); while logged in, starts watching its presence and status. */
   addContact(uid) {
     if (!uid || !this.contacts.add(uid)) return;
+    this.enableBrokerControls();
     this.chat.addPeer(uid);
     if (this.loggedIn) this.watch([uid]);
   }
