@@ -65,8 +65,8 @@ fi
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
-# chromium for the browser demo's test; npm packages for it and the JS client.
-bash tools/deps.sh chromium
+# The browsers of the demo's tests; npm packages for them and the JS client.
+bash tools/deps.sh chromium firefox-esr
 bash tools/js-deps.sh
 
 # Only --broker picks another broker, whatever the caller's environment says.
