@@ -1,0 +1,158 @@
+// A real mosquitto broker with the mosquitto_rtm plugin for the tests, one per test file.
+//
+// Environment (CTest sets these; the defaults suit a run by hand from clients/js):
+//   RTM_BROKER   the mosquitto binary (default /usr/sbin/mosquitto)
+//   RTM_PLUGIN   mosquitto_rtm.so (default ../../build/mosquitto_rtm.so from clients/js)
+//   RTM_PRELOAD  passed to the broker as LD_PRELOAD (the ASan build needs its runtime first)
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const packageDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const brokerBinary = process.env.RTM_BROKER || '/usr/sbin/mosquitto';
+const pluginPath = path.resolve(packageDir, process.env.RTM_PLUGIN || '../../build/mosquitto_rtm.so');
+
+const START_TIMEOUT_MS = 10000;
+const STOP_TIMEOUT_MS = 5000;
+// What mosquitto 2.0 logs once every listener is open, and what it logs when it was built
+// without libwebsockets and reads a `protocol websockets` line.
+const RUNNING_LINE = /mosquitto version (\S+) running/;
+const NO_WEBSOCKETS_LINE = /websockets support not available/i;
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function configText({ port, wsPort, options }) {
+  const lines = [
+    `listener ${port} 127.0.0.1`,
+    ...(wsPort ? [`listener ${wsPort} 127.0.0.1`, 'protocol websockets'] : []),
+    'allow_anonymous true',
+    ...(process.getuid?.() === 0 ? ['user root'] : []),
+    'log_dest stderr',
+    'log_type all',
+    `plugin ${pluginPath}`,
+    'plugin_opt_other_topics allow',
+    ...Object.entries(options).map(([name, value]) => `plugin_opt_${name} ${value}`),
+  ];
+  return lines.join('\n') + '\n';
+}
+
+/**
+ * Runs mosquitto with `configFile` until its log says it is running. Resolves with the child
+ * process and a function returning everything it logged; rejects with that log when it exits
+ * or stays silent for START_TIMEOUT_MS.
+ */
+function runMosquitto(configFile) {
+  const env = { ...process.env };
+  if (process.env.RTM_PRELOAD) env.LD_PRELOAD = process.env.RTM_PRELOAD;
+  const child = spawn(brokerBinary, ['-c', configFile], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  const readLog = () => log;
+  return new Promise((resolve, reject) => {
+    const fail = (why) => {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      const error = new Error(`mosquitto did not start (${why}):\n${log}`);
+      error.log = log;
+      reject(error);
+    };
+    const onOutput = (chunk) => {
+      log += chunk;
+      if (RUNNING_LINE.test(log)) {
+        clearTimeout(timer);
+        child.off('exit', onExit);
+        resolve({ child, readLog });
+      }
+    };
+    const onExit = (code, signal) => fail(`exited with ${signal || code}`);
+    const timer = setTimeout(() => fail(`no "running" line within ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
+    child.stdout.setEncoding('utf8').on('data', onOutput);
+    child.stderr.setEncoding('utf8').on('data', onOutput);
+    child.once('error', (error) => fail(error.message));
+    child.once('exit', onExit);
+  });
+}
+
+function stopProcess(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    child.once('exit', () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+/**
+ * Starts a broker with the plugin on free loopback ports. `options` are plugin options without
+ * their `plugin_opt_` prefix; `files` are written into the broker's temp dir first, and
+ * `{dir}` in an option value stands for that dir. With `websockets` a second listener speaks
+ * MQTT over WebSockets; a broker built without them is then started without it, and
+ * `wsUrl` is null with the reason in `wsUnavailable`.
+ *
+ * @returns {Promise<{url: string, wsUrl: string|null, wsUnavailable: string|null, port: number,
+ *   version: string, log: () => string, stop: () => Promise<void>}>}
+ */
+export async function startBroker({ options = {}, files = {}, websockets = false } = {}) {
+  if (!existsSync(pluginPath)) {
+    throw new Error(`the plugin ${pluginPath} does not exist: build it (cmake --build build ` +
+      '--target mosquitto_rtm) or point RTM_PLUGIN at it');
+  }
+  const dir = mkdtempSync(path.join(tmpdir(), 'rtm-js-test-'));
+  for (const [name, text] of Object.entries(files)) writeFileSync(path.join(dir, name), text);
+  const resolved = Object.fromEntries(
+    Object.entries(options).map(([name, value]) => [name, String(value).replaceAll('{dir}', dir)]));
+  const configFile = path.join(dir, 'mosquitto.conf');
+  const port = await freePort();
+  const start = async (wsPort) => {
+    writeFileSync(configFile, configText({ port, wsPort, options: resolved }));
+    return runMosquitto(configFile);
+  };
+
+  let wsPort = websockets ? await freePort() : null;
+  let wsUnavailable = null;
+  let broker;
+  try {
+    broker = await start(wsPort).catch((error) => {
+      if (!wsPort || !NO_WEBSOCKETS_LINE.test(error.log ?? '')) throw error;
+      wsUnavailable = error.log.split('\n').find((line) => NO_WEBSOCKETS_LINE.test(line)).replace(/^\d+: /, '');
+      wsPort = null;
+      return start(null);
+    });
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+
+  // A test process that dies without running its after() hooks must not leave a broker behind.
+  const killOnExit = () => broker.child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  return {
+    port,
+    url: `mqtt://127.0.0.1:${port}`,
+    wsUrl: wsPort ? `ws://127.0.0.1:${wsPort}` : null,
+    wsUnavailable,
+    version: broker.readLog().match(RUNNING_LINE)[1],
+    log: broker.readLog,
+    async stop() {
+      process.off('exit', killOnExit);
+      await stopProcess(broker.child);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
