@@ -177,6 +177,11 @@ function deferred() {
   return d;
 }
 
+/** Subscriptions to `filters` at QoS 0, as Subscriptions.hold takes them. */
+function atQos0(filters) {
+  return Object.fromEntries(filters.map((filter) => [filter, { qos: 0 }]));
+}
+
 /** Whether an MQTT topic filter (with `+` and `#`) matches `topic`. */
 function filterMatches(filter, topic) {
   const f = filter.split('/');
@@ -288,14 +293,15 @@ class Subscriptions {
   }
 
   /**
-   * Subscribes with `options` (qos, nl) to the `filters` nobody holds yet (with `again`, to all);
-   * with `settle`, resolves only once their retained messages arrived.
+   * Subscribes to the filters of `subscriptions` ({filter: {qos, nl}}) that nobody holds yet (with
+   * `again`, to all of them); with `settle`, resolves only once their retained messages arrived.
    */
-  async hold(filters, { settle = false, again = false, ...options } = {}) {
+  async hold(subscriptions, { settle = false, again = false } = {}) {
+    const filters = Object.keys(subscriptions);
     const toSubscribe = again ? filters : filters.filter((filter) => !this.#holders.has(filter));
     for (const filter of filters) this.#holders.set(filter, (this.#holders.get(filter) ?? 0) + 1);
     try {
-      if (toSubscribe.length) await this.#subscribe(toSubscribe, options);
+      if (toSubscribe.length) await this.#subscribe(toSubscribe.map((filter) => [filter, subscriptions[filter]]));
       if (settle) await this.#ctx.bounded(this.#ctx.connection().unsubscribeAsync(this.#ctx.barrierTopic()));
     } catch (error) {
       this.release(filters);
@@ -322,7 +328,7 @@ class Subscriptions {
       for (let i = 0; i < filters.length; i += SNAPSHOT_BATCH) {
         const batch = filters.slice(i, i + SNAPSHOT_BATCH);
         // Again even where held: a new SUBSCRIBE is what makes the broker send retained messages.
-        await this.hold(batch, { qos: 0, settle: true, again: true });
+        await this.hold(atQos0(batch), { settle: true, again: true });
         this.release(batch);
       }
     } finally {
@@ -348,10 +354,11 @@ class Subscriptions {
    * The broker sends no `error` message for a refused subscription, only a SUBACK failure; it is
    * reported as `not_party`, the code a publish to the same topic gets.
    */
-  async #subscribe(filters, options) {
-    const refused = subscriptionRefused('not_party', `the broker refused the subscription to ${filters.join(', ')}`);
+  async #subscribe(entries) {
+    const filters = entries.map(([filter]) => filter).join(', ');
+    const refused = subscriptionRefused('not_party', `the broker refused the subscription to ${filters}`);
     // `resubscribe` makes mqtt.js send the SUBSCRIBE even for filters it knows are subscribed.
-    const subscriptions = Object.fromEntries([...filters.map((filter) => [filter, options]), ['resubscribe', true]]);
+    const subscriptions = Object.fromEntries([...entries, ['resubscribe', true]]);
     await this.#ctx.bounded(this.#ctx.connection().subscribeAsync(subscriptions).catch(refused));
   }
 }
@@ -537,10 +544,8 @@ export class RtmChannel extends Emitter {
    * 'AttributesUpdated' fires once then with the channel's attributes, and on every change.
    */
   async join() {
-    const subscriptions = this.#ctx.subscriptions;
-    // No local: a member's own messages do not come back to it, as in RTM.
-    await reportedTo(this, subscriptions.hold(this.#messageFilters(), { qos: 1, nl: true }));
-    await reportedTo(this, subscriptions.hold(this.#stateFilters(), { qos: 0 }));
+    if (this.#membership !== 'left') return this.#ask('join', 'joined');   // answered again, nothing changes
+    await reportedTo(this, this.#ctx.subscriptions.hold(this.#subscriptions()));
     this.#membership = 'joining';
     try {
       const answer = await this.#ask('join', 'joined');
@@ -548,15 +553,14 @@ export class RtmChannel extends Emitter {
       this.emit('AttributesUpdated', this.#attributes.toObject());
       return answer;
     } catch (error) {
-      this.#membership = 'left';
+      this.#dropMembership();
       throw error;
     }
   }
 
   /** Leaves the channel and drops its subscriptions. */
   async leave() {
-    this.#membership = 'left';
-    this.#ctx.subscriptions.release([...this.#messageFilters(), ...this.#stateFilters()]);
+    this.#dropMembership();
     await reportedTo(this, this.#ctx.request(this.#topic('leave'), ''));
   }
 
@@ -608,8 +612,7 @@ export class RtmChannel extends Emitter {
    * meanwhile, unless the broker refuses (an 'error' event).
    */
   [connectionRestored]() {
-    if (!this.joined) return;
-    this.#ask('join', 'joined').catch(() => { this.#membership = 'left'; });
+    if (this.joined) this.#ask('join', 'joined').catch(() => this.#dropMembership());
   }
 
   /** The session ended (logout): no membership and no subscriptions any more. */
@@ -618,6 +621,11 @@ export class RtmChannel extends Emitter {
     this.#attributes = new AttributeSet();
   }
 
+  #dropMembership() {
+    if (this.#membership === 'left') return;
+    this.#membership = 'left';
+    this.#ctx.subscriptions.release(Object.keys(this.#subscriptions()));
+  }
 
   #onMemberEvent(event) {
     if (typeof event.count === 'number') this.#memberCount = event.count;
@@ -643,12 +651,17 @@ export class RtmChannel extends Emitter {
     return this.#ctx.topics.channel(this.channelId, leaf);
   }
 
-  #messageFilters() {
-    return [this.#topic('events'), this.#topic('msg/+')];
-  }
-
-  #stateFilters() {
-    return [this.#topic('count'), this.#topic('attr/+')];
+  /**
+   * The channel's filters: events and messages at QoS 1, the retained count and attributes at
+   * QoS 0; no local for messages, so that a member's own do not come back to it, as in RTM.
+   */
+  #subscriptions() {
+    return {
+      [this.#topic('events')]: { qos: 1 },
+      [this.#topic('msg/+')]: { qos: 1, nl: true },
+      [this.#topic('count')]: { qos: 0 },
+      [this.#topic('attr/+')]: { qos: 0 },
+    };
   }
 }
 
@@ -779,7 +792,7 @@ export class RtmClient extends Emitter {
     const fresh = uids.filter((uid) => !this.#presence.has(uid));
     for (const uid of fresh) this.#presence.set(uid, null);
     try {
-      await this.#subscriptions.hold(fresh.map((uid) => this.#topics.presence(uid)), { qos: 0, settle: true });
+      await this.#subscriptions.hold(atQos0(fresh.map((uid) => this.#topics.presence(uid))), { settle: true });
     } catch (error) {
       for (const uid of fresh) this.#presence.delete(uid);
       throw error;
@@ -834,7 +847,7 @@ export class RtmClient extends Emitter {
     const watch = { attributes: new AttributeSet(), known: false };
     this.#userAttributes.set(uid, watch);
     try {
-      await this.#subscriptions.hold([this.#topics.userAttribute(uid, '+')], { qos: 0, settle: true });
+      await this.#subscriptions.hold(atQos0([this.#topics.userAttribute(uid, '+')]), { settle: true });
     } catch (error) {
       this.#userAttributes.delete(uid);
       throw error;

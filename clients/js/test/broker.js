@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { constants as osConstants, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -18,6 +18,7 @@ const pluginPath = path.resolve(packageDir, process.env.RTM_PLUGIN || '../../bui
 
 const START_TIMEOUT_MS = 10000;
 const STOP_TIMEOUT_MS = 5000;
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 // What mosquitto 2.0 logs once every listener is open, and what it logs when it was built
 // without libwebsockets and reads a `protocol websockets` line.
 const RUNNING_LINE = /mosquitto version (\S+) running/;
@@ -139,9 +140,18 @@ export async function startBroker({ options = {}, files = {}, websockets = false
     throw error;
   }
 
-  // A test process that dies without running its after() hooks must not leave a broker behind.
-  const killOnExit = () => broker.child.kill('SIGKILL');
-  process.once('exit', killOnExit);
+  // A test process that ends without running its after() hooks (it failed, or was told to stop)
+  // must not leave a broker or its files behind.
+  const cleanUp = () => {
+    broker.child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const stopped = (signal) => {
+    cleanUp();
+    process.exit(128 + osConstants.signals[signal]);
+  };
+  process.once('exit', cleanUp);
+  for (const signal of STOP_SIGNALS) process.once(signal, stopped);
   return {
     port,
     url: `mqtt://127.0.0.1:${port}`,
@@ -150,7 +160,8 @@ export async function startBroker({ options = {}, files = {}, websockets = false
     version: broker.readLog().match(RUNNING_LINE)[1],
     log: broker.readLog,
     async stop() {
-      process.off('exit', killOnExit);
+      process.off('exit', cleanUp);
+      for (const signal of STOP_SIGNALS) process.off(signal, stopped);
       await stopProcess(broker.child);
       rmSync(dir, { recursive: true, force: true });
     },
