@@ -320,14 +320,19 @@ class Subscriptions {
     if (unheld.length) this.#ctx.client()?.unsubscribe(unheld);
   }
 
-  /** The messages on `filters`: their retained ones, and any live ones meanwhile, as [{topic, bytes}]. */
+  /**
+   * The messages on `filters`: their retained ones, and any live ones meanwhile, as [{topic, bytes}].
+   * The callers answer what a watch already knows themselves: subscribing again to a filter the
+   * session has makes Mosquitto 2.0.11 leak (fixed by 2.0.22), though it resends the retained messages.
+   */
   async snapshot(filters) {
     const snapshot = { filters, messages: [] };
     this.#snapshots.add(snapshot);
     try {
       for (let i = 0; i < filters.length; i += SNAPSHOT_BATCH) {
         const batch = filters.slice(i, i + SNAPSHOT_BATCH);
-        // Again even where held: a new SUBSCRIBE is what makes the broker send retained messages.
+        // Again even where held (by a watch still starting, or another snapshot): a SUBSCRIBE is
+        // what makes the broker send retained messages.
         await this.hold(atQos0(batch), { settle: true, again: true });
         this.release(batch);
       }
@@ -587,6 +592,7 @@ export class RtmChannel extends Emitter {
 
   /** The channel's attributes; reading them needs no membership. */
   async getChannelAttributes() {
+    if (this.joined) return this.#attributes.toObject();   // kept up to date since the join
     const messages = await reportedTo(this, this.#ctx.subscriptions.snapshot([this.#topic('attr/+')]));
     return AttributeSet.of(messages).toObject();
   }
@@ -778,8 +784,9 @@ export class RtmClient extends Emitter {
 
   /** Whether each of `uids` is online now. */
   async queryPeersOnlineStatus(uids) {
-    const online = Object.fromEntries(uids.map((uid) => [uid, false]));
-    const messages = await this.#subscriptions.snapshot(uids.map((uid) => this.#topics.presence(uid)));
+    const online = Object.fromEntries(uids.map((uid) => [uid, this.#presence.get(uid) === 'ONLINE']));
+    const unknown = uids.filter((uid) => !this.#presence.get(uid));   // not watched, or not known yet
+    const messages = await this.#subscriptions.snapshot(unknown.map((uid) => this.#topics.presence(uid)));
     for (const { topic, bytes } of messages) online[lastLevel(topic)] = presenceOf(bytes) === 'ONLINE';
     return online;
   }
@@ -835,6 +842,8 @@ export class RtmClient extends Emitter {
 
   /** The attributes of `uid`, as the broker stamped them. */
   async getUserAttributes(uid) {
+    const watch = this.#userAttributes.get(uid);
+    if (watch?.known) return watch.attributes.toObject();
     return AttributeSet.of(await this.#subscriptions.snapshot([this.#topics.userAttribute(uid, '+')])).toObject();
   }
 

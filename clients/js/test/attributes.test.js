@@ -37,6 +37,7 @@ test('subscribe: UserAttributesUpdated with all of them at once, then on every c
   const [uid, attributes] = await changed;
   assert.equal(uid, 'alice2');
   assert.equal(attributes.status.value, 'free');
+  assert.deepEqual(await bob.getUserAttributes('alice2'), attributes);   // from the watch
 
   const deleted = waitFor(bob, 'UserAttributesUpdated', 3000);
   await alice.deleteLocalUserAttributesByKeys(['status']);

@@ -74,6 +74,7 @@ test('channel attributes: written by a member, read by anyone, AttributesUpdated
   assert.deepEqual(Object.keys(attributes), ['notice']);
   assert.equal(attributes.notice.value, 'stand-up at 10');
   assert.equal(attributes.notice.by, 'alice3');
+  assert.deepEqual(Object.keys(await room.getChannelAttributes()), ['notice']);   // a member's, kept since the join
 
   const carol = await login('carol3');   // no member
   const carolsRoom = carol.createChannel('room3');
