@@ -33,16 +33,34 @@ export function record(emitter, event) {
   return seen;
 }
 
+const tearDowns = [];
+
+/**
+ * Runs `step` when the test file ends. All steps run in the order they came, each whatever the
+ * others did (one after() hook that throws would keep Node's later ones from running, and a
+ * broker or proxy left running keeps the file from ending); then the first failure is thrown.
+ */
+function atTearDown(step) {
+  if (!tearDowns.length) {
+    after(async () => {
+      const failures = [];
+      for (const tearDown of tearDowns) await tearDown().catch((error) => failures.push(error));
+      if (failures.length) throw failures[0];
+    });
+  }
+  tearDowns.push(step);
+}
+
 /**
  * Starts a broker for this test file (`config` as for startBroker) and returns it with
  * `client(options)`, which makes a client of it, and `login(uid, options)`, which also logs it
  * in (`token` goes to login, the rest to createClient). When the file ends, every such client
- * logs out, then the broker stops.
+ * logs out, then the broker stops (and fails the file if its log reports a memory error).
  */
 export async function setUp(config) {
   const broker = await startBroker(config);
   const made = [];
-  after(async () => {
+  atTearDown(async () => {
     await Promise.allSettled(made.map((client) => client.logout()));
     await broker.stop();
   });
@@ -79,7 +97,7 @@ export async function startProxy(port) {
     }
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  after(() => new Promise((resolve) => {
+  atTearDown(() => new Promise((resolve) => {
     server.close(resolve);
     for (const pair of pairs) pair.forEach((s) => s.destroy());
   }));
