@@ -933,9 +933,12 @@ export class RtmClient extends Emitter {
     if (this.#state === 'CONNECTED') this.#setState('RECONNECTING', 'INTERRUPTED');
   }
 
-  /** Socket errors are retried by mqtt.js; a refused CONNACK (a numeric reason code) is final. */
+  /**
+   * Socket errors are retried by mqtt.js; a refused CONNACK (a numeric reason code while
+   * connecting) is final. Once connected, mqtt.js closes on a protocol error and reconnects.
+   */
   #onError(error) {
-    if (typeof error.code !== 'number') return;
+    if (typeof error.code !== 'number' || this.#state === 'CONNECTED') return;
     if (this.#state === 'CONNECTING') {
       this.#loginAttempt.reject(new Failure('login_refused', error.message));
       return;
