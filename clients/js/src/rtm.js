@@ -148,8 +148,12 @@ function lastLevel(topic) {
   return topic.slice(topic.lastIndexOf('/') + 1);
 }
 
+// Web Crypto: global in browsers and from Node 19; Node 18 (Debian 12's) has it only as a
+// module. The import runs only there, so the browser never sees a Node built-in.
+const webCrypto = globalThis.crypto ?? (await import('node:crypto')).webcrypto;
+
 function randomHex(byteCount) {
-  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(byteCount));
+  const bytes = webCrypto.getRandomValues(new Uint8Array(byteCount));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
