@@ -153,9 +153,11 @@ before(async () => {
 after(async () => {
   // Each step is guarded on its own so that one failure does not leave the rest running.
   await browser?.close().catch(() => {});
-  await broker?.stop().catch(() => {});
+  // Its log lives in workDir: read before that goes, thrown once everything is cleaned up.
+  const brokerProblem = await broker?.stop().then(() => broker.checkLog()).catch((error) => error);
   await new Promise((resolve) => (staticServer ? staticServer.close(resolve) : resolve()));
   if (workDir) await rm(workDir, { recursive: true, force: true });
+  if (brokerProblem) throw brokerProblem;
 });
 
 afterEach((t) => {

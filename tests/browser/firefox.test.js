@@ -46,8 +46,10 @@ before(async () => {
 
 after(async () => {
   await browser?.close().catch(() => {});
-  await broker?.stop().catch(() => {});
+  // Its log lives in workDir: read before that goes, thrown once everything is cleaned up.
+  const brokerProblem = await broker?.stop().then(() => broker.checkLog()).catch((error) => error);
   if (workDir) await rm(workDir, { recursive: true, force: true });
+  if (brokerProblem) throw brokerProblem;
 });
 
 afterEach((t) => {

@@ -7,6 +7,10 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+// The JS client's test broker knows what a sanitizer's or the plugin's own report looks like.
+import { freePort, problemIn } from '../../clients/js/test/broker.js';
+
+export { freePort };
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -61,18 +65,6 @@ export async function assembleWebDir(into) {
   await mkdir(path.join(into, 'vendor'), { recursive: true });
   await cp(mqtt, path.join(into, 'vendor', 'mqtt.esm.js'));
   return into;
-}
-
-/** A TCP port nothing listens on right now (the kernel's pick for port 0). */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /**
@@ -154,6 +146,16 @@ export class Broker {
     const timer = setTimeout(() => child.kill('SIGKILL'), BROKER_STOP_MS);
     await exited;
     clearTimeout(timer);
+  }
+
+  /**
+   * Throws if the log of the broker, once stopped, reports a memory error or a leak through the
+   * plugin (the ASan build runs it with RTM_PRELOAD), as the integration tests check.
+   */
+  async checkLog() {
+    const log = await this.log();
+    const problem = problemIn(log, true);
+    if (problem) throw new Error(`the broker's log reports "${problem}":\n${log}`);
   }
 
   /** Kills mosquitto at once, synchronously: for a process that is exiting. */

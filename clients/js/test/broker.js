@@ -32,7 +32,7 @@ const LOG_ERRORS = ['ERROR: AddressSanitizer', 'runtime error:', 'records were n
  * 2.0.11 leaks 16 bytes at exit whenever it has a websockets listener, used or not, so with one
  * (`ownLeaksOnly`) only leaks through the plugin's frames count.
  */
-function problemIn(log, ownLeaksOnly) {
+export function problemIn(log, ownLeaksOnly) {
   const error = LOG_ERRORS.find((text) => log.includes(text));
   if (error) return error;
   const leaks = log.indexOf('LeakSanitizer');
