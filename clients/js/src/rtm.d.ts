@@ -185,6 +185,10 @@ export class RemoteInvitation extends Emitter<RemoteInvitationEvents> {
   readonly channelId: string;
   /** The ringing deadline of the stamped invite, ms since the epoch. */
   readonly expiresAt: number;
+  /** Who the broker says sent the invite (the caller's uid, from its connection). */
+  readonly by: string;
+  /** When the broker stamped the invite, ms since the epoch. */
+  readonly ts: number;
   readonly state: RemoteInvitationState;
   readonly response: string | undefined;
   readonly failureReason: string | undefined;

@@ -497,6 +497,8 @@ export class RemoteInvitation extends Invitation {
       content: invite.content ?? '',
       channelId: invite.channel ?? '',
       expiresAt: invite.expires_at,
+      by: invite.by,
+      ts: invite.ts,
       answeredHere: false,
     });
   }

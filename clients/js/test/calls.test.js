@@ -29,6 +29,9 @@ test('an accepted call: invite, ringing, accept with a response, seen by both si
   assert.deepEqual([remote.callerId, remote.id, remote.content, remote.channelId], ['alice1', local.id, 'video', 'media-1']);
   assert.equal(remote.state, 'RECEIVED');
   assert.ok(remote.expiresAt > Date.now());
+  // The broker's stamp: the caller as its connection proved it, and when.
+  assert.equal(remote.by, 'alice1');
+  assert.ok(Math.abs(remote.ts - Date.now()) < 10_000, `ts ${remote.ts} is now`);
 
   const accepted = waitFor(local, 'LocalInvitationAccepted', WAIT_MS);
   const acceptedHere = waitFor(remote, 'RemoteInvitationAccepted', WAIT_MS);
