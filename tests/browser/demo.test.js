@@ -10,14 +10,15 @@
 //
 // Environment: RTM_WEB_DIR (the assembled page, e.g. build/web; unset: assembled here from
 // clients/web, clients/js/src/rtm.js and mqtt's bundle in clients/js/node_modules), RTM_BROKER,
-// RTM_PLUGIN, RTM_PRELOAD, RTM_CHROMIUM, RTM_SCREENSHOT_DIR (defaults in harness.js).
+// RTM_PLUGIN, RTM_PRELOAD (as in clients/js/test/broker.js), RTM_CHROMIUM, RTM_SCREENSHOT_DIR
+// (defaults in harness.js).
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
-import { Broker, assembleWebDir, freePort, settings, startStaticServer } from './harness.js';
+import { assembleWebDir, freePort, settings, startDemoBroker, startStaticServer } from './harness.js';
 
 const config = settings();
 const STEP_TIMEOUT_MS = 10_000;
@@ -140,12 +141,9 @@ async function clearScreenshots() {
 
 before(async () => {
   workDir = await mkdtemp(path.join(os.tmpdir(), 'rtm-browser-'));
-  // Should this process die without running `after` (an uncaught exception), the broker dies too.
-  process.once('exit', () => broker?.killNow());
   await clearScreenshots();
   const webDir = config.webDir || (await assembleWebDir(path.join(workDir, 'web')));
-  broker = new Broker({ settings: config, workDir, webDir });
-  await broker.start();
+  broker = await startDemoBroker(webDir);
   browser = await chromium.launch({ executablePath: config.chromium, args: ['--no-sandbox'] });
   staticServer = await startStaticServer(webDir);
 });
@@ -153,8 +151,8 @@ before(async () => {
 after(async () => {
   // Each step is guarded on its own so that one failure does not leave the rest running.
   await browser?.close().catch(() => {});
-  // Its log lives in workDir: read before that goes, thrown once everything is cleaned up.
-  const brokerProblem = await broker?.stop().then(() => broker.checkLog()).catch((error) => error);
+  // A sanitizer report in the broker's log, thrown once everything is cleaned up.
+  const brokerProblem = await broker?.stop().catch((error) => error);
   await new Promise((resolve) => (staticServer ? staticServer.close(resolve) : resolve()));
   if (workDir) await rm(workDir, { recursive: true, force: true });
   if (brokerProblem) throw brokerProblem;
@@ -340,10 +338,10 @@ describe('side by side: the default page with both phones', () => {
   });
 
   step('the broker restarts: the page says the connection dropped and came back', async () => {
-    await broker.stop();
+    await broker.halt();
     await byTestId(page, 'banner', { kind: 'lost' }).waitFor();
     await screenshot(page, '17-connection-lost');
-    await broker.start();
+    await broker.resume();
     await byTestId(page, 'banner', { kind: 'restored' }).waitFor({ timeout: 15_000 });
     await byTestId(alice, 'conn-state', { state: 'CONNECTED' }).waitFor();
     await byTestId(bob, 'conn-state', { state: 'CONNECTED' }).waitFor();

@@ -55,10 +55,11 @@ export function freePort() {
   });
 }
 
-function configText({ port, wsPort, options }) {
+function configText({ port, wsPort, httpDir, options }) {
   const lines = [
     `listener ${port} 127.0.0.1`,
     ...(wsPort ? [`listener ${wsPort} 127.0.0.1`, 'protocol websockets'] : []),
+    ...(wsPort && httpDir ? [`http_dir ${httpDir}`] : []),
     'allow_anonymous true',
     ...(process.getuid?.() === 0 ? ['user root'] : []),
     'log_dest stderr',
@@ -123,12 +124,15 @@ function stopProcess(child) {
  * their `plugin_opt_` prefix; `files` are written into the broker's temp dir first, and
  * `{dir}` in an option value stands for that dir. With `websockets` a second listener speaks
  * MQTT over WebSockets; a broker built without them is then started without it, and
- * `wsUrl` is null with the reason in `wsUnavailable`.
+ * `wsUrl` is null with the reason in `wsUnavailable`; `httpDir` is served on that listener (the
+ * browser tests' demo page). `halt()` and `resume()` stop and restart the same broker on the
+ * same ports; `log()` holds every run's lines.
  *
- * @returns {Promise<{url: string, wsUrl: string|null, wsUnavailable: string|null, port: number,
- *   version: string, log: () => string, stop: () => Promise<void>}>}
+ * @returns {Promise<{url: string, wsUrl: string|null, wsPort: number|null,
+ *   wsUnavailable: string|null, port: number, version: string, log: () => string,
+ *   halt: () => Promise<void>, resume: () => Promise<void>, stop: () => Promise<void>}>}
  */
-export async function startBroker({ options = {}, files = {}, websockets = false } = {}) {
+export async function startBroker({ options = {}, files = {}, websockets = false, httpDir } = {}) {
   if (!existsSync(pluginPath)) {
     throw new Error(`the plugin ${pluginPath} does not exist: build it (cmake --build build ` +
       '--target mosquitto_rtm) or point RTM_PLUGIN at it');
@@ -140,7 +144,7 @@ export async function startBroker({ options = {}, files = {}, websockets = false
   const configFile = path.join(dir, 'mosquitto.conf');
   const port = await freePort();
   const start = async (wsPort) => {
-    writeFileSync(configFile, configText({ port, wsPort, options: resolved }));
+    writeFileSync(configFile, configText({ port, wsPort, httpDir, options: resolved }));
     return runMosquitto(configFile);
   };
 
@@ -172,22 +176,38 @@ export async function startBroker({ options = {}, files = {}, websockets = false
   process.once('exit', cleanUp);
   for (const signal of STOP_SIGNALS) process.once(signal, stopped);
   // Nor keep it from ending: then the exit handler stops the broker.
-  for (const handle of [broker.child, broker.child.stdout, broker.child.stderr]) handle.unref();
+  const detach = () => {
+    for (const handle of [broker.child, broker.child.stdout, broker.child.stderr]) handle.unref();
+  };
+  detach();
+  let earlierRuns = '';
+  const log = () => earlierRuns + broker.readLog();
   return {
     port,
     url: `mqtt://127.0.0.1:${port}`,
+    wsPort,
     wsUrl: wsPort ? `ws://127.0.0.1:${wsPort}` : null,
     wsUnavailable,
     version: broker.readLog().match(RUNNING_LINE)[1],
-    log: broker.readLog,
+    log,
+    /** Stops the broker's process, keeping its ports, files and log for `resume()`. */
+    async halt() {
+      await stopProcess(broker.child);
+    },
+    /** Starts the broker again after `halt()`, with the same configuration. */
+    async resume() {
+      earlierRuns = log();
+      broker = await runMosquitto(configFile);
+      detach();
+    },
     /** Stops the broker; rejects when its log reports a memory error or a leak. */
     async stop() {
       process.off('exit', cleanUp);
       for (const signal of STOP_SIGNALS) process.off(signal, stopped);
       await stopProcess(broker.child);
       rmSync(dir, { recursive: true, force: true });
-      const problem = problemIn(broker.readLog(), Boolean(wsPort));
-      if (problem) throw new Error(`the broker's log reports "${problem}":\n${broker.readLog()}`);
+      const problem = problemIn(log(), Boolean(wsPort));
+      if (problem) throw new Error(`the broker's log reports "${problem}":\n${log()}`);
     },
   };
 }
